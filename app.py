@@ -1,0 +1,19 @@
+"""Entry point: ``python app.py`` locally, or as a Hugging Face Space's app_file."""
+
+import os
+
+os.environ.setdefault("TOKENIZERS_PARALLELISM", "false")
+
+from valdemo.config import get_settings  # noqa: E402
+from valdemo.ui import build_app, launch_kwargs  # noqa: E402
+
+settings = get_settings()
+demo = build_app(settings)
+
+if __name__ == "__main__":
+    on_space = bool(os.environ.get("SPACE_ID"))
+    demo.launch(
+        server_name="0.0.0.0" if on_space else settings.host,
+        server_port=None if on_space else settings.port,
+        **launch_kwargs(settings),
+    )

@@ -1,0 +1,127 @@
+"""Every setting of valdemo in one place, read from ``VALDEMO_*`` environment variables.
+
+Settings are read when :func:`get_settings` is first called (and again after
+:func:`reload_settings`), so tests can point a process at a temporary data dir.
+The README's Configuration section lists the same variables; keep them in step.
+"""
+
+from __future__ import annotations
+
+import os
+from dataclasses import dataclass, field, fields
+from pathlib import Path
+
+
+def _env(name: str, default: str) -> str:
+    value = os.environ.get(name)
+    return default if value is None or value.strip() == "" else value.strip()
+
+
+def _env_bool(name: str, default: bool) -> bool:
+    raw = _env(name, "1" if default else "0").lower()
+    if raw in {"1", "true", "yes", "on"}:
+        return True
+    if raw in {"0", "false", "no", "off"}:
+        return False
+    raise ValueError(f"{name} must be a boolean (1/0, true/false), got {raw!r}")
+
+
+def _env_int(name: str, default: int, minimum: int = 0) -> int:
+    raw = _env(name, str(default))
+    try:
+        value = int(raw)
+    except ValueError as exc:
+        raise ValueError(f"{name} must be an integer, got {raw!r}") from exc
+    if value < minimum:
+        raise ValueError(f"{name} must be >= {minimum}, got {value}")
+    return value
+
+
+def _env_float(name: str, default: float, minimum: float = 0.0) -> float:
+    raw = _env(name, str(default))
+    try:
+        value = float(raw)
+    except ValueError as exc:
+        raise ValueError(f"{name} must be a number, got {raw!r}") from exc
+    if value < minimum:
+        raise ValueError(f"{name} must be >= {minimum}, got {value}")
+    return value
+
+
+@dataclass(frozen=True)
+class Settings:
+    """All runtime settings; see README 'Configuration'."""
+
+    data_dir: Path = field(metadata={"env": "VALDEMO_DATA_DIR", "doc": "where the SQLite database lives"})
+    cache_dir: Path = field(metadata={"env": "VALDEMO_CACHE_DIR", "doc": "converted model folders and the response cache"})
+    db_path: Path = field(metadata={"env": "VALDEMO_DB", "doc": "SQLite file for labels, runs and results"})
+    cache_path: Path = field(metadata={"env": "VALDEMO_CACHE_DB", "doc": "SQLite file of the response cache"})
+    cache_enabled: bool = field(metadata={"env": "VALDEMO_CACHE", "doc": "1 to cache model responses, 0 to bypass"})
+    local_model: str = field(metadata={"env": "VALDEMO_LOCAL_MODEL", "doc": "what `local` means: hub id or path; empty = bundled SmolLM2-135M"})
+    hub_fallback_model: str = field(metadata={"env": "VALDEMO_HUB_FALLBACK", "doc": "hub model used for `local` when no bundle is installed and the hub is reachable"})
+    embed_model: str = field(metadata={"env": "VALDEMO_EMBED_MODEL", "doc": "sentence-embedding model id or path; empty = bundled all-MiniLM-L6-v2"})
+    default_target: str = field(metadata={"env": "VALDEMO_TARGET", "doc": "model spec preselected as target"})
+    default_judge: str = field(metadata={"env": "VALDEMO_JUDGE", "doc": "model spec preselected as judge"})
+    device: str = field(metadata={"env": "VALDEMO_DEVICE", "doc": "auto, cpu or cuda for the local backend"})
+    local_batch_size: int = field(metadata={"env": "VALDEMO_LOCAL_BATCH", "doc": "padded batch size of the local backend"})
+    max_new_tokens: int = field(metadata={"env": "VALDEMO_MAX_NEW_TOKENS", "doc": "default generation length cap"})
+    openai_concurrency: int = field(metadata={"env": "VALDEMO_OPENAI_CONCURRENCY", "doc": "parallel requests per batch to an OpenAI-compatible endpoint"})
+    openai_timeout_s: float = field(metadata={"env": "VALDEMO_OPENAI_TIMEOUT", "doc": "seconds before one request times out"})
+    openai_retries: int = field(metadata={"env": "VALDEMO_OPENAI_RETRIES", "doc": "retries on 429/5xx/timeouts (exponential backoff)"})
+    openai_backoff_s: float = field(metadata={"env": "VALDEMO_OPENAI_BACKOFF", "doc": "first backoff delay in seconds, doubled per retry"})
+    max_text_chars: int = field(metadata={"env": "VALDEMO_MAX_TEXT_CHARS", "doc": "longest text accepted from a user"})
+    max_upload_mb: float = field(metadata={"env": "VALDEMO_MAX_UPLOAD_MB", "doc": "largest upload accepted, in MB"})
+    local_concurrency: int = field(metadata={"env": "VALDEMO_LOCAL_CONCURRENCY", "doc": "queue slots for events that run the local model"})
+    host: str = field(metadata={"env": "VALDEMO_HOST", "doc": "address `make run` binds"})
+    port: int = field(metadata={"env": "VALDEMO_PORT", "doc": "port `make run` binds"})
+
+    @classmethod
+    def from_env(cls) -> "Settings":
+        data_dir = Path(_env("VALDEMO_DATA_DIR", "data")).expanduser()
+        cache_dir = Path(_env("VALDEMO_CACHE_DIR", str(Path.home() / ".cache" / "valdemo"))).expanduser()
+        return cls(
+            data_dir=data_dir,
+            cache_dir=cache_dir,
+            db_path=Path(_env("VALDEMO_DB", str(data_dir / "valdemo.sqlite"))).expanduser(),
+            cache_path=Path(_env("VALDEMO_CACHE_DB", str(cache_dir / "responses.sqlite"))).expanduser(),
+            cache_enabled=_env_bool("VALDEMO_CACHE", True),
+            local_model=os.environ.get("VALDEMO_LOCAL_MODEL", "").strip(),
+            hub_fallback_model=_env("VALDEMO_HUB_FALLBACK", "HuggingFaceTB/SmolLM2-360M-Instruct"),
+            embed_model=os.environ.get("VALDEMO_EMBED_MODEL", "").strip(),
+            default_target=_env("VALDEMO_TARGET", "local"),
+            default_judge=_env("VALDEMO_JUDGE", "local"),
+            device=_env("VALDEMO_DEVICE", "auto"),
+            local_batch_size=_env_int("VALDEMO_LOCAL_BATCH", 16, minimum=1),
+            max_new_tokens=_env_int("VALDEMO_MAX_NEW_TOKENS", 256, minimum=1),
+            openai_concurrency=_env_int("VALDEMO_OPENAI_CONCURRENCY", 8, minimum=1),
+            openai_timeout_s=_env_float("VALDEMO_OPENAI_TIMEOUT", 60.0, minimum=0.1),
+            openai_retries=_env_int("VALDEMO_OPENAI_RETRIES", 3, minimum=0),
+            openai_backoff_s=_env_float("VALDEMO_OPENAI_BACKOFF", 0.5, minimum=0.0),
+            max_text_chars=_env_int("VALDEMO_MAX_TEXT_CHARS", 20_000, minimum=100),
+            max_upload_mb=_env_float("VALDEMO_MAX_UPLOAD_MB", 20.0, minimum=0.01),
+            local_concurrency=_env_int("VALDEMO_LOCAL_CONCURRENCY", 1, minimum=1),
+            host=_env("VALDEMO_HOST", "127.0.0.1"),
+            port=_env_int("VALDEMO_PORT", 7860, minimum=1),
+        )
+
+
+def documented_settings() -> list[tuple[str, str]]:
+    """(env var, description) for every setting, in declaration order."""
+    return [(f.metadata["env"], f.metadata["doc"]) for f in fields(Settings)]
+
+
+_settings: Settings | None = None
+
+
+def get_settings() -> Settings:
+    global _settings
+    if _settings is None:
+        _settings = Settings.from_env()
+    return _settings
+
+
+def reload_settings() -> Settings:
+    """Re-read the environment (tests use this after changing VALDEMO_* variables)."""
+    global _settings
+    _settings = Settings.from_env()
+    return _settings

@@ -1,0 +1,208 @@
+"""SQLite response cache, and a ChatModel wrapper that uses it.
+
+Keys hash the backend, the model id, the messages, the generation parameters
+and the kind of call. Never the API key: a cached answer is an answer of the
+model, whoever asked. Greedy and seeded calls are deterministic, so caching is
+sound for them; sampled calls without a seed are cached too, so callers that
+want n distinct samples pass n distinct seeds.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import sqlite3
+import threading
+import time
+from collections.abc import Iterator, Sequence
+from pathlib import Path
+
+from .base import ChatModel, Conversation, GenParams, ProgressFn, Reply
+
+
+def cache_key(kind: str, backend: str, model: str, payload: dict) -> str:
+    blob = json.dumps(
+        {"kind": kind, "backend": backend, "model": model, **payload},
+        sort_keys=True,
+        ensure_ascii=False,
+        separators=(",", ":"),
+    )
+    return hashlib.sha256(blob.encode("utf-8")).hexdigest()
+
+
+class ResponseCache:
+    """A thread-safe key -> JSON store in one SQLite file, with hit/miss counters."""
+
+    def __init__(self, path: Path | str):
+        self.path = Path(path)
+        self.path.parent.mkdir(parents=True, exist_ok=True)
+        self._lock = threading.Lock()
+        self._conn = sqlite3.connect(str(self.path), check_same_thread=False, timeout=30)
+        self._conn.execute("PRAGMA journal_mode=WAL")
+        self._conn.execute(
+            "CREATE TABLE IF NOT EXISTS responses ("
+            " key TEXT PRIMARY KEY, value TEXT NOT NULL, created REAL NOT NULL)"
+        )
+        self._conn.commit()
+        self.hits = 0
+        self.misses = 0
+
+    def get(self, key: str) -> dict | None:
+        with self._lock:
+            row = self._conn.execute("SELECT value FROM responses WHERE key = ?", (key,)).fetchone()
+            if row is None:
+                self.misses += 1
+                return None
+            self.hits += 1
+            return json.loads(row[0])
+
+    def put(self, key: str, value: dict) -> None:
+        with self._lock:
+            self._conn.execute(
+                "INSERT OR REPLACE INTO responses (key, value, created) VALUES (?, ?, ?)",
+                (key, json.dumps(value, ensure_ascii=False), time.time()),
+            )
+            self._conn.commit()
+
+    def __len__(self) -> int:
+        with self._lock:
+            return self._conn.execute("SELECT COUNT(*) FROM responses").fetchone()[0]
+
+    def clear(self) -> None:
+        with self._lock:
+            self._conn.execute("DELETE FROM responses")
+            self._conn.commit()
+
+    def stats(self) -> dict:
+        return {"hits": self.hits, "misses": self.misses, "entries": len(self)}
+
+
+_caches: dict[Path, ResponseCache] = {}
+_caches_lock = threading.Lock()
+
+
+def get_cache(path: Path | str) -> ResponseCache:
+    """One ResponseCache per file per process."""
+    resolved = Path(path).resolve()
+    with _caches_lock:
+        if resolved not in _caches:
+            _caches[resolved] = ResponseCache(resolved)
+        return _caches[resolved]
+
+
+class CachedModel:
+    """Wraps any ChatModel; answers from the cache where it can, stores what it gets."""
+
+    def __init__(self, inner: ChatModel, cache: ResponseCache):
+        self.inner = inner
+        self.cache = cache
+        self.spec = inner.spec
+        self.backend = inner.backend
+        self.model_id = inner.model_id
+        self.is_bundled = inner.is_bundled
+
+    def __repr__(self) -> str:
+        return f"CachedModel({self.inner!r})"
+
+    def _chat_key(self, messages: Conversation, params: GenParams) -> str:
+        return cache_key("chat", self.backend, self.model_id, {"messages": messages, "params": params.as_dict()})
+
+    def _from_cache(self, value: dict) -> Reply:
+        return Reply(
+            text=value["text"],
+            backend=self.backend,
+            model=self.model_id,
+            latency_s=0.0,
+            cached=True,
+            finish_reason=value.get("finish_reason"),
+        )
+
+    def _store(self, key: str, reply: Reply) -> None:
+        self.cache.put(key, {"text": reply.text, "finish_reason": reply.finish_reason})
+
+    def chat(self, messages: Conversation, params: GenParams | None = None) -> Reply:
+        params = params or GenParams()
+        key = self._chat_key(messages, params)
+        hit = self.cache.get(key)
+        if hit is not None:
+            return self._from_cache(hit)
+        reply = self.inner.chat(messages, params)
+        self._store(key, reply)
+        return reply
+
+    def chat_batch(
+        self,
+        conversations: Sequence[Conversation],
+        params: GenParams | None = None,
+        progress: ProgressFn | None = None,
+    ) -> list[Reply]:
+        params = params or GenParams()
+        keys = [self._chat_key(c, params) for c in conversations]
+        out: list[Reply | None] = []
+        todo: list[int] = []
+        for i, key in enumerate(keys):
+            hit = self.cache.get(key)
+            out.append(self._from_cache(hit) if hit is not None else None)
+            if hit is None:
+                todo.append(i)
+        total, done_before = len(conversations), len(conversations) - len(todo)
+        if progress:
+            progress(done_before, total)
+        if todo:
+            inner_progress = (lambda d, _t: progress(done_before + d, total)) if progress else None
+            fresh = self.inner.chat_batch([conversations[i] for i in todo], params, inner_progress)
+            for i, reply in zip(todo, fresh):
+                self._store(keys[i], reply)
+                out[i] = reply
+        return out  # type: ignore[return-value]
+
+    def stream(self, messages: Conversation, params: GenParams | None = None) -> Iterator[str]:
+        params = params or GenParams()
+        key = self._chat_key(messages, params)
+        hit = self.cache.get(key)
+        if hit is not None:
+            yield hit["text"]
+            return
+        pieces: list[str] = []
+        for piece in self.inner.stream(messages, params):
+            pieces.append(piece)
+            yield piece
+        self.cache.put(key, {"text": "".join(pieces), "finish_reason": None})
+
+    def _probs_key(self, messages: Conversation, options: Sequence[str]) -> str:
+        return cache_key("probs", self.backend, self.model_id, {"messages": messages, "options": list(options)})
+
+    def option_probs(self, messages: Conversation, options: Sequence[str]) -> dict[str, float] | None:
+        key = self._probs_key(messages, options)
+        hit = self.cache.get(key)
+        if hit is not None:
+            return hit["probs"]
+        probs = self.inner.option_probs(messages, options)
+        if probs is not None:
+            self.cache.put(key, {"probs": probs})
+        return probs
+
+    def option_probs_batch(
+        self,
+        conversations: Sequence[Conversation],
+        options: Sequence[str],
+        progress: ProgressFn | None = None,
+    ) -> list[dict[str, float]] | None:
+        keys = [self._probs_key(c, options) for c in conversations]
+        out: list[dict[str, float] | None] = []
+        todo: list[int] = []
+        for i, key in enumerate(keys):
+            hit = self.cache.get(key)
+            out.append(hit["probs"] if hit is not None else None)
+            if hit is None:
+                todo.append(i)
+        if todo:
+            fresh = self.inner.option_probs_batch([conversations[i] for i in todo], options, progress)
+            if fresh is None:
+                return None
+            for i, probs in zip(todo, fresh):
+                self.cache.put(keys[i], {"probs": probs})
+                out[i] = probs
+        elif progress:
+            progress(len(conversations), len(conversations))
+        return out  # type: ignore[return-value]

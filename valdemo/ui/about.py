@@ -1,0 +1,31 @@
+"""About: what each method measures, and the paper it comes from."""
+
+from __future__ import annotations
+
+import gradio as gr
+
+from ..models import BUNDLED_CAVEAT
+
+ABOUT = f"""
+## valdemo
+
+Five published ways of looking at the human values of a language model, on the same models.
+Choose the target and judge in the **Models** panel above; every tab uses them.
+
+| tab | method | the question it asks |
+|---|---|---|
+| Value dialogue | **VUM / ValueDCG** (Zhang et al., "Measuring Value Understanding in Language Models through Discriminator-Critique Gap") | does the model know *what* value a scenario reflects, and can it explain *why*? The gap between the two, per Schwartz value |
+| SVO game | **HVAE** (Zhang et al., "Heterogeneous Value Alignment Evaluation for Large Language Models"), SVO slider measure of Murphy, Ackermann & Handgraaf (2011) | when told to hold a social value orientation, does the model's play match it ("value rationality")? |
+| Calibrate evaluator | **CLAVE** (Yao et al., "CLAVE: An Adaptive Framework for Evaluating Values of LLM Generated Responses") | can a small recognizer, calibrated on fewer than 100 human labels per value and on concepts a large model extracts, agree with the human? |
+| Value space | **UniVaR** (Cahyawijaya et al., "High-Dimension Human Value Representation in Large Language Models") | where do models' answers to value-eliciting questions sit in a value embedding space; which models are close? |
+| Moral attack | **DeNEVIL / VILMO** (Duan et al., "DeNEVIL: Towards Deciphering and Navigating the Ethical Values of Large Language Models via Instruction Learning") | which prompts, refined round by round, make the model violate a moral principle, and do generated value instructions defend against them? |
+
+Everything a tab does also runs headless (`python -m valdemo --help`) and through this
+app's named API (see "Use via API" at the bottom of the page).
+
+**Caveat.** {BUNDLED_CAVEAT}
+"""
+
+
+def build(ctx) -> None:
+    gr.Markdown(ABOUT)

@@ -1,0 +1,119 @@
+"""What every tab shares: the context (models panel, store, settings) and error handling.
+
+Tabs stay thin: they read inputs, call a method module, and render. Scoring
+logic lives in the method modules, never here.
+"""
+
+from __future__ import annotations
+
+import functools
+import logging
+from collections.abc import Callable, Iterable
+from dataclasses import dataclass
+from typing import Any
+
+import gradio as gr
+
+from ..config import Settings
+from ..inputs import InputError
+from ..models import BUNDLED_CAVEAT, ChatModel, Credentials, ModelError, get_model, unwrap
+from ..store import Store
+
+log = logging.getLogger(__name__)
+
+#: Events that run a model share this queue slot, so two users do not
+#: oversubscribe a 2-core CPU with two local generations at once.
+MODEL_CONCURRENCY_ID = "model"
+
+
+@dataclass
+class Context:
+    """Handed to every tab's ``build(ctx)``.
+
+    ``target`` and ``judge`` are the Models panel's spec boxes; ``creds`` is the
+    per-session :class:`gr.State` holding the optional base URL and API key.
+    Pass ``ctx.target``/``ctx.judge``/``ctx.creds`` as event inputs and turn
+    them into models with :func:`resolve_model`.
+    """
+
+    settings: Settings
+    store: Store
+    target: gr.components.Component
+    judge: gr.components.Component
+    creds: gr.State
+
+    def model_event(self) -> dict:
+        """kwargs for an event that runs a model (queue slot shared by all such events)."""
+        return {"concurrency_id": MODEL_CONCURRENCY_ID, "concurrency_limit": self.settings.local_concurrency}
+
+
+def session_credentials(creds: Any) -> Credentials:
+    """The per-session credentials held in the Models panel's state."""
+    if isinstance(creds, Credentials):
+        return creds
+    if isinstance(creds, dict):
+        return Credentials(base_url=creds.get("base_url", "") or "", api_key=creds.get("api_key", "") or "")
+    return Credentials()
+
+
+def resolve_model(spec: str, creds: Any = None, use_cache: bool | None = None) -> ChatModel:
+    """A ChatModel for the spec typed in the Models panel, with the session's credentials."""
+    return get_model(spec, session_credentials(creds), use_cache=use_cache)
+
+
+def caveat_markdown(models: Iterable[ChatModel | None]) -> str:
+    """The bundled-model caveat, if any of ``models`` is the bundled demo model."""
+    if any(m is not None and unwrap(m).is_bundled for m in models):
+        return f"> ⚠️ **{BUNDLED_CAVEAT}**"
+    return ""
+
+
+def same_model_warning(target: ChatModel, judge: ChatModel) -> str:
+    if unwrap(target).spec == unwrap(judge).spec:
+        return "> ⚠️ Target and judge are the same model: it grades its own answers."
+    return ""
+
+
+def ui_errors(fn: Callable) -> Callable:
+    """Turn the errors a person can cause into ``gr.Error`` messages (no traceback).
+
+    Works for plain functions and generators (streaming handlers).
+    """
+    import inspect
+
+    def convert(exc: Exception) -> gr.Error:
+        if isinstance(exc, KeyError) and exc.args:
+            return gr.Error(str(exc.args[0]))
+        return gr.Error(str(exc) or type(exc).__name__)
+
+    if inspect.isgeneratorfunction(fn):
+        @functools.wraps(fn)
+        def gen_wrapper(*args, **kwargs):
+            try:
+                yield from fn(*args, **kwargs)
+            except gr.Error:
+                raise
+            except (InputError, ModelError, ValueError, KeyError, FileNotFoundError, UnicodeDecodeError) as exc:
+                raise convert(exc) from exc
+
+        return gen_wrapper
+
+    @functools.wraps(fn)
+    def wrapper(*args, **kwargs):
+        try:
+            return fn(*args, **kwargs)
+        except gr.Error:
+            raise
+        except (InputError, ModelError, ValueError, KeyError, FileNotFoundError, UnicodeDecodeError) as exc:
+            raise convert(exc) from exc
+
+    return wrapper
+
+
+def progress_callback(progress: gr.Progress, label: str) -> Callable[[int, int], None]:
+    """Adapt a ``gr.Progress`` to the methods' ``(done, total)`` callbacks."""
+
+    def report(done: int, total: int) -> None:
+        progress((done, max(total, 1)), desc=label)
+
+    return report

@@ -1,0 +1,71 @@
+"""The Models panel: target and judge specs, optional per-session endpoint and key, a test button.
+
+The API key is kept in this session's ``gr.State`` only: it is never logged,
+stored, cached, or sent back to the browser.
+"""
+
+from __future__ import annotations
+
+import gradio as gr
+
+from ..inputs import check_text
+from ..models import GenParams, unwrap, user
+from .common import caveat_markdown, resolve_model, ui_errors
+
+SPEC_CHOICES = ["local", "openai:gpt-4o-mini", "openai:<model>@http://127.0.0.1:8000/v1"]
+
+
+def build(settings) -> tuple[gr.Dropdown, gr.Dropdown, gr.State, dict]:
+    creds = gr.State({})
+    with gr.Accordion("Models", open=True, elem_id="models-panel"):
+        with gr.Row():
+            target = gr.Dropdown(SPEC_CHOICES, value=settings.default_target, allow_custom_value=True,
+                                 label="Target model", info="the model under evaluation", elem_id="target-spec")
+            judge = gr.Dropdown(SPEC_CHOICES, value=settings.default_judge, allow_custom_value=True,
+                                label="Judge / large model", info="scores, extracts concepts, attacks",
+                                elem_id="judge-spec")
+        with gr.Accordion("OpenAI-compatible endpoint (this session only)", open=False):
+            with gr.Row():
+                base_url = gr.Textbox(label="Base URL", placeholder="http://127.0.0.1:8000/v1 (empty: OPENAI_BASE_URL)")
+                api_key = gr.Textbox(label="API key", type="password",
+                                     placeholder="kept in this browser session only; never stored")
+            creds_note = gr.Markdown("")
+        with gr.Row():
+            message = gr.Textbox(value="In one sentence, what is honesty?", label="Test message", scale=4)
+            test_btn = gr.Button("Test model", variant="secondary", scale=1, elem_id="test-model")
+        test_out = gr.Markdown(elem_id="test-model-output")
+
+    def set_creds(url: str, key: str):
+        url, key = (url or "").strip(), (key or "").strip()
+        note = ""
+        if url and not url.startswith(("http://", "https://")):
+            note = "⚠️ The base URL must start with http:// or https://"
+            url = ""
+        elif url or key:
+            note = f"Using {'base URL ' + url if url else 'the default base URL'}" + \
+                   (" with your key (this session only)." if key else " without a key.")
+        return {"base_url": url, "api_key": key}, note
+
+    for box in (base_url, api_key):
+        box.change(set_creds, [base_url, api_key], [creds, creds_note], api_visibility="private", queue=False)
+
+    @ui_errors
+    def test_model(spec: str, text: str, creds_state: dict) -> str:
+        text = check_text(text, "test message")
+        model = resolve_model(spec, creds_state)
+        reply = model.chat(user(text), GenParams(max_new_tokens=64))
+        inner = unwrap(model)
+        lines = [
+            f"**Reply:** {reply.text.strip() or '(empty reply)'}",
+            "",
+            f"backend `{reply.backend}` · model `{reply.model}` · "
+            f"latency {reply.latency_s:.2f} s{' · from cache' if reply.cached else ''}",
+        ]
+        caveat = caveat_markdown([inner])
+        if caveat:
+            lines += ["", caveat]
+        return "\n".join(lines)
+
+    test_btn.click(test_model, [target, message, creds], test_out, api_name="test_model",
+                   concurrency_id="model", concurrency_limit=settings.local_concurrency)
+    return target, judge, creds, {"message": message, "test_btn": test_btn, "test_out": test_out}
