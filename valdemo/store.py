@@ -129,3 +129,168 @@ def get_store(path: Path | str | None = None) -> Store:
         if resolved not in _stores:
             _stores[resolved] = Store(resolved)
         return _stores[resolved]
+
+
+# ======================================================================================
+# CLAVE (issue 5): calibration samples, labels keyed by annotator (with undo), value
+# concepts with the model that wrote them, and calibrated recognizers.
+# Labels are an append-only event log: a row per submission (label NULL = skipped);
+# undo marks the annotator's latest live row as undone. An annotator's current label
+# for a sample is their latest live row for it.
+# ======================================================================================
+
+_EXTRA_SCHEMA += [
+    """CREATE TABLE IF NOT EXISTS clave_samples (
+        id INTEGER PRIMARY KEY AUTOINCREMENT,
+        value TEXT NOT NULL,
+        text TEXT NOT NULL,
+        source TEXT NOT NULL,
+        created REAL NOT NULL,
+        UNIQUE (value, text)
+    )""",
+    """CREATE TABLE IF NOT EXISTS clave_labels (
+        seq INTEGER PRIMARY KEY AUTOINCREMENT,
+        sample_id INTEGER NOT NULL REFERENCES clave_samples(id),
+        annotator TEXT NOT NULL,
+        label INTEGER CHECK (label IS NULL OR label IN (-1, 0, 1)),
+        note TEXT NOT NULL DEFAULT '',
+        created REAL NOT NULL,
+        undone INTEGER NOT NULL DEFAULT 0
+    )""",
+    "CREATE INDEX IF NOT EXISTS clave_labels_by_annotator ON clave_labels (annotator, sample_id)",
+    """CREATE TABLE IF NOT EXISTS clave_concepts (
+        id INTEGER PRIMARY KEY AUTOINCREMENT,
+        value TEXT NOT NULL,
+        concepts TEXT NOT NULL,
+        model TEXT NOT NULL,
+        created REAL NOT NULL
+    )""",
+    """CREATE TABLE IF NOT EXISTS clave_recognizers (
+        id TEXT PRIMARY KEY,
+        created REAL NOT NULL,
+        path TEXT NOT NULL,
+        summary TEXT NOT NULL
+    )""",
+]
+
+
+def clave_add_samples(store: Store, rows: list[tuple[str, str]], source: str) -> list[int]:
+    """Insert (value, text) samples (existing ones are kept); the sample ids, in order."""
+    now = time.time()
+    ids: list[int] = []
+    with store.tx() as conn:
+        for value, text in rows:
+            conn.execute("INSERT OR IGNORE INTO clave_samples (value, text, source, created) VALUES (?, ?, ?, ?)",
+                         (value, text, source, now))
+            ids.append(conn.execute("SELECT id FROM clave_samples WHERE value = ? AND text = ?",
+                                    (value, text)).fetchone()[0])
+    return ids
+
+
+def clave_add_label(store: Store, sample_id: int, annotator: str, label: int | None, note: str = "",
+                    created: float | None = None) -> int:
+    """Record one submission (``label`` None = skipped), committed before returning; its seq."""
+    with store.tx() as conn:
+        if conn.execute("SELECT 1 FROM clave_samples WHERE id = ?", (sample_id,)).fetchone() is None:
+            raise KeyError(f"no calibration sample with id {sample_id}")
+        cur = conn.execute(
+            "INSERT INTO clave_labels (sample_id, annotator, label, note, created) VALUES (?, ?, ?, ?, ?)",
+            (sample_id, annotator, label, note, created if created is not None else time.time()))
+        return int(cur.lastrowid)
+
+
+def clave_add_labels(store: Store, rows: list[tuple[int, str, int | None, str, float]]) -> int:
+    """Bulk insert (sample_id, annotator, label, note, created) rows in one transaction."""
+    with store.tx() as conn:
+        conn.executemany(
+            "INSERT INTO clave_labels (sample_id, annotator, label, note, created) VALUES (?, ?, ?, ?, ?)", rows)
+    return len(rows)
+
+
+def clave_undo(store: Store, annotator: str) -> dict | None:
+    """Undo the annotator's latest live submission; the undone row (with its sample) or None."""
+    with store.tx() as conn:
+        row = conn.execute(
+            "SELECT l.seq, l.sample_id, l.label, l.note, s.value, s.text FROM clave_labels l "
+            "JOIN clave_samples s ON s.id = l.sample_id "
+            "WHERE l.annotator = ? AND l.undone = 0 ORDER BY l.seq DESC LIMIT 1", (annotator,)).fetchone()
+        if row is None:
+            return None
+        conn.execute("UPDATE clave_labels SET undone = 1 WHERE seq = ?", (row["seq"],))
+        return dict(row)
+
+
+_CLAVE_CURRENT = (
+    "SELECT l.seq, l.sample_id, l.annotator, l.label, l.note, l.created, s.value, s.text, s.source "
+    "FROM clave_labels l JOIN clave_samples s ON s.id = l.sample_id "
+    "WHERE l.undone = 0 AND l.seq = (SELECT MAX(m.seq) FROM clave_labels m WHERE m.undone = 0 "
+    "AND m.annotator = l.annotator AND m.sample_id = l.sample_id)"
+)
+
+
+def clave_current_labels(store: Store, annotator: str | None = None, include_skips: bool = False) -> list[dict]:
+    """Each annotator's current label per sample (latest live submission), oldest first."""
+    sql, params = _CLAVE_CURRENT, []
+    if annotator is not None:
+        sql += " AND l.annotator = ?"
+        params.append(annotator)
+    if not include_skips:
+        sql += " AND l.label IS NOT NULL"
+    return [dict(r) for r in store.query(sql + " ORDER BY l.seq", tuple(params))]
+
+
+def clave_next_sample(store: Store, annotator: str, value: str | None = None) -> dict | None:
+    """The first sample the annotator has neither labelled nor skipped (optionally of one value)."""
+    sql = ("SELECT id, value, text, source FROM clave_samples s WHERE NOT EXISTS ("
+           "SELECT 1 FROM clave_labels l WHERE l.sample_id = s.id AND l.annotator = ? AND l.undone = 0)")
+    params: list = [annotator]
+    if value:
+        sql += " AND s.value = ?"
+        params.append(value)
+    rows = store.query(sql + " ORDER BY s.id LIMIT 1", tuple(params))
+    return dict(rows[0]) if rows else None
+
+
+def clave_get_sample(store: Store, sample_id: int) -> dict | None:
+    rows = store.query("SELECT id, value, text, source FROM clave_samples WHERE id = ?", (sample_id,))
+    return dict(rows[0]) if rows else None
+
+
+def clave_sample_counts(store: Store) -> dict[str, int]:
+    return {r["value"]: r["n"] for r in
+            store.query("SELECT value, COUNT(*) AS n FROM clave_samples GROUP BY value")}
+
+
+def clave_annotators(store: Store) -> list[str]:
+    return [r["annotator"] for r in
+            store.query("SELECT DISTINCT annotator FROM clave_labels WHERE undone = 0 ORDER BY annotator")]
+
+
+def clave_save_concepts(store: Store, value: str, concepts: dict, model: str) -> int:
+    with store.tx() as conn:
+        cur = conn.execute("INSERT INTO clave_concepts (value, concepts, model, created) VALUES (?, ?, ?, ?)",
+                           (value, _dumps(concepts), model, time.time()))
+        return int(cur.lastrowid)
+
+
+def clave_latest_concepts(store: Store) -> dict[str, dict]:
+    """value -> {"concepts": {...}, "model": str, "created": float} (latest saved per value)."""
+    rows = store.query("SELECT value, concepts, model, created FROM clave_concepts c WHERE id = "
+                       "(SELECT MAX(id) FROM clave_concepts d WHERE d.value = c.value)")
+    return {r["value"]: {"concepts": json.loads(r["concepts"]), "model": r["model"], "created": r["created"]}
+            for r in rows}
+
+
+def clave_save_recognizer(store: Store, rec_id: str, path: str, summary: dict) -> None:
+    with store.tx() as conn:
+        conn.execute("INSERT INTO clave_recognizers (id, created, path, summary) VALUES (?, ?, ?, ?)",
+                     (rec_id, time.time(), path, _dumps(summary)))
+
+
+def clave_latest_recognizer_row(store: Store) -> dict | None:
+    rows = store.query("SELECT id, created, path, summary FROM clave_recognizers ORDER BY created DESC, id DESC "
+                       "LIMIT 1")
+    if not rows:
+        return None
+    r = rows[0]
+    return {"id": r["id"], "created": r["created"], "path": r["path"], "summary": json.loads(r["summary"])}
