@@ -7,7 +7,7 @@ server can show is tested against `transformers serve` instead.
 
 Each request pops the next behaviour from ``script`` (the last one repeats):
 ``ok``, ``429``, ``500``, ``hang``, ``drop``, ``badjson``, ``nochoices``,
-``delay:<seconds>`` (then ok). It records every request (headers included) in
+``delay:<seconds>`` (then ok). It records every request (header names lower-cased) in
 ``requests`` so tests can check what arrived, e.g. the Authorization header.
 """
 
@@ -42,7 +42,7 @@ class FaultServer:
                 length = int(self.headers.get("content-length") or 0)
                 body = json.loads(self.rfile.read(length) or b"{}")
                 with server._lock:
-                    server.requests.append({"path": self.path, "headers": dict(self.headers), "body": body})
+                    server.requests.append({"path": self.path, "headers": {k.lower(): v for k, v in self.headers.items()}, "body": body})
                     action = server.script.pop(0) if len(server.script) > 1 else server.script[0]
                 if action.startswith("delay:"):
                     time.sleep(float(action.split(":", 1)[1]))

@@ -64,7 +64,6 @@ class Settings:
     default_judge: str = field(metadata={"env": "VALDEMO_JUDGE", "doc": "model spec preselected as judge"})
     device: str = field(metadata={"env": "VALDEMO_DEVICE", "doc": "auto, cpu or cuda for the local backend"})
     local_batch_size: int = field(metadata={"env": "VALDEMO_LOCAL_BATCH", "doc": "padded batch size of the local backend"})
-    max_new_tokens: int = field(metadata={"env": "VALDEMO_MAX_NEW_TOKENS", "doc": "default generation length cap"})
     openai_concurrency: int = field(metadata={"env": "VALDEMO_OPENAI_CONCURRENCY", "doc": "parallel requests per batch to an OpenAI-compatible endpoint"})
     openai_timeout_s: float = field(metadata={"env": "VALDEMO_OPENAI_TIMEOUT", "doc": "seconds before one request times out"})
     openai_retries: int = field(metadata={"env": "VALDEMO_OPENAI_RETRIES", "doc": "retries on 429/5xx/timeouts (exponential backoff)"})
@@ -92,7 +91,6 @@ class Settings:
             default_judge=_env("VALDEMO_JUDGE", "local"),
             device=_env("VALDEMO_DEVICE", "auto"),
             local_batch_size=_env_int("VALDEMO_LOCAL_BATCH", 16, minimum=1),
-            max_new_tokens=_env_int("VALDEMO_MAX_NEW_TOKENS", 256, minimum=1),
             openai_concurrency=_env_int("VALDEMO_OPENAI_CONCURRENCY", 8, minimum=1),
             openai_timeout_s=_env_float("VALDEMO_OPENAI_TIMEOUT", 60.0, minimum=0.1),
             openai_retries=_env_int("VALDEMO_OPENAI_RETRIES", 3, minimum=0),

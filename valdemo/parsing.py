@@ -47,8 +47,13 @@ class ParseStats:
 
 
 _LEAD_IN = re.compile(
-    r"^(?:the\s+)?(?:correct\s+|final\s+|best\s+)?(?:answer|option|choice)\s*(?:is|:|=)?\s*", re.I
+    r"^(?:the\s+)?(?:correct\s+|final\s+|best\s+|my\s+)?(?:answer|option|choice)\s*(?:is|:|=)?\s*", re.I
 )
+
+
+def _is_word_use(letter: str, following: str) -> bool:
+    """"A cat", "I think": the article/pronoun, not an option letter."""
+    return letter in {"A", "I"} and bool(re.match(r"\s+[a-z]", following))
 
 
 def parse_choice(text: str | None, options: Sequence[str]) -> Parsed:
@@ -63,28 +68,36 @@ def parse_choice(text: str | None, options: Sequence[str]) -> Parsed:
     letters = [o.upper() for o in options]
     alt = "".join(re.escape(letter) for letter in letters)
     cleaned = text.strip().replace("*", "").replace("`", "")
-    cleaned = re.sub(r"^(?:<\|[^>]*\|>\s*)+", "", cleaned)  # stray chat tokens
-    # 1. The answer starts with the letter: "B", "B.", "(B) no", "[b]", "B: yes", "B)".
+    cleaned = re.sub(r"^(?:<\|[^>]*\|>\s*)+", "", cleaned).strip()  # stray chat tokens
     first = _LEAD_IN.sub("", cleaned, count=1)
-    m = re.match(rf"^[\(\[\{{'\"]?\s*([{alt}])\s*(?:[\)\]\}}'\".:,;\-]|$|\s)", first, re.I)
-    if m and (len(first) == 1 or not first[1:2].isalpha()):
-        return Parsed(m.group(1).upper(), True)
+    either = re.search(rf"\b([{alt}])\)?\s+or\s+\(?([{alt}])\b", cleaned)
+    if either and either.group(1) != either.group(2):
+        return Parsed.fail("ambiguous")
+    # 1. The answer starts with the letter: "B", "B.", "(b) no", "[B]", "B: yes", "B)".
+    m = re.match(rf"^[\(\[\{{'\"]?\s*([{alt}])\s*(?=[\)\]\}}'\".:,;\-]|$|\s)", first, re.I)
+    if m:
+        letter, following = m.group(1), first[m.end():]
+        bracketed = first[:1] in "([{'\"" or following[:1] in ")]}.:,;-'\"" or not following.strip()
+        if (letter.isupper() or bracketed) and not _is_word_use(letter, following):
+            return Parsed(letter.upper(), True)
     # 2. An explicit statement anywhere: "answer is B", "option (B)", "I choose B".
     stated = re.findall(
         rf"(?:answer|option|choice|choose|select|pick|go with)\s*(?:is|would be|:|=)?\s*"
-        rf"[\(\[]?\s*([{alt}])\b(?![a-z])",
+        rf"[\(\[]?\s*([{alt}])(?![A-Za-z])",
         cleaned,
         re.I,
     )
-    stated = [s.upper() for s in stated if s.upper() in letters]
+    stated = [s.upper() for s in stated]
     if stated:
         if len(set(stated)) == 1:
             return Parsed(stated[0], True)
         return Parsed.fail("ambiguous")
-    # 3. A lone capital letter standing as a word, e.g. "I think B." -- only if exactly one.
-    lone = set(re.findall(rf"(?<![A-Za-z'])([{alt}])(?![A-Za-z'])", cleaned))
-    lone.discard("A") if re.search(r"(?<![A-Za-z'])A\s+[a-z]", cleaned) else None  # article "A cat"
-    lone = {x for x in lone if x in letters}
+    # 3. Capital letters standing alone as words, e.g. "I think B." -- only if exactly one.
+    lone = {
+        hit.group(1)
+        for hit in re.finditer(rf"(?<![A-Za-z'])([{alt}])(?![A-Za-z'])", cleaned)
+        if not _is_word_use(hit.group(1), cleaned[hit.end():])
+    }
     if len(lone) == 1:
         return Parsed(lone.pop(), True)
     if len(lone) > 1:

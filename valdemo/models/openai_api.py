@@ -118,7 +118,7 @@ class OpenAIChatModel:
                 if delay is None:
                     delay = self.backoff_s * (2**attempt) * (1 + 0.1 * random.random())
                 delay = min(delay, self.timeout_s)
-                log.warning("%s: %s, retry %d/%d in %.2fs", self.base_url, type(exc).__name__,
+                log.info("%s: %s, retry %d/%d in %.2fs", self.base_url, type(exc).__name__,
                             attempt + 1, self.retries, delay)
                 time.sleep(delay)
                 attempt += 1

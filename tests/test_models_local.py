@@ -1,0 +1,76 @@
+"""The local backend, run for real on the bundled SmolLM2-135M."""
+
+import time
+
+import pytest
+
+from valdemo.models import GenParams, ModelError, user
+from valdemo.models.local import BUNDLED_NAME, bundled_gguf_path, converted_bundled_dir
+
+pytestmark = pytest.mark.slow
+
+
+def test_bundled_model_is_installed_and_converted(bundled_dir):
+    assert bundled_gguf_path() is not None
+    config = (bundled_dir / "config.json").read_text()
+    assert '"LlamaForCausalLM"' in config  # transformers serve needs architectures
+    assert "quantization_config" not in config
+    assert (bundled_dir / "model.safetensors").stat().st_size > 100_000_000
+    # A second call finds the folder instead of converting again.
+    start = time.perf_counter()
+    assert converted_bundled_dir() == bundled_dir
+    assert time.perf_counter() - start < 1.0
+
+
+def test_one_chat(local_model_nocache):
+    reply = local_model_nocache.chat(user("What is the capital of France?"), GenParams(max_new_tokens=16))
+    assert reply.text.strip()
+    assert reply.backend == "local" and reply.model == BUNDLED_NAME
+    assert reply.latency_s > 0 and not reply.cached
+    assert local_model_nocache.is_bundled
+
+
+def test_batch_of_four_matches_one_at_a_time(local_model_nocache):
+    prompts = [user(q) for q in ["Name a fruit.", "Name a colour.", "What is 2 plus 2?", "Say hello."]]
+    params = GenParams(max_new_tokens=12)
+    batch = local_model_nocache.chat_batch(prompts, params)
+    assert len(batch) == 4 and all(r.text.strip() for r in batch)
+    singles = [local_model_nocache.chat(p, params).text for p in prompts[:2]]
+    # Greedy decoding with left padding gives the same words as unpadded runs.
+    for single, batched in zip(singles, batch[:2]):
+        assert single.split()[:3] == batched.text.split()[:3]
+
+
+def test_option_probs_sum_to_one(local_model_nocache):
+    conv = user("Is water wet? A. Yes  B. No  C. Not applicable\nAnswer with the letter.")
+    probs = local_model_nocache.option_probs(conv, ["A", "B", "C"])
+    assert set(probs) == {"A", "B", "C"}
+    assert sum(probs.values()) == pytest.approx(1.0, abs=1e-6)
+    assert all(0.0 <= p <= 1.0 for p in probs.values())
+    batch = local_model_nocache.option_probs_batch([conv, user("Pick A or B.")], ["A", "B"])
+    assert len(batch) == 2 and all(sum(b.values()) == pytest.approx(1.0) for b in batch)
+
+
+def test_streaming_pieces_join_to_the_full_reply(local_model_nocache):
+    conv = user("Describe the sea in one sentence.")
+    params = GenParams(max_new_tokens=24)
+    pieces = list(local_model_nocache.stream(conv, params))
+    assert len(pieces) > 1
+    assert "".join(pieces) == local_model_nocache.chat(conv, params).text
+
+
+def test_seeded_sampling_is_reproducible_and_seeds_differ(local_model_nocache):
+    conv = user("Invent a name for a cat.")
+    a = local_model_nocache.chat(conv, GenParams(max_new_tokens=10, temperature=1.0, seed=1)).text
+    b = local_model_nocache.chat(conv, GenParams(max_new_tokens=10, temperature=1.0, seed=1)).text
+    assert a == b
+    others = {local_model_nocache.chat(conv, GenParams(max_new_tokens=10, temperature=1.0, seed=s)).text
+              for s in range(2, 6)}
+    assert len(others | {a}) > 1
+
+
+def test_bad_conversation_is_a_clear_error(local_model_nocache):
+    with pytest.raises(ModelError, match="role"):
+        local_model_nocache.chat([{"role": "wizard", "content": "hi"}])
+    with pytest.raises(ModelError, match="non-empty"):
+        local_model_nocache.chat([])
