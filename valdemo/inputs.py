@@ -180,3 +180,20 @@ def value_from_filename(path: str | Path) -> str | None:
     if "_" not in stem:
         return None
     return stem.rsplit("_", 1)[1].strip().upper() or None
+
+
+def data_files(paths: Iterable[str | Path]) -> list[Path]:
+    """Expand upload/CLI paths: a folder stands for its ``*.csv`` and ``*.jsonl`` files (sorted)."""
+    files: list[Path] = []
+    for raw in paths:
+        p = Path(raw)
+        if p.is_dir():
+            found = sorted([*p.glob("*.csv"), *p.glob("*.jsonl")])
+            if not found:
+                raise InputError(f"{p} holds no .csv or .jsonl files")
+            files += found
+        elif p.is_file():
+            files.append(p)
+        else:
+            raise InputError(f"{p} not found")
+    return files

@@ -1,0 +1,136 @@
+"""``valdemo clave``: calibrate the CLAVE recognizer, import/export labels, predict, agreement."""
+
+from __future__ import annotations
+
+import argparse
+
+from . import CLIError, add_common, add_model_arg, emit, progress_printer
+
+
+def register(sub: argparse._SubParsersAction) -> None:
+    p = sub.add_parser("clave", help="CLAVE: calibrate a small value recognizer on human labels")
+    cmds = p.add_subparsers(dest="clave_command", metavar="ACTION", required=True)
+
+    cal = cmds.add_parser("calibrate", help="calibrate on labelled samples and score it beside baselines")
+    cal.add_argument("--labels", required=True, action="append", metavar="PATH",
+                     help="CSV/JSONL with text,value,label, or a ValueNet per-value CSV (input,label), "
+                          "or a folder of them; repeatable")
+    cal.add_argument("--concepts", metavar="PATH", help="CSV/JSONL with value,kind,concept (kind adheres|opposes)")
+    split = cal.add_mutually_exclusive_group()
+    split.add_argument("--eval", metavar="PATH", help="held-out labelled file to score on (else k-fold)")
+    split.add_argument("--folds", type=int, default=5, help="k for k-fold cross-validation (default 5)")
+    add_model_arg(cal, "--judge", default="none",
+                  help="model for the zero-shot prompted baseline, or none to leave it out")
+    cal.add_argument("--no-learning-curve", action="store_true", help="skip the learning curve")
+    cal.add_argument("--save", action="store_true", help="store the calibrated recognizer (the app then uses it)")
+    cal.add_argument("--seed", type=int, default=0)
+    add_common(cal)
+    cal.set_defaults(func=run_calibrate)
+
+    exp = cmds.add_parser("export", help="export the stored labels")
+    exp.add_argument("--format", choices=["jsonl", "csv"], required=True)
+    exp.add_argument("--out", required=True, metavar="PATH")
+    exp.add_argument("--annotator", default=None, help="only this annotator's labels")
+    add_common(exp)
+    exp.set_defaults(func=run_export)
+
+    imp = cmds.add_parser("import", help="import samples and labels into the store")
+    imp.add_argument("path", help="CSV/JSONL (text,value[,label]) or ValueNet per-value CSV")
+    imp.add_argument("--annotator", default="gold", help="who the file's labels belong to (default gold)")
+    add_common(imp)
+    imp.set_defaults(func=run_import)
+
+    pred = cmds.add_parser("predict", help="label a text with the latest calibrated recognizer")
+    pred.add_argument("--value", required=True)
+    pred.add_argument("text")
+    add_common(pred)
+    pred.set_defaults(func=run_predict)
+
+    agr = cmds.add_parser("agreement", help="agreement between annotators on shared samples")
+    add_common(agr)
+    agr.set_defaults(func=run_agreement)
+
+
+def _read_all(paths: list[str]):
+    from ..clave import read_samples
+    from ..inputs import data_files
+
+    out = []
+    for f in data_files(paths):
+        out += read_samples(f)
+    return out
+
+
+def _table(report: dict) -> str:
+    from ..clave import summary_table
+
+    lines = [f"{report['protocol']}: {report['n_labels']} labels, {report['n_eval']} scored",
+             f"{'scope':<16}{'method':<36}{'acc':>7}{'macroF1':>9}{'kappa':>8}{'n_train':>9}{'n_eval':>8}"]
+    for scope, method, acc, f1, kappa, n_train, n_eval in summary_table(report):
+        cells = ["-" if x is None else f"{x:.3f}" for x in (acc, f1, kappa)]
+        lines.append(f"{scope:<16}{method:<36}{cells[0]:>7}{cells[1]:>9}{cells[2]:>8}{n_train:>9}{n_eval:>8}")
+    for m, why in report.get("skipped", {}).items():
+        lines.append(f"(left out: {m}: {why})")
+    if report.get("llm") and report["llm"].get("is_bundled"):
+        from ..models import BUNDLED_CAVEAT
+
+        lines.append(f"note: {BUNDLED_CAVEAT}")
+    return "\n".join(lines)
+
+
+def run_calibrate(args: argparse.Namespace) -> int:
+    from .. import clave
+    from ..models import get_model
+    from ..store import get_store
+
+    samples = [s for s in _read_all(args.labels) if s.label is not None]
+    if not samples:
+        raise CLIError("the labels files hold no labelled rows")
+    concepts = clave.read_concepts(args.concepts) if args.concepts else {}
+    eval_samples = None
+    if args.eval:
+        eval_samples = [s for s in _read_all([args.eval]) if s.label is not None]
+    judge = None if args.judge.strip().lower() in {"", "none"} else get_model(args.judge, use_cache=not args.no_cache)
+    report, rec = clave.calibrate(samples, concepts, folds=args.folds, eval_samples=eval_samples, judge=judge,
+                                  learning_curve=not args.no_learning_curve, seed=args.seed,
+                                  progress=progress_printer("embedding"))
+    if args.save:
+        report["recognizer_id"] = clave.save_recognizer(get_store(), rec, report)
+    emit(report, args.json, human=_table)
+    return 0
+
+
+def run_export(args: argparse.Namespace) -> int:
+    from .. import clave
+    from ..store import get_store
+
+    result = clave.export_labels(get_store(), args.format, args.out, args.annotator)
+    emit(result, args.json, human=lambda o: f"wrote {o['labels']} labels to {o['path']}")
+    return 0
+
+
+def run_import(args: argparse.Namespace) -> int:
+    from .. import clave
+    from ..store import get_store
+
+    result = clave.import_file(get_store(), args.path, args.annotator)
+    emit(result, args.json, human=lambda o: f"{o['samples']} samples, {o['labels_added']} new labels")
+    return 0
+
+
+def run_predict(args: argparse.Namespace) -> int:
+    from .. import clave
+    from ..store import get_store
+
+    result = clave.predict_text(get_store(), args.text, args.value)
+    emit(result, args.json, human=lambda o: f"{o['label_name']}  " + "  ".join(
+        f"{k} {v:.2f}" for k, v in o["probs"].items()))
+    return 0
+
+
+def run_agreement(args: argparse.Namespace) -> int:
+    from .. import clave
+    from ..store import get_store
+
+    emit(clave.agreement(get_store()), args.json)
+    return 0
