@@ -73,6 +73,7 @@ class Settings:
     local_concurrency: int = field(metadata={"env": "VALDEMO_LOCAL_CONCURRENCY", "doc": "queue slots for events that run the local model"})
     host: str = field(metadata={"env": "VALDEMO_HOST", "doc": "address `make run` binds"})
     port: int = field(metadata={"env": "VALDEMO_PORT", "doc": "port `make run` binds"})
+    clave_hub_repo: str = field(metadata={"env": "VALDEMO_CLAVE_HUB_REPO", "doc": "Hugging Face dataset repo (or a local folder) the CLAVE tab pushes labels to and pulls them from; empty = none"})
 
     @classmethod
     def from_env(cls) -> "Settings":
@@ -100,6 +101,7 @@ class Settings:
             local_concurrency=_env_int("VALDEMO_LOCAL_CONCURRENCY", 1, minimum=1),
             host=_env("VALDEMO_HOST", "127.0.0.1"),
             port=_env_int("VALDEMO_PORT", 7860, minimum=1),
+            clave_hub_repo=os.environ.get("VALDEMO_CLAVE_HUB_REPO", "").strip(),
         )
 
 
