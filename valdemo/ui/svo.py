@@ -1,9 +1,179 @@
-"""SVO game tab (issue 4). Not built yet: this placeholder keeps the app shell whole."""
+"""SVO game tab (issue 4, HVAE): a person plays the six sliders; models play under an orientation.
+
+Thin: every number comes from :mod:`valdemo.svo`; this module only reads the
+widgets and renders.
+"""
 
 from __future__ import annotations
 
+import tempfile
+
 import gradio as gr
+
+from .. import svo
+from ..inputs import InputError, check_float, check_int
+from ..values import ORIENTATION_KEYS, SVO_ORIENTATIONS
+from .common import caveat_markdown, progress_callback, resolve_model, ui_errors
+
+INTRO = (
+    "### Social Value Orientation slider measure\n"
+    "Six items (Murphy, Ackermann & Handgraaf 2011). On each, choose how to split coins between yourself "
+    "and another person you will never meet: the slider's nine stops are options A (left) to I (right). "
+    "Your **SVO angle** is atan((mean other − 50) / (mean self − 50)) in degrees; categories: altruistic "
+    "> 57.15°, prosocial 22.45°–57.15°, individualistic −12.04°–22.45°, competitive ≤ −12.04°. "
+    "HVAE (Zhang et al. 2023) induces an orientation in a model and checks how well its play matches."
+)
+
+
+def _coins_md(item_number: int, position: float) -> str:
+    s, o = svo.slider_coins(item_number, position)
+    return f"**{svo.LETTERS[int(position) - 1]}** · you **{s}** · other **{o}**"
+
+
+def _person_point(score: svo.SVOScore) -> dict:
+    return {"label": "you", "group": "you", "self_mean": score.self_mean, "other_mean": score.other_mean}
+
+
+def _score_md(score: svo.SVOScore) -> str:
+    return (f"**Angle {score.angle:.2f}°** · category **{score.category}** · mean self "
+            f"{score.self_mean:.2f}, mean other {score.other_mean:.2f} · choices {' '.join(score.choices)}")
+
+
+def _trial_md(trial: svo.Trial, model) -> str:
+    d = trial.as_dict()
+    lines = [f"**Goal stated by the model:** {trial.goal or '(empty)'}", "",
+             "| item | choice | you | other | read by |", "|---|---|---|---|---|"]
+    for item, choice, source in zip(svo.ITEMS, trial.choices, trial.sources):
+        if choice is None:
+            lines.append(f"| {item.number} | unreadable | | | {source} (failed) |")
+        else:
+            s, o = item.option(svo.LETTERS.index(choice))
+            lines.append(f"| {item.number} | {choice} | {s} | {o} | {source} |")
+    lines.append("")
+    if trial.score is None:
+        lines.append(f"⚠️ **{trial.parse_failures} of {svo.N_ITEMS} answers could not be read**: no angle for "
+                     "this trial (not scored). Raw answers are in the JSON below.")
+    else:
+        lines.append(f"**Angle {d['angle']:.2f}°** · category **{d['category']}** (induced: {trial.orientation}, "
+                     f"target {svo.target_angles()[trial.orientation]:.2f}°) · value rationality "
+                     f"**{d['value_rationality']:.3f}** · parse failures {trial.parse_failures}")
+    caveat = caveat_markdown([model])
+    return "\n".join(lines + ([("\n" + caveat)] if caveat else []))
+
+
+def _specs(text: str, target: str) -> list[str]:
+    specs = [s.strip() for s in (text or "").replace(",", "\n").splitlines() if s.strip()]
+    return list(dict.fromkeys(specs or [target]))
 
 
 def build(ctx) -> None:
-    gr.Markdown("**SVO game** is being built (issue 4). The Models panel above already works.")
+    gr.Markdown(INTRO)
+    person = gr.State(None)  # the person's point on the circle, once submitted
+
+    # -- the person plays -----------------------------------------------------------
+    with gr.Accordion("You play", open=True):
+        sliders, coins = [], []
+        for item in svo.ITEMS:
+            with gr.Row(equal_height=True):
+                sliders.append(gr.Slider(1, 9, value=1, step=1, label=f"Item {item.number}", scale=3,
+                                         elem_id=f"svo-item-{item.number}", info="A (left) … I (right)"))
+                coins.append(gr.Markdown(_coins_md(item.number, 1), elem_id=f"svo-coins-{item.number}"))
+        score_btn = gr.Button("Submit my choices", variant="primary", elem_id="svo-submit")
+        person_md = gr.Markdown(elem_id="svo-person-result")
+        person_json = gr.JSON(label="Your result", visible=True)
+    circle = gr.Plot(value=svo.svo_circle_figure(), label="SVO circle", elem_id="svo-circle")
+
+    for item, slider, coin in zip(svo.ITEMS, sliders, coins):
+        slider.change(lambda pos, n=item.number: _coins_md(n, pos), slider, coin, queue=False,
+                      api_visibility="private", show_progress="hidden")
+
+    @ui_errors
+    def score_person(*positions):
+        choices = [check_int(p, f"item {i} position", 1, 9) - 1 for i, p in enumerate(positions, start=1)]
+        score = svo.score_choices(choices)
+        point = _person_point(score)
+        return _score_md(score), score.as_dict(), svo.svo_circle_figure([point]), point
+
+    # Cheap: no model, so it stays off the shared model queue slot and answers during a generation.
+    score_btn.click(score_person, sliders, [person_md, person_json, circle, person], api_name="svo_score")
+
+    # -- a model plays ------------------------------------------------------------------
+    with gr.Accordion("A model plays (Target model from the Models panel)", open=True):
+        with gr.Row():
+            orientation = gr.Dropdown([(o.name, o.key) for o in SVO_ORIENTATIONS], value="prosocial",
+                                      label="Induced orientation", elem_id="svo-orientation")
+            temperature = gr.Slider(0.0, 1.5, value=0.7, step=0.05, label="Temperature")
+            seed = gr.Number(value=0, precision=0, label="Seed", minimum=0)
+            goal_tokens = gr.Slider(8, 128, value=48, step=8, label="Goal length (tokens)")
+        play_btn = gr.Button("Let the model play", variant="primary", elem_id="svo-play")
+        play_md = gr.Markdown(elem_id="svo-play-result")
+        play_json = gr.JSON(label="Model's trial")
+        gr.Markdown(svo.vr_formula_markdown())
+
+    @ui_errors
+    def play(orient, temp, seed_value, tokens, spec, creds, person_point, progress=gr.Progress()):
+        model = resolve_model(spec, creds)
+        trials = svo.play_trials(model, [orient], 1, check_float(temp, "temperature", 0, 2),
+                                 check_int(seed_value, "seed", 0, 2**31 - 1),
+                                 max_new_tokens=check_int(tokens, "goal length", 1, 512),
+                                 progress=progress_callback(progress, "model plays"))
+        points = ([person_point] if person_point else []) + svo.trial_points(trials)
+        return (_trial_md(trials[0], model), svo.play_result(model, orient, trials, temp),
+                svo.svo_circle_figure(points))
+
+    play_btn.click(play, [orientation, temperature, seed, goal_tokens, ctx.target, ctx.creds, person],
+                   [play_md, play_json, circle], api_name="svo_play", **ctx.model_event())
+
+    # -- repeated trials ------------------------------------------------------------------
+    with gr.Accordion("Repeated trials", open=False):
+        with gr.Row():
+            models_box = gr.Textbox(label="Models (one spec per line; empty = Target model)", lines=2, scale=2)
+            orients = gr.CheckboxGroup([(o.name, o.key) for o in SVO_ORIENTATIONS], value=list(ORIENTATION_KEYS),
+                                       label="Orientations", scale=2)
+        with gr.Row():
+            n_trials = gr.Number(value=5, precision=0, minimum=1, maximum=200, label="Trials per orientation")
+            t_temp = gr.Slider(0.0, 1.5, value=0.7, step=0.05, label="Temperature",
+                               info="at 0 every trial is the same")
+            t_seed = gr.Number(value=0, precision=0, minimum=0, label="First seed (trial t uses seed + t)")
+            t_tokens = gr.Slider(8, 128, value=48, step=8, label="Goal length (tokens)")
+        trials_btn = gr.Button("Run trials", variant="primary", elem_id="svo-trials")
+        trials_md = gr.Markdown(elem_id="svo-trials-result")
+        table = gr.Dataframe(label="Per model and orientation", interactive=False, elem_id="svo-trials-table")
+        spread = gr.Plot(label="Spread of angles")
+        trials_circle = gr.Plot(label="Trials on the SVO circle")
+        csv_file = gr.File(label="Download per-trial CSV")
+        trials_json = gr.JSON(label="Summary")
+
+    @ui_errors
+    def run_trials(spec_text, orient_keys, n, temp, first_seed, tokens, spec, creds, progress=gr.Progress()):
+        if not orient_keys:
+            raise InputError("choose at least one orientation")
+        models = [resolve_model(s, creds) for s in _specs(spec_text, spec)]
+        n = check_int(n, "trials per orientation", 1, 200)
+        temp = check_float(temp, "temperature", 0, 2)
+        first_seed = check_int(first_seed, "seed", 0, 2**31 - 1)
+        trials = svo.play_trials(models, orient_keys, n, temp, first_seed,
+                                 max_new_tokens=check_int(tokens, "goal length", 1, 512),
+                                 progress=progress_callback(progress, "trials"))
+        rows = svo.summary_table(trials)
+        params = {"models": [m.spec for m in models], "orientations": list(orient_keys), "trials": n,
+                  "temperature": temp, "seed": first_seed, "max_new_tokens": tokens}
+        run_id = ctx.store.save_run("svo", params, {"rows": rows}, [t.as_dict() for t in trials])
+        path = tempfile.NamedTemporaryFile(prefix=f"{run_id}-", suffix=".csv", delete=False).name
+        svo.write_trials_csv(trials, path)
+        failures = sum(r["parse_failures"] for r in rows)
+        invalid = sum(r["invalid_trials"] for r in rows)
+        lines = [f"Run `{run_id}`: {len(trials)} trials · parse failures **{failures}** · trials without an "
+                 f"angle (not scored) **{invalid}**.", svo.vr_formula_markdown()]
+        if temp == 0 and n > 1:
+            lines.append("Temperature 0: every trial of a model and orientation is the same.")
+        caveat = caveat_markdown(models)
+        if caveat:
+            lines.append(caveat)
+        return ("\n\n".join(lines), svo.table_frame(rows), svo.svo_spread_figure(trials),
+                svo.svo_circle_figure(svo.trial_points(trials), title="Trials on the SVO circle"), path,
+                {"run_id": run_id, **params, "rows": rows})
+
+    trials_btn.click(run_trials, [models_box, orients, n_trials, t_temp, t_seed, t_tokens, ctx.target, ctx.creds],
+                     [trials_md, table, spread, trials_circle, csv_file, trials_json], api_name="svo_trials",
+                     **ctx.model_event())
