@@ -1,0 +1,104 @@
+"""``valdemo univar``: the Value space tab, headless (UniVaR).
+
+Generates answers from model specs x personas (or reads ready QA pairs), embeds
+them, optionally trains the value head, projects, and writes the QA set,
+embeddings, projection and an HTML figure into ``--out``.
+"""
+
+from __future__ import annotations
+
+import argparse
+
+from . import CLIError, add_common, emit, progress_printer
+
+
+def register(sub: argparse._SubParsersAction) -> None:
+    p = sub.add_parser("univar", help="value space: embed models' answers to value questions, project, compare")
+    src = p.add_argument_group("sources")
+    src.add_argument("--models", default="local", help="comma-separated model specs (default local)")
+    src.add_argument("--personas", default=None,
+                     help="personas file (JSON list of {name, system}, or CSV/JSONL name,system); "
+                          "'bundled' for the bundled personas; default: no system prompt")
+    src.add_argument("--persona-names", default="", help="comma-separated subset of the personas to use")
+    src.add_argument("--questions", default=None,
+                     help="questions CSV/JSONL (column question; optional id, dimension, family, language), "
+                          "or 'bundled'")
+    src.add_argument("--limit", type=int, default=0, help="use N questions spread over the value dimensions")
+    src.add_argument("--qa", default=None, help="ready QA pairs CSV/JSONL (source,question,answer[,language]) "
+                                                "instead of generating")
+    src.add_argument("--max-new-tokens", type=int, default=64)
+    emb = p.add_argument_group("embedding")
+    emb.add_argument("--encoder", default="", help="sentence-transformers id or path; empty or 'bundled' = "
+                                                   "bundled all-MiniLM-L6-v2; CAiRE/UniVaR-lambda-* needs the hub")
+    emb.add_argument("--train-head", action="store_true", help="train the value head (UniVaR objective) and "
+                                                               "report kNN accuracy raw vs head")
+    emb.add_argument("--lambda", dest="lam", type=int, default=5, help="views hold 1..lambda QA pairs")
+    emb.add_argument("--steps", type=int, default=300, help="head training steps")
+    emb.add_argument("--seed", type=int, default=0)
+    pr = p.add_argument_group("projection")
+    pr.add_argument("--projection", choices=["umap", "pca"], default="umap")
+    pr.add_argument("--dims", type=int, choices=[2, 3], default=2)
+    pr.add_argument("--n-neighbors", type=int, default=15)
+    pr.add_argument("--min-dist", type=float, default=0.1)
+    pr.add_argument("--metric", default="cosine")
+    p.add_argument("--format", choices=["csv", "parquet"], default="csv", help="points table format")
+    p.add_argument("--out", required=True, help="output folder")
+    add_common(p)
+    p.set_defaults(func=run)
+
+
+def run(args: argparse.Namespace) -> int:
+    from .. import univar as U
+    from ..models import GenParams
+    from ..store import get_store
+
+    if args.qa and args.questions:
+        raise CLIError("give either --qa (ready QA pairs) or --questions, not both")
+    if not args.qa and not args.questions:
+        raise CLIError("--questions PATH (or 'bundled') is required unless --qa is given")
+    head = U.HeadParams(lam=args.lam, steps=args.steps, seed=args.seed)
+    proj = U.ProjectionParams(method=args.projection, dims=args.dims, n_neighbors=args.n_neighbors,
+                              min_dist=args.min_dist, metric=args.metric)
+    qa_pairs = questions = specs = None
+    personas: list = []
+    if args.qa:
+        qa_pairs = U.load_qa_pairs(args.qa)
+    else:
+        specs = U.parse_model_list(args.models)
+        questions = U.load_questions(args.questions)
+        if args.limit:
+            questions = U.pick_questions(questions, args.limit, args.seed)
+        if args.personas:
+            names = [n.strip() for n in args.persona_names.split(",") if n.strip()]
+            personas = U.select_personas(names, U.load_personas(args.personas))
+    params = GenParams(max_new_tokens=args.max_new_tokens)
+    summary = U.run_pipeline(specs, questions, personas, encoder=args.encoder, train_head=args.train_head,
+                             head_params=head, proj=proj, out_dir=args.out, qa_pairs=qa_pairs, params=params,
+                             use_cache=not args.no_cache, progress=progress_printer, export_format=args.format)
+    if summary["bundled_model"]:
+        from ..models import BUNDLED_CAVEAT
+
+        summary["caveat"] = BUNDLED_CAVEAT
+    summary["run_id"] = get_store().save_run(
+        "univar", {"models": specs, "personas": [p.name for p in personas], "encoder": args.encoder,
+                   "train_head": args.train_head, "projection": proj.__dict__, "qa": args.qa},
+        {k: v for k, v in summary.items() if k != "files"}, [])
+    emit(summary, args.json, human=_human)
+    return 0
+
+
+def _human(s: dict) -> str:
+    lines = [f"{s['n_points']} QA pairs from {len(s['sources'])} sources, encoder {s['encoder']}"]
+    for src, n in s["points_per_source"].items():
+        lines.append(f"  {src}: {n}")
+    if s["empty_answers"]:
+        lines.append(f"empty answers (left out): {s['empty_answers']}")
+    lines.append("kNN source identification on test questions (raw / head):")
+    for k in (1, 3, 5):
+        acc = s[f"knn_acc_at_{k}"]
+        lines.append(f"  acc@{k}: {acc['raw']} / {acc['head'] if acc['head'] is not None else '-'}")
+    for name, path in s.get("files", {}).items():
+        lines.append(f"{name}: {path}")
+    if s.get("caveat"):
+        lines.append(s["caveat"])
+    return "\n".join(lines)
