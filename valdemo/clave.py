@@ -27,6 +27,7 @@ from __future__ import annotations
 import json
 import logging
 import os
+import random
 import re
 import threading
 import time
@@ -192,7 +193,9 @@ def ensure_bundled(store: st.Store) -> None:
         if store.path in _seeded:
             return
         if not store.query("SELECT 1 FROM clave_samples WHERE source = 'bundled' LIMIT 1"):
-            st.clave_add_samples(store, [(s.value, s.text) for s in bundled_samples()], "bundled")
+            mixed = bundled_samples()  # the file is grouped by value and label; present it mixed
+            random.Random(0).shuffle(mixed)
+            st.clave_add_samples(store, [(s.value, s.text) for s in mixed], "bundled")
         _seeded.add(store.path)
 
 

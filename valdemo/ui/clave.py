@@ -1,9 +1,442 @@
-"""Calibrate evaluator tab (issue 5). Not built yet: this placeholder keeps the app shell whole."""
+"""Calibrate evaluator tab (CLAVE, issue 5): label by keyboard, concepts, calibration, agreement.
+
+Thin: every decision and number comes from :mod:`valdemo.clave`; this module only
+wires components and renders. Labels are committed to SQLite before the
+acknowledgement is shown.
+"""
 
 from __future__ import annotations
 
+import importlib.util
+import json
+import os
+import tempfile
+import time
+from pathlib import Path
+
 import gradio as gr
+
+from .. import clave
+from ..values import SCHWARTZ_KEYS
+from .common import caveat_markdown, progress_callback, resolve_model, ui_errors
+
+ALL = "all values"
+KEY_IDS = {"1": "clave-adheres", "2": "clave-opposes", "3": "clave-unrelated", "s": "clave-skip", "u": "clave-undo"}
+
+# A document-level listener: number keys and s/u click the labelling buttons while they are
+# visible, except when the person is typing in a text field (the note, the annotator name).
+KEYBOARD_JS = """
+if (!window.__valdemoClaveKeys) {
+  window.__valdemoClaveKeys = true;
+  const map = %s;
+  document.addEventListener("keydown", (e) => {
+    if (e.ctrlKey || e.metaKey || e.altKey || e.repeat) return;
+    const t = e.target;
+    if (t && (t.tagName === "INPUT" || t.tagName === "TEXTAREA" || t.tagName === "SELECT" || t.isContentEditable)) return;
+    const id = map[(e.key || "").toLowerCase()];
+    if (!id) return;
+    const btn = document.getElementById(id);
+    if (!btn || btn.offsetParent === null || btn.disabled) return;
+    e.preventDefault();
+    btn.click();
+  });
+}
+""".replace("%s", json.dumps(KEY_IDS))
+
+INTRO = """**Calibrate evaluator** (CLAVE, Yao et al. 2024). Label samples as *adhering to*, *opposing* or
+*unrelated to* a value; the judge model turns your labels into short value concepts; a small
+recognizer is calibrated on your labels and the concepts, then scored against you on held-out labels."""
+
+
+def oauth_enabled() -> bool:
+    """Hugging Face sign-in is used only on a Space with OAuth and its libraries installed."""
+    return bool(os.environ.get("SPACE_ID") and os.environ.get("OAUTH_CLIENT_ID")
+                and importlib.util.find_spec("itsdangerous"))
+
+
+# -- rendering ----------------------------------------------------------------------
+
+
+def sample_markdown(sample: dict | None, annotator: str) -> tuple[str, str]:
+    if sample is None:
+        return (f"### All done\n{annotator or 'You'} labelled or skipped every sample in this selection. "
+                "Pick another value, upload more samples, or press **u** to undo.", "")
+    text = sample["text"].replace("\n", "  \n")
+    card = (f"### {sample['name']}\n{sample['definition']}\n\n"
+            f"*e.g. {', '.join(sample['examples'])}*\n\n<small>sample #{sample['sample_id']} · {sample['source']}</small>")
+    return f"> {text}", card
+
+
+def progress_markdown(prog: dict) -> str:
+    lines = ["| value | labelled | target |", "|---|---:|---:|"]
+    for key, p in prog["per_value"].items():
+        if p["available"] == 0 and p["labelled"] == 0:
+            continue
+        mark = " ✓" if p["labelled"] >= p["target"] else ""
+        lines.append(f"| {key.title()} | {p['labelled']}{mark} | {p['target']} |")
+    o = prog["overall"]
+    pct = 100.0 * o["toward_target"] / max(o["target"], 1)
+    return f"**Overall:** {o['labelled']} labels · {pct:.0f}% of the targets\n\n" + "\n".join(lines)
+
+
+def ack_markdown(ack: dict) -> str:
+    return (f"✅ saved #{ack['seq']}: **{ack['label_name']}** on sample {ack['sample_id']} "
+            f"by {ack['annotator']} ({time.strftime('%H:%M:%S')})")
+
+
+def report_markdown(report: dict, judge_model) -> str:
+    o = report["overall"]
+    lines = [f"**{report['protocol']}** on {report['n_labels']} labels ({report['n_eval']} scored); "
+             f"recognizer `{report.get('recognizer_id', '-')}` saved, {report['seconds']:.1f} s.", ""]
+    for m in report["methods"]:
+        r = o[m]
+        kappa = "-" if r["kappa"] is None else f"{r['kappa']:.3f}"
+        lines.append(f"- {clave.METHOD_TITLES[m]}: macro-F1 **{r['macro_f1']:.3f}**, accuracy {r['accuracy']:.3f}, "
+                     f"kappa {kappa}" + (f", {r['n_failed']} unreadable answers" if r.get("n_failed") else ""))
+    for m, why in report.get("skipped", {}).items():
+        lines.append(f"- {clave.METHOD_TITLES[m]}: left out ({why})")
+    if report.get("llm"):
+        parse = report["llm"]["parse"]
+        lines.append(f"\nJudge `{report['llm']['model']}` read by {report['llm']['how']}: "
+                     f"{parse['ok']} answers read, {parse['failed']} failed {parse['reasons'] or ''}")
+    caveat = caveat_markdown([judge_model]) if judge_model is not None else ""
+    return "\n".join(lines) + (f"\n\n{caveat}" if caveat else "")
+
+
+def confusion_figure(report: dict):
+    import plotly.graph_objects as go
+    from plotly.subplots import make_subplots
+
+    methods = report["methods"]
+    names = [clave.LABEL_NAMES[k] for k in clave.LABELS]
+    fig = make_subplots(rows=1, cols=len(methods), subplot_titles=[clave.METHOD_TITLES[m] for m in methods])
+    for i, m in enumerate(methods, start=1):
+        z = report["overall"][m]["confusion"]
+        fig.add_trace(go.Heatmap(z=z, x=names, y=names, colorscale="Blues", showscale=False,
+                                 text=z, texttemplate="%{text}"), row=1, col=i)
+        fig.update_xaxes(title_text="predicted", row=1, col=i)
+    fig.update_yaxes(title_text="human", autorange="reversed")
+    fig.update_layout(height=320, margin={"t": 40, "b": 40, "l": 60, "r": 10})
+    return fig
+
+
+def curve_figure(report: dict):
+    import plotly.graph_objects as go
+
+    curve = report.get("learning_curve") or []
+    fig = go.Figure(go.Scatter(x=[c["n_labels"] for c in curve], y=[c["macro_f1"] for c in curve],
+                               mode="lines+markers", name="recognizer"))
+    maj = report["overall"]["majority"]["macro_f1"]
+    fig.add_hline(y=maj, line_dash="dot", annotation_text="majority class")
+    fig.update_layout(height=300, xaxis_title="labels used for calibration", yaxis_title="macro-F1 (held out)",
+                      yaxis_range=[0, 1], margin={"t": 20, "b": 40, "l": 60, "r": 10})
+    return fig
+
+
+# -- the tab ------------------------------------------------------------------------
 
 
 def build(ctx) -> None:
-    gr.Markdown("**Calibrate evaluator** is being built (issue 5). The Models panel above already works.")
+    store = ctx.store
+    values = [ALL, *SCHWARTZ_KEYS]
+    gr.Markdown(INTRO)
+    saved_name = gr.BrowserState("", storage_key="valdemo-clave-annotator")
+    current = gr.State(None)
+
+    with gr.Tabs():
+        with gr.Tab("Label", id="clave-label"):
+            with gr.Row():
+                annotator = gr.Textbox(label="Annotator", placeholder="your name (labels are kept per annotator)",
+                                       elem_id="clave-annotator", scale=2)
+                value_filter = gr.Dropdown(values, value=ALL, label="Value", scale=2, elem_id="clave-value-filter")
+                target = gr.Number(clave.DEFAULT_TARGET, label="Target per value", precision=0, minimum=1, scale=1)
+                start = gr.Button("Start / resume", elem_id="clave-start", scale=1)
+            with gr.Row():
+                with gr.Column(scale=3):
+                    sample_md = gr.Markdown("Type your name and press **Start / resume**.", elem_id="clave-sample")
+                    with gr.Row():
+                        b_adh = gr.Button("1 · Adheres", variant="primary", elem_id="clave-adheres")
+                        b_opp = gr.Button("2 · Opposes", variant="primary", elem_id="clave-opposes")
+                        b_unr = gr.Button("3 · Unrelated", variant="primary", elem_id="clave-unrelated")
+                    with gr.Row():
+                        b_skip = gr.Button("s · Skip", elem_id="clave-skip", size="sm")
+                        b_undo = gr.Button("u · Undo", elem_id="clave-undo", size="sm")
+                    note = gr.Textbox(label="Note (optional, saved with the next label)", elem_id="clave-note")
+                    ack = gr.Markdown(elem_id="clave-ack")
+                with gr.Column(scale=2):
+                    value_md = gr.Markdown(elem_id="clave-value-card")
+                    progress_md = gr.Markdown(elem_id="clave-progress")
+            gr.HTML("<small>Keys: <b>1</b> adheres · <b>2</b> opposes · <b>3</b> unrelated · <b>s</b> skip · "
+                    "<b>u</b> undo (not while typing in a text box). Each label is saved before it is "
+                    "acknowledged; reload or come back later to resume.</small>", js_on_load=KEYBOARD_JS)
+
+        with gr.Tab("Samples & sync", id="clave-samples"):
+            with gr.Row():
+                upload = gr.File(label="Samples: CSV/JSONL (text,value[,label]) or ValueNet CSV (input,label)",
+                                 file_types=[".csv", ".jsonl", ".json"], elem_id="clave-upload")
+                with gr.Column():
+                    upload_as = gr.Textbox(clave.GOLD, label="Labels in the file belong to")
+                    import_btn = gr.Button("Import", elem_id="clave-import")
+                    import_md = gr.Markdown()
+            with gr.Row():
+                fmt = gr.Radio(["jsonl", "csv"], value="jsonl", label="Export format")
+                export_btn = gr.Button("Export all labels", elem_id="clave-export")
+                export_file = gr.File(label="Export", interactive=False)
+            with gr.Row():
+                hub_repo = gr.Textbox(ctx.settings.clave_hub_repo, label="Hugging Face dataset repo (or local folder)",
+                                      placeholder="user/valdemo-labels", scale=3)
+                push_btn = gr.Button("Push labels", scale=1)
+                pull_btn = gr.Button("Pull labels", scale=1)
+            hub_md = gr.Markdown("Token: the signed-in user's, else `HF_TOKEN`. Pushing only adds files.")
+
+        with gr.Tab("Concepts", id="clave-concepts"):
+            with gr.Row():
+                concept_value = gr.Dropdown(list(SCHWARTZ_KEYS), value=SCHWARTZ_KEYS[0], label="Value")
+                extract_btn = gr.Button("Extract concepts with the judge", elem_id="clave-extract")
+            concepts_box = gr.Textbox(label="Concepts (one per line: 'adheres: ...' or 'opposes: ...'; editable)",
+                                      lines=8, elem_id="clave-concepts-text")
+            with gr.Row():
+                save_concepts_btn = gr.Button("Save edited concepts", elem_id="clave-save-concepts")
+            concepts_md = gr.Markdown()
+
+        with gr.Tab("Calibrate", id="clave-calibrate"):
+            with gr.Row():
+                cal_who = gr.Textbox("", label="Whose labels (empty: majority of all annotators)")
+                folds = gr.Slider(2, 10, value=5, step=1, label="Folds (k)")
+                with_judge = gr.Checkbox(False, label="Also score the judge prompted zero-shot (slow on CPU)")
+                cal_btn = gr.Button("Calibrate and evaluate", variant="primary", elem_id="clave-calibrate-btn")
+            cal_md = gr.Markdown(elem_id="clave-cal-summary")
+            cal_table = gr.Dataframe(headers=["scope", "method", "accuracy", "macro-F1", "kappa", "n_train", "n_eval"],
+                                     interactive=False, elem_id="clave-cal-table")
+            with gr.Row():
+                confusion_plot = gr.Plot(label="Confusion matrices (rows: human)")
+                curve_plot = gr.Plot(label="Learning curve")
+
+        with gr.Tab("Agreement", id="clave-agreement"):
+            agree_btn = gr.Button("Compute agreement between annotators")
+            agree_md = gr.Markdown()
+            agree_table = gr.Dataframe(headers=["a", "b", "shared samples", "agreement", "Cohen's kappa"],
+                                       interactive=False)
+
+        with gr.Tab("Evaluate a text", id="clave-predict"):
+            with gr.Row():
+                pred_text = gr.Textbox(label="Text", lines=3, scale=3)
+                pred_value = gr.Dropdown(list(SCHWARTZ_KEYS), value=SCHWARTZ_KEYS[0], label="Value", scale=1)
+            pred_btn = gr.Button("Label with the calibrated recognizer", elem_id="clave-predict-btn")
+            pred_label = gr.Label(num_top_classes=3, label="Recognizer")
+            pred_md = gr.Markdown()
+
+    # -- labelling handlers -----------------------------------------------------------
+
+    def _view(name: str, value: str, goal, ack_text: str = ""):
+        sample = clave.next_sample(store, name, None if value in ("", ALL, None) else value)
+        text_md, card = sample_markdown(sample, name)
+        prog = clave.progress(store, name, int(goal or clave.DEFAULT_TARGET))
+        return text_md, card, (sample or {}).get("sample_id"), ack_text, progress_markdown(prog)
+
+    view_out = [sample_md, value_md, current, ack, progress_md]
+
+    @ui_errors
+    def resume(name, value, goal):
+        name = clave.check_annotator(name)
+        return (*_view(name, value, goal), name)
+
+    def on_load(saved, *extra):
+        profile = extra[0] if extra else None
+        name = (getattr(profile, "username", "") or saved or "").strip()
+        if not name:
+            return gr.update(), gr.update(), None, "", "", gr.update()
+        return (*_view(name, ALL, clave.DEFAULT_TARGET), name)
+
+    if oauth_enabled():
+        def load_with_login(saved, profile: gr.OAuthProfile | None):
+            return on_load(saved, profile)
+        loader = load_with_login
+    else:
+        def loader(saved):
+            return on_load(saved)
+
+    from gradio.context import Context as GradioContext  # the app's Blocks: resume on page load
+
+    GradioContext.root_block.load(loader, [saved_name], [*view_out, annotator], api_visibility="private")
+    for trigger in (start.click, value_filter.change):
+        trigger(resume, [annotator, value_filter, target], [*view_out, saved_name], api_visibility="private")
+
+    def make_label_handler(label):
+        @ui_errors
+        def handler(name, sample_id, note_text, value, goal):
+            name = clave.check_annotator(name)
+            if sample_id is None:
+                raise gr.Error("no sample on screen: press Start / resume")
+            result = clave.submit_label(store, name, int(sample_id), label, note_text or "")
+            return (*_view(name, value, goal, ack_markdown(result)), "")
+        return handler
+
+    for btn, label in ((b_adh, 1), (b_opp, -1), (b_unr, 0), (b_skip, "skip")):
+        btn.click(make_label_handler(label), [annotator, current, note, value_filter, target], [*view_out, note],
+                  api_visibility="private", trigger_mode="once")
+
+    @ui_errors
+    def undo(name, value, goal):
+        name = clave.check_annotator(name)
+        result = clave.undo_last(store, name)
+        text_md, card, _, _, prog = _view(name, value, goal)
+        if result["ok"]:  # show the undone sample again so it can be relabelled
+            u = result["undone"]
+            text_md, card = sample_markdown({**clave.value_card(u["value"]), "sample_id": u["sample_id"],
+                                             "text": u["text"], "source": "undone"}, name)
+            return text_md, card, u["sample_id"], f"↩️ {result['message']}", prog
+        return text_md, card, _, f"↩️ {result['message']}", prog
+
+    b_undo.click(undo, [annotator, value_filter, target], view_out, api_visibility="private", trigger_mode="once")
+
+    # -- samples, export, hub -------------------------------------------------------------
+
+    @ui_errors
+    def do_import(file, who):
+        if not file:
+            raise gr.Error("choose a file first")
+        r = clave.import_file(store, file, who or clave.GOLD)
+        return (f"Imported {r['samples']} rows ({r['distinct_samples']} distinct samples), "
+                f"{r['labels_added']} new labels{' by ' + ', '.join(r['annotators']) if r['annotators'] else ''}.")
+
+    import_btn.click(do_import, [upload, upload_as], import_md, api_visibility="private")
+
+    @ui_errors
+    def do_export(kind):
+        out = Path(tempfile.mkdtemp(prefix="clave-export-")) / f"clave-labels.{kind}"
+        return clave.export_labels(store, kind, out)["path"]
+
+    export_btn.click(do_export, [fmt], export_file, api_visibility="private")
+
+    def hub_handler(action):
+        def run(repo, *extra):
+            token = getattr(extra[0], "token", None) if extra else None
+            if action == "push":
+                r = clave.push_labels(store, repo, token)
+                return f"Pushed {r['pushed']} labels to `{r['target']}` as `{r['file']}`."
+            r = clave.pull_labels(store, repo, token)
+            return f"Pulled {r['files']} files from `{r['target']}`: {r['labels_added']} new labels."
+
+        if oauth_enabled():
+            def with_token(repo, token: gr.OAuthToken | None):
+                return run(repo, token)
+            return ui_errors(with_token)
+        return ui_errors(run)
+
+    push_btn.click(hub_handler("push"), [hub_repo], hub_md, api_visibility="private")
+    pull_btn.click(hub_handler("pull"), [hub_repo], hub_md, api_visibility="private")
+
+    # -- concepts -----------------------------------------------------------------------
+
+    def show_concepts(value):
+        stored = clave.st.clave_latest_concepts(store).get(value)
+        if not stored:
+            return "", f"No concepts saved for {value.title()} yet."
+        return (clave.concepts_to_text(stored["concepts"]),
+                f"Saved concepts for {value.title()} by `{stored['model']}`.")
+
+    concept_value.change(show_concepts, [concept_value], [concepts_box, concepts_md], api_visibility="private")
+
+    @ui_errors
+    def extract(value, judge_spec, creds):
+        model = resolve_model(judge_spec, creds)
+        result = clave.extract_concepts(model, value, clave.training_rows(store))
+        caveat = caveat_markdown([model])
+        if not result.ok:
+            return "", (f"⚠️ Could not read concepts from the judge's answer ({result.reason}); 1 failure. "
+                        f"Its answer:\n\n```\n{result.raw.strip()[:1500]}\n```\n\nWrite them yourself above. {caveat}")
+        clave.save_concepts(store, value, result.concepts, result.model)
+        return (clave.concepts_to_text(result.concepts),
+                f"Concepts for {value.title()} written by `{result.model}` and saved; edit and save to change. {caveat}")
+
+    extract_btn.click(extract, [concept_value, ctx.judge, ctx.creds], [concepts_box, concepts_md],
+                      api_name="clave_extract_concepts", **ctx.model_event())
+
+    @ui_errors
+    def save_edited(value, text, name):
+        concepts = clave.text_to_concepts(text or "")
+        stored = clave.st.clave_latest_concepts(store).get(value)
+        who = (name or "").strip() or "someone"
+        origin = f"edited by {who}" + (f" (from {stored['model']})" if stored else "")
+        clave.save_concepts(store, value, concepts, origin)
+        return f"Saved {sum(len(v) for v in concepts.values())} concepts for {value.title()} ({origin})."
+
+    save_concepts_btn.click(save_edited, [concept_value, concepts_box, annotator], concepts_md,
+                            api_visibility="private")
+
+    # -- calibration, agreement, prediction --------------------------------------------
+
+    @ui_errors
+    def calibrate(who, k, use_judge, judge_spec, creds, progress=gr.Progress()):
+        judge = resolve_model(judge_spec, creds) if use_judge else None
+        report = clave.calibrate_store(store, who.strip() or None, int(k), judge,
+                                       progress=progress_callback(progress, "embedding"))
+        return (report_markdown(report, judge), clave.summary_table(report), confusion_figure(report),
+                curve_figure(report))
+
+    cal_btn.click(calibrate, [cal_who, folds, with_judge, ctx.judge, ctx.creds],
+                  [cal_md, cal_table, confusion_plot, curve_plot], api_visibility="private", **ctx.model_event())
+
+    @ui_errors
+    def agree():
+        r = clave.agreement(store)
+        if not r["pairs"]:
+            return "No two annotators have labelled the same samples yet.", []
+        alpha = r["krippendorff_alpha"]
+        head = (f"{len(r['annotators'])} annotators, {r['n_items_multi']} samples labelled by two or more. "
+                + (f"Krippendorff's alpha (nominal): **{alpha:.3f}**" if alpha is not None else ""))
+        rows = [[p["a"], p["b"], p["n_shared"], round(p["percent_agreement"], 3),
+                 None if p["cohen_kappa"] is None else round(p["cohen_kappa"], 3)] for p in r["pairs"]]
+        return head, rows
+
+    agree_btn.click(agree, None, [agree_md, agree_table], api_visibility="private")
+
+    @ui_errors
+    def predict_ui(text, value):
+        r = clave.predict_text(store, text, value)
+        return r["probs"], f"**{r['label_name']}** · recognizer `{r['recognizer']}`"
+
+    pred_btn.click(predict_ui, [pred_text, pred_value], [pred_label, pred_md], api_visibility="private")
+
+    # -- named API endpoints (same functions the buttons call) ------------------------
+
+    @ui_errors
+    def clave_next(annotator: str, value: str = "") -> dict:
+        """The next sample this annotator has not labelled or skipped ({"done": true} when none)."""
+        return clave.next_sample(store, annotator, value or None) or {"done": True}
+
+    @ui_errors
+    def clave_label(annotator: str, sample_id: int, label: str, note: str = "") -> dict:
+        """Label a sample (1/-1/0, adheres/opposes/unrelated, or skip); acknowledged after the commit."""
+        return clave.submit_label(store, annotator, sample_id, label, note)
+
+    @ui_errors
+    def clave_undo(annotator: str) -> dict:
+        """Undo this annotator's latest label or skip."""
+        return clave.undo_last(store, annotator)
+
+    @ui_errors
+    def clave_progress(annotator: str, target: int = clave.DEFAULT_TARGET) -> dict:
+        """Labels per value toward the target (empty annotator: everyone)."""
+        return clave.progress(store, annotator.strip() or None, int(target))
+
+    @ui_errors
+    def clave_labels(annotator: str = "") -> list:
+        """Current labels (one annotator, or all when empty)."""
+        return clave.export_rows(store, annotator.strip() or None)
+
+    @ui_errors
+    def clave_calibrate(annotator: str = "", folds: int = 5, judge: str = "") -> dict:
+        """Calibrate on stored labels and concepts; per value and overall scores beside baselines."""
+        model = resolve_model(judge) if judge.strip() else None
+        return clave.calibrate_store(store, annotator.strip() or None, int(folds), model)
+
+    @ui_errors
+    def clave_predict(text: str, value: str) -> dict:
+        """Label and probabilities from the latest calibrated recognizer."""
+        return clave.predict_text(store, text, value)
+
+    for fn in (clave_next, clave_label, clave_undo, clave_progress, clave_labels, clave_predict):
+        gr.api(fn, api_name=fn.__name__)
+    gr.api(clave_calibrate, api_name="clave_calibrate", **ctx.model_event())

@@ -1,0 +1,403 @@
+"""CLAVE (issue 5): labelling, durability, import/export/sync, concepts, calibration, the tab.
+
+Real SQLite stores in temp dirs, the real bundled MiniLM encoder, the real bundled
+chat model (tiny prompts), the real launched app through gradio_client and a real
+`python app.py` process killed with SIGKILL.
+"""
+
+from __future__ import annotations
+
+import csv
+import json
+import os
+import signal
+import subprocess
+import sys
+import time
+import urllib.request
+from collections import Counter
+from pathlib import Path
+
+import pytest
+
+from valdemo import clave
+from valdemo.inputs import InputError
+from valdemo.store import Store
+from valdemo.values import SCHWARTZ_KEYS
+
+ROOT = Path(__file__).resolve().parents[1]
+
+
+@pytest.fixture()
+def store(tmp_path) -> Store:
+    return Store(tmp_path / "clave.sqlite")
+
+
+def _write_csv(path: Path, header: list[str], rows: list[list]) -> Path:
+    with open(path, "w", newline="", encoding="utf-8") as f:
+        w = csv.writer(f)
+        w.writerow(header)
+        w.writerows(rows)
+    return path
+
+
+def _valuenet_subset(valuenet_dir: Path, per_file: int) -> list[clave.Sample]:
+    out = []
+    for f in sorted(valuenet_dir.glob("*.csv")):
+        out += clave.read_samples(f)[:per_file]
+    return out
+
+
+# -- bundled samples and uploads -------------------------------------------------------
+
+
+def test_bundled_samples_cover_every_value_and_label():
+    samples = clave.bundled_samples()
+    assert len(samples) >= 300
+    by_value = Counter(s.value for s in samples)
+    assert set(by_value) == set(SCHWARTZ_KEYS)
+    for key in SCHWARTZ_KEYS:
+        labels = Counter(s.label for s in samples if s.value == key)
+        assert set(labels) == {1, -1, 0}, key
+        assert min(labels.values()) >= 8, (key, labels)
+    assert len({(s.value, s.text) for s in samples}) == len(samples), "duplicate samples"
+
+
+def test_read_samples_valuenet_format_takes_value_from_file_name(tmp_path):
+    f = _write_csv(tmp_path / "valuenet_POWER.csv", ["input", "label"], [["ruling the office", "1"],
+                                                                          ["giving up control", "-1"]])
+    samples = clave.read_samples(f)
+    assert [(s.value, s.label) for s in samples] == [("POWER", 1), ("POWER", -1)]
+    with pytest.raises(InputError, match="named like"):
+        clave.read_samples(_write_csv(tmp_path / "nameless.csv", ["input", "label"], [["x", "1"]]))
+
+
+@pytest.mark.parametrize("rows, needle", [
+    ([["fine", "POWER", "1"], ["odd", "NOT-A-VALUE", "1"]], "row 3: unknown value"),
+    ([["fine", "POWER", "maybe"]], "row 2: label 'maybe'"),
+    ([["", "POWER", "1"]], "row 2: empty text"),
+])
+def test_bad_upload_names_the_row(tmp_path, rows, needle):
+    f = _write_csv(tmp_path / "up.csv", ["text", "value", "label"], rows)
+    with pytest.raises(InputError, match=needle):
+        clave.read_samples(f)
+
+
+# -- labelling -----------------------------------------------------------------------
+
+
+def test_labels_are_per_annotator_and_undo_brings_the_sample_back(store):
+    first = clave.next_sample(store, "ana")
+    assert first["definition"] and first["value"] in SCHWARTZ_KEYS
+    ack = clave.submit_label(store, "ana", first["sample_id"], "adheres", note="clear case")
+    assert ack["durable"] and ack["label"] == 1
+    # bo sees the same first sample: ana's label does not count for bo
+    assert clave.next_sample(store, "bo")["sample_id"] == first["sample_id"]
+    clave.submit_label(store, "bo", first["sample_id"], -1)
+    second = clave.next_sample(store, "ana")
+    assert second["sample_id"] != first["sample_id"]
+    clave.submit_label(store, "ana", second["sample_id"], "skip")
+    assert clave.undo_last(store, "ana")["undone"]["label_name"] == "skipped"
+    assert clave.next_sample(store, "ana")["sample_id"] == second["sample_id"]
+    undone = clave.undo_last(store, "ana")["undone"]
+    assert (undone["sample_id"], undone["label"]) == (first["sample_id"], 1)
+    assert clave.next_sample(store, "ana")["sample_id"] == first["sample_id"]
+    assert clave.undo_last(store, "ana")["ok"] is False
+    # bo's label is untouched by ana's undos
+    assert [(r["annotator"], r["label"]) for r in store_labels(store)] == [("bo", -1)]
+    prog = clave.progress(store, "bo", target=2)
+    assert prog["overall"]["labelled"] == 1
+    assert prog["per_value"][first["value"]]["labelled"] == 1
+
+
+def store_labels(store):
+    from valdemo.store import clave_current_labels
+
+    return clave_current_labels(store)
+
+
+def test_bad_label_input_is_refused(store):
+    sample = clave.next_sample(store, "ana")
+    with pytest.raises(InputError, match="label"):
+        clave.submit_label(store, "ana", sample["sample_id"], "perhaps")
+    with pytest.raises(InputError, match="annotator"):
+        clave.submit_label(store, "  ", sample["sample_id"], 1)
+    with pytest.raises(KeyError, match="no calibration sample"):
+        clave.submit_label(store, "ana", 999_999, 1)
+
+
+# -- export / import / sync ---------------------------------------------------------
+
+
+def _label_some(store, n_per_annotator=4):
+    for who, label in (("ana", 1), ("bo", 0)):
+        for _ in range(n_per_annotator):
+            s = clave.next_sample(store, who)
+            clave.submit_label(store, who, s["sample_id"], label, note=f"{who}, note with a comma")
+    clave.import_samples(store, [clave.Sample("Rules bind us all, even when inconvenient.", "CONFORMITY", 1)],
+                         "test", annotator="gold")
+
+
+def _canon(rows):
+    return sorted((r["text"], r["value"], int(r["label"]), r["annotator"], r["note"], round(float(r["created"]), 3))
+                  for r in rows)
+
+
+@pytest.mark.parametrize("fmt", ["jsonl", "csv"])
+def test_export_import_round_trip_loses_nothing(store, tmp_path, fmt):
+    _label_some(store)
+    out = clave.export_labels(store, fmt, tmp_path / f"labels.{fmt}")
+    assert out["labels"] == 9
+    fresh = Store(tmp_path / "fresh.sqlite")
+    result = clave.import_file(fresh, out["path"])
+    assert result["labels_added"] == 9 and set(result["annotators"]) == {"ana", "bo", "gold"}
+    assert _canon(clave.export_rows(fresh)) == _canon(clave.export_rows(store))
+    assert clave.import_file(fresh, out["path"])["labels_added"] == 0, "re-import must not duplicate"
+
+
+def test_hub_sync_to_a_local_folder_and_clear_message_without_token(store, tmp_path, monkeypatch):
+    _label_some(store, 2)
+    target = tmp_path / "shared-drive"
+    pushed = clave.push_labels(store, str(target))
+    assert pushed["pushed"] == 5 and Path(pushed["file"]).is_file()
+    other = Store(tmp_path / "other.sqlite")
+    pulled = clave.pull_labels(other, str(target))
+    assert pulled["labels_added"] == 5
+    assert _canon(clave.export_rows(other)) == _canon(clave.export_rows(store))
+    assert clave.pull_labels(other, str(target))["labels_added"] == 0
+    monkeypatch.delenv("HF_TOKEN", raising=False)
+    with pytest.raises(InputError, match="HF_TOKEN"):
+        clave.push_labels(store, "someone/valdemo-labels")
+
+
+# -- agreement ----------------------------------------------------------------------
+
+
+def test_krippendorff_alpha_matches_a_hand_computation():
+    # coincidences: 2x(1,1), 2x(0,0), (1,0), (0,1): D_o = 2, D_e = (36 - 9 - 9) / 5 -> alpha = 1 - 2/3.6
+    assert clave.krippendorff_alpha_nominal([[1, 1], [0, 0], [1, 0]]) == pytest.approx(1 - 2 / 3.6)
+    assert clave.krippendorff_alpha_nominal([[1, 1, 1], [-1, -1, -1], [0, 0]]) == pytest.approx(1.0)
+    assert clave.krippendorff_alpha_nominal([[1]]) is None
+
+
+def test_agreement_reports_kappa_for_shared_samples(store):
+    ids = [clave.next_sample(store, "ana")["sample_id"]]
+    for who, labels in (("ana", [1, -1, 0, 1]), ("bo", [1, -1, 1, 1])):
+        for sid, label in zip(range(1, 5), labels, strict=True):
+            clave.submit_label(store, who, sid, label)
+    r = clave.agreement(store)
+    assert ids and r["annotators"] == ["ana", "bo"]
+    pair = r["pairs"][0]
+    assert pair["n_shared"] == 4 and pair["percent_agreement"] == 0.75
+    assert 0 < pair["cohen_kappa"] < 1
+    assert r["krippendorff_alpha"] is not None
+
+
+# -- concepts -----------------------------------------------------------------------
+
+
+def test_concepts_parse_json_or_lines_and_failures_are_reported():
+    ok = clave.parse_concepts('Sure: {"adheres": ["helps friends"], "opposes": ["betrays trust", "lies"]}')
+    assert ok.ok and ok.value == {"adheres": ["helps friends"], "opposes": ["betrays trust", "lies"]}
+    lines = clave.parse_concepts("Adheres: keeps promises\n- opposes: abandons family")
+    assert lines.ok and lines.value["opposes"] == ["abandons family"]
+    assert not clave.parse_concepts("I like turtles.").ok
+    with pytest.raises(InputError, match="line 2"):
+        clave.text_to_concepts("adheres: fine\nwhatever this is")
+
+
+@pytest.mark.slow
+def test_judge_extracts_concepts_and_labels_zero_shot_tiny(local_model):
+    samples = [s for s in clave.bundled_samples() if s.value == "BENEVOLENCE"][:30]
+    result = clave.extract_concepts(local_model, "BENEVOLENCE", samples, per_label=2, max_new_tokens=48)
+    assert result.raw.strip() and result.model == "local"
+    assert result.ok or result.reason  # a failure is reported, never silently empty
+    preds, stats, how = clave.llm_zero_shot(local_model, [s.text for s in samples[:3]], ["BENEVOLENCE"] * 3)
+    assert len(preds) == 3 and stats.ok + stats.failed == 3
+    assert all(p in (1, -1, 0, None) for p in preds) and how
+
+
+# -- calibration ----------------------------------------------------------------------
+
+
+@pytest.mark.slow
+def test_calibration_on_valuenet_beats_majority_on_held_out_rows(valuenet_dir):
+    samples = _valuenet_subset(valuenet_dir, per_file=40)
+    report, rec = clave.calibrate(samples, folds=4, learning_curve=False)
+    o = report["overall"]
+    for m in ("recognizer", "embed_zero_shot", "majority"):
+        for key in ("accuracy", "macro_f1", "kappa", "n_train", "n_eval"):
+            assert key in o[m], (m, key)
+        assert o[m]["n_eval"] == len(samples)
+    print({m: round(o[m]["macro_f1"], 3) for m in report["methods"]})
+    assert o["recognizer"]["macro_f1"] >= o["majority"]["macro_f1"]
+    assert set(report["per_value"]) == {s.value for s in samples}
+    probs = rec.predict_proba([samples[0].text], [samples[0].value])
+    assert probs.shape == (1, 3) and probs.sum() == pytest.approx(1.0, abs=1e-5)
+
+
+@pytest.mark.slow
+def test_calibrate_store_persists_the_latest_recognizer(store):
+    assert clave.latest_recognizer(store) is None
+    picked = [s for s in clave.bundled_samples() if s.value in ("POWER", "BENEVOLENCE")][:48]
+    clave.import_samples(store, picked, "test", annotator="ana")
+    clave.save_concepts(store, "POWER", {"adheres": ["controls others"], "opposes": ["shares control"]}, "test")
+    report = clave.calibrate_store(store, "ana", folds=3)
+    assert report["n_labels"] == 48 and report["concept_values"] == ["POWER"]
+    assert report["learning_curve"][-1]["n_labels"] == report["n_train"]
+    clave._loaded.clear()  # read it back from disk, as a new process would
+    rec = clave.latest_recognizer(store)
+    assert rec is not None and rec.meta["id"] == report["recognizer_id"]
+    out = rec.predict(["She controls every decision in the company."], ["POWER"])
+    assert out[0]["label"] in (1, -1, 0) and sum(out[0]["probs"].values()) == pytest.approx(1.0, abs=1e-3)
+
+
+def test_calibrate_refuses_too_few_labels():
+    few = clave.bundled_samples()[:3]
+    with pytest.raises(InputError, match="needs at least"):
+        clave.calibrate(few, folds=5)
+
+
+# -- CLI ----------------------------------------------------------------------------
+
+
+def _cli(*args, env=None, timeout=300):
+    return subprocess.run([sys.executable, "-m", "valdemo", "clave", *args], cwd=ROOT, capture_output=True,
+                          text=True, timeout=timeout, env={**os.environ, **(env or {})})
+
+
+@pytest.mark.parametrize("args, needle", [
+    (["calibrate", "--labels", "nowhere.csv"], "not found"),
+    (["calibrate", "--labels", "assets/clave/samples.csv", "--folds", "1"], "folds must be at least 2"),
+    (["export", "--format", "xml", "--out", "x"], "invalid choice"),
+])
+def test_cli_bad_input_exits_2_with_one_line(args, needle):
+    r = _cli(*args)
+    assert r.returncode == 2, r.stderr
+    assert needle in r.stderr and len(r.stderr.strip().splitlines()) == 1, r.stderr
+
+
+def test_cli_bad_row_exits_2_naming_the_row(tmp_path):
+    bad = _write_csv(tmp_path / "bad.csv", ["text", "value", "label"], [["ok", "POWER", "1"], ["x", "POWER", "7"]])
+    r = _cli("calibrate", "--labels", str(bad), "--json")
+    assert r.returncode == 2 and "bad.csv row 3" in r.stderr, r.stderr
+
+
+@pytest.mark.slow
+def test_cli_import_calibrate_export(tmp_path):
+    env = {"VALDEMO_DB": str(tmp_path / "cli.sqlite")}
+    picked = [s for s in clave.bundled_samples() if s.value in ("HEDONISM", "TRADITION")][:36]
+    f = _write_csv(tmp_path / "mine.csv", ["text", "value", "label"], [[s.text, s.value, s.label] for s in picked])
+    r = _cli("calibrate", "--labels", str(f), "--folds", "3", "--no-learning-curve", "--json", env=env)
+    assert r.returncode == 0, r.stderr
+    report = json.loads(r.stdout)
+    for block in [report["overall"], *report["per_value"].values()]:
+        for m in ("recognizer", "embed_zero_shot", "majority"):
+            assert {"accuracy", "macro_f1", "kappa", "n_train", "n_eval"} <= set(block[m])
+    assert report["skipped"]["llm_zero_shot"]
+    assert _cli("import", str(f), "--annotator", "ana", "--json", env=env).returncode == 0
+    out = tmp_path / "out.jsonl"
+    r = _cli("export", "--format", "jsonl", "--out", str(out), "--json", env=env)
+    assert r.returncode == 0 and json.loads(r.stdout)["labels"] == 36
+    rows = [json.loads(line) for line in out.read_text().splitlines()]
+    assert {r["annotator"] for r in rows} == {"ana"} and len(rows) == 36
+
+
+# -- the app: API, durability across SIGKILL, keyboard ---------------------------------
+
+
+def test_label_submission_through_the_api(client):
+    first = client.predict(annotator="api-ana", value="TRADITION", api_name="/clave_next")
+    assert first["value"] == "TRADITION"
+    ack = client.predict(annotator="api-ana", sample_id=first["sample_id"], label="opposes", note="",
+                         api_name="/clave_label")
+    assert ack == {**ack, "ok": True, "label": -1, "durable": True}
+    client.predict(annotator="api-bo", sample_id=first["sample_id"], label="unrelated", note="",
+                   api_name="/clave_label")
+    mine = client.predict(annotator="api-ana", api_name="/clave_labels")
+    assert [(r["annotator"], r["label"]) for r in mine] == [("api-ana", -1)]
+    assert client.predict(annotator="api-ana", api_name="/clave_undo")["undone"]["sample_id"] == first["sample_id"]
+    assert client.predict(annotator="api-ana", api_name="/clave_labels") == []
+    assert [r["label"] for r in client.predict(annotator="api-bo", api_name="/clave_labels")] == [0]
+    with pytest.raises(Exception, match="label 'later'"):
+        client.predict(annotator="api-ana", sample_id=first["sample_id"], label="later", note="",
+                       api_name="/clave_label")
+
+
+def _start_app(env: dict, port: int) -> subprocess.Popen:
+    proc = subprocess.Popen([sys.executable, "app.py"], cwd=ROOT, env=env, stdout=subprocess.DEVNULL,
+                            stderr=subprocess.DEVNULL)
+    deadline = time.time() + 120
+    while time.time() < deadline:
+        if proc.poll() is not None:
+            raise RuntimeError(f"app exited with {proc.returncode}")
+        try:
+            urllib.request.urlopen(f"http://127.0.0.1:{port}/", timeout=1)
+            return proc
+        except OSError:
+            time.sleep(0.3)
+    proc.kill()
+    raise RuntimeError("app did not start within 120 s")
+
+
+@pytest.mark.slow
+def test_acknowledged_labels_survive_sigkill_and_restart(tmp_path):
+    from gradio_client import Client
+
+    from tests.conftest import free_port
+
+    port = free_port()
+    env = {**os.environ, "VALDEMO_DB": str(tmp_path / "durable.sqlite"), "VALDEMO_PORT": str(port),
+           "VALDEMO_DATA_DIR": str(tmp_path)}
+    proc = _start_app(env, port)
+    acked = []
+    try:
+        c = Client(f"http://127.0.0.1:{port}/", verbose=False)
+        for who, label in (("kim", "1"), ("kim", "-1"), ("lee", "0"), ("kim", "0"), ("lee", "1")):
+            s = c.predict(annotator=who, value="", api_name="/clave_next")
+            ack = c.predict(annotator=who, sample_id=s["sample_id"], label=label, note=f"n{len(acked)}",
+                            api_name="/clave_label")
+            acked.append((ack["seq"], who, s["sample_id"], int(label)))
+        c.predict(annotator="kim", api_name="/clave_undo")  # undoes kim's last (seq of 4th)
+    finally:
+        proc.send_signal(signal.SIGKILL)
+        proc.wait(10)
+    proc = _start_app(env, port)
+    try:
+        c = Client(f"http://127.0.0.1:{port}/", verbose=False)
+        kim = {(r["text"], r["label"]) for r in c.predict(annotator="kim", api_name="/clave_labels")}
+        lee = c.predict(annotator="lee", api_name="/clave_labels")
+        assert len(kim) == 2 and len(lee) == 2
+        assert sorted(r["label"] for r in lee) == [0, 1]
+        undone_sample = acked[3][2]
+        assert c.predict(annotator="kim", value="", api_name="/clave_next")["sample_id"] == undone_sample
+    finally:
+        proc.kill()
+        proc.wait(10)
+
+
+@pytest.mark.slow
+@pytest.mark.browser
+def test_keyboard_labels_in_the_browser(browser, served_app, settings, artifacts_dir):
+    from valdemo.store import get_store
+
+    context = browser.new_context(viewport={"width": 1400, "height": 1000})
+    page = context.new_page()
+    try:
+        page.goto(served_app[1], wait_until="networkidle")
+        page.get_by_role("tab", name="Calibrate evaluator").click()
+        page.locator("#clave-annotator textarea, #clave-annotator input").first.fill("kbd-user")
+        page.locator("#clave-start").click()
+        page.locator("#clave-value-card").get_by_text("e.g.").wait_for(timeout=30_000)
+        page.locator("body").click(position={"x": 5, "y": 5})
+        page.keyboard.press("1")
+        page.locator("#clave-ack").get_by_text("adheres").wait_for(timeout=30_000)
+        page.keyboard.press("s")
+        page.locator("#clave-ack").get_by_text("skipped").wait_for(timeout=30_000)
+        page.keyboard.press("u")
+        page.locator("#clave-ack").get_by_text("undid 'skipped'").wait_for(timeout=30_000)
+        page.screenshot(path=str(artifacts_dir / "clave_label.png"), full_page=True)
+    finally:
+        context.close()
+    labels = [r for r in store_labels(get_store(settings.db_path)) if r["annotator"] == "kbd-user"]
+    assert [r["label"] for r in labels] == [1]
