@@ -105,12 +105,13 @@ def category(angle: float) -> str:
 
 
 def choice_indices(choices: Sequence[Any]) -> list[int]:
-    """Six choices as option indices 0..8; accepts letters ("A".."I") or indices.
+    """Six choices as option indices 0..8: letters ("A,B,C,D,E,F", "ABCDEF", a list) or indices.
 
     Raises :class:`InputError` on a wrong count or an option outside A-I.
     """
     if isinstance(choices, str):
-        choices = [c for c in re.split(r"[\s,;]+", choices.strip()) if c]
+        parts = [c for c in re.split(r"[\s,;]+", choices.strip()) if c]
+        choices = list(parts[0]) if len(parts) == 1 and len(parts[0]) == N_ITEMS else parts
     choices = list(choices)
     if len(choices) != N_ITEMS:
         raise InputError(f"the SVO measure needs {N_ITEMS} choices (one per item), got {len(choices)}")
@@ -254,7 +255,7 @@ def system_prompt(orientation: Orientation) -> str:
 def item_prompt(item: SliderItem) -> str:
     lines = [
         f"Item {item.number} of {N_ITEMS}. Choose one way to split the coins between you and the other person:",
-        *(f"{LETTERS[i]}: you get {s}, the other person gets {o}"
+        *(f"{LETTERS[i]}: you {s}, other {o}"
           for i, (s, o) in enumerate(zip(item.self_coins, item.other_coins))),
         "Following your goal, which option do you choose? Answer with one letter from A to I.",
     ]

@@ -1,0 +1,321 @@
+"""SVO game (issue 4): the slider measure's arithmetic, value rationality, a real model's play,
+the person's game through the launched app, and the CLI."""
+
+from __future__ import annotations
+
+import csv
+import json
+import math
+import subprocess
+import sys
+import time
+
+import pytest
+
+from valdemo import svo
+from valdemo.inputs import InputError
+
+# -- the measure -------------------------------------------------------------------------
+
+# Published ideal-type angles (Murphy et al. 2011 / HVAE), reproduced from the items to 0.01.
+IDEAL_CASES = [
+    ("altruistic", "maximise other", 61.39, "altruistic", "AIAAII"),
+    ("inequality_averse", "inequality averse", 37.48, "prosocial", "AIIDEI"),
+    ("individualistic", "maximise self", 7.82, "individualistic", "AIIIAA"),
+    ("competitive", "maximise difference", -16.26, "competitive", "IAIIAA"),
+]
+
+
+@pytest.mark.parametrize("key,label,angle,category,choices", IDEAL_CASES)
+def test_ideal_types_reproduce_published_angles(key, label, angle, category, choices):
+    ideal = svo.ideal_types()[key]
+    assert ideal["label"] == label
+    assert round(ideal["angle"], 2) == angle
+    assert abs(ideal["angle"] - angle) < 0.01
+    assert ideal["category"] == category
+    assert "".join(ideal["choices"]) == choices
+    assert svo.score_choices(list(choices)).angle == ideal["angle"]
+
+
+BOUNDARY_CASES = [
+    (22.45, "individualistic"),  # (-12.04, 22.45] holds its upper bound
+    (22.45 + 1e-9, "prosocial"),
+    (57.15, "prosocial"),
+    (57.15 + 1e-9, "altruistic"),
+    (-12.04, "competitive"),
+    (-12.04 + 1e-9, "individualistic"),
+    (90.0, "altruistic"),
+    (-90.0, "competitive"),
+    (0.0, "individualistic"),
+    (45.0, "prosocial"),
+]
+
+
+@pytest.mark.parametrize("angle,expected", BOUNDARY_CASES)
+def test_category_boundaries_are_exact(angle, expected):
+    assert svo.category(angle) == expected
+
+
+def test_category_rejects_nan():
+    with pytest.raises(ValueError):
+        svo.category(float("nan"))
+
+
+def test_angle_matches_atan_formula_and_is_safe_at_self_50():
+    for s, o in [(78.3, 66.7), (92.5, 55.8), (60.0, 20.0), (51.0, 99.0)]:
+        assert svo.svo_angle(s, o) == pytest.approx(math.degrees(math.atan((o - 50) / (s - 50))), abs=1e-12)
+    assert svo.svo_angle(50, 60) == 90.0
+    assert svo.svo_angle(50, 40) == -90.0
+    assert svo.svo_angle(50, 50) == 0.0
+
+
+def test_score_all_a_by_hand():
+    score = svo.score_choices("A,A,A,A,A,A")
+    assert score.self_mean == pytest.approx((85 + 85 + 50 + 50 + 100 + 100) / 6)
+    assert score.other_mean == pytest.approx((85 + 15 + 100 + 100 + 50 + 50) / 6)
+    assert score.angle == pytest.approx(math.degrees(math.atan((400 / 6 - 50) / (470 / 6 - 50))))
+    assert score.category == "prosocial"
+    # Indices, lower-case letters and whitespace separators are the same choices.
+    assert svo.score_choices([0, 8, 0, 0, 8, 8]) == svo.score_choices("a i a a i i")
+
+
+@pytest.mark.parametrize("bad,needle", [
+    ("A,B,C", "needs 6 choices"),
+    ("A,B,C,D,E,F,G", "needs 6 choices"),
+    ("A,B,C,D,E,J", "item 6"),
+    ("A,B,C,D,E,AB", "item 6"),
+    ([0, 1, 2, 3, 4, 9], "item 6"),
+    ([True, 1, 2, 3, 4, 5], "item 1"),
+    ("", "needs 6 choices"),
+])
+def test_bad_choices_name_the_problem(bad, needle):
+    with pytest.raises(InputError, match=needle):
+        svo.score_choices(bad)
+
+
+def test_slider_coins():
+    assert svo.slider_coins(1, 2) == (85, 76)
+    assert svo.slider_coins(5, 9) == (50, 100)
+    with pytest.raises(InputError):
+        svo.slider_coins(1, 10)
+
+
+# -- value rationality ---------------------------------------------------------------------
+
+
+def test_answer_sets_span_exactly_the_extreme_ideal_types():
+    low, high = svo.angle_range()
+    assert low == pytest.approx(svo.ideal_types()["competitive"]["angle"])
+    assert high == pytest.approx(svo.ideal_types()["altruistic"]["angle"])
+
+
+@pytest.mark.parametrize("orientation", ["altruistic", "individualistic", "competitive"])
+def test_vr_is_one_on_the_ideal_type_of_the_orientation(orientation):
+    ideal = svo.ideal_types()[orientation]
+    assert svo.value_rationality(ideal["angle"], orientation) == pytest.approx(1.0)
+
+
+def test_vr_is_zero_for_the_worst_play_and_within_bounds():
+    low, high = svo.angle_range()
+    assert svo.value_rationality(low, "altruistic") == pytest.approx(0.0)
+    assert svo.value_rationality(high, "competitive") == pytest.approx(0.0)
+    for o in ("altruistic", "prosocial", "individualistic", "competitive"):
+        for a in (low, -12.04, 0.0, 22.45, 37.48, 45.0, 57.15, high):
+            assert 0.0 <= svo.value_rationality(a, o) <= 1.0
+
+
+def test_vr_formula_by_hand_for_prosocial():
+    # Inequality averse (37.48) under prosocial: in category; d_max = 45 - low.
+    angle = svo.ideal_types()["inequality_averse"]["angle"]
+    d_max = 45.0 - svo.angle_range()[0]
+    assert svo.value_rationality(angle, "prosocial") == pytest.approx(0.5 * (1 - (45 - angle) / d_max) + 0.5)
+    assert svo.target_angles()["prosocial"] == 45.0
+    text = svo.vr_formula_markdown()
+    for shown in ("61.39", "45.00", "7.82", "-16.26"):
+        assert shown in text
+
+
+def test_sampling_reads_probabilities_honestly():
+    probs = {letter: 0.0 for letter in svo.LETTERS} | {"C": 0.7, "G": 0.3}
+    assert svo._sample(probs, 0.0, 1) == "C"
+    draws = [svo._sample(probs, 1.0, s) for s in range(200)]
+    assert set(draws) == {"C", "G"}  # zero-probability letters never drawn
+    assert 0.55 < draws.count("C") / 200 < 0.85
+    assert draws == [svo._sample(probs, 1.0, s) for s in range(200)]  # seeded: reproducible
+
+
+def test_summaries_and_ci_from_hand_made_trials():
+    trials = []
+    for i, letters in enumerate(["AIAAII", "AIIDEI", "AAAAAA"]):
+        t = svo.Trial("m", "prosocial", i, i, choices=list(letters), sources=["probs"] * 6)
+        t.score = svo.score_choices(letters)
+        t.vr = svo.value_rationality(t.score.angle, "prosocial")
+        trials.append(t)
+    broken = svo.Trial("m", "prosocial", 3, 3, choices=["A", None, "A", "A", "A", "A"], parse_failures=1)
+    summary = svo.summarise(trials + [broken])
+    angles = [t.score.angle for t in trials]
+    assert summary["trials"] == 4 and summary["valid_trials"] == 3 and summary["invalid_trials"] == 1
+    assert summary["parse_failures"] == 1
+    assert summary["angle_mean"] == pytest.approx(sum(angles) / 3)
+    assert summary["category_hit_rate"] == pytest.approx(2 / 3)  # maximise-other play is altruistic
+    lo, hi = summary["angle_ci95"]
+    assert lo < summary["angle_mean"] < hi
+    assert svo.ci95([1.0]) is None
+
+
+# -- plotting data -------------------------------------------------------------------------
+
+
+def test_circle_figure_has_ideal_types_boundaries_and_points():
+    fig = svo.svo_circle_figure([{"label": "you", "group": "you", "self_mean": 70.0, "other_mean": 86.0}])
+    ideal = next(t for t in fig.data if t.name == "ideal types")
+    assert list(ideal.x) == [v["self_mean"] for v in svo.ideal_types().values()]
+    you = next(t for t in fig.data if t.name == "you")
+    assert list(you.x) == [70.0] and list(you.y) == [86.0]
+    json.loads(fig.to_json())  # serialisable for the UI and the profile
+
+
+# -- a real model plays ----------------------------------------------------------------------
+
+
+@pytest.fixture(scope="module")
+def competitive_trial(local_model):
+    return svo.play_trials(local_model, ["competitive"], 1, temperature=0.7, seed=11, max_new_tokens=16)
+
+
+@pytest.mark.slow
+def test_bundled_model_plays_a_trial(local_model, competitive_trial, tmp_path):
+    (trial,) = competitive_trial
+    assert trial.orientation == "competitive" and trial.seed == 11
+    assert trial.sources == ["probs"] * 6  # the local backend scores options
+    assert all(c in svo.LETTERS for c in trial.choices) and trial.parse_failures == 0
+    assert trial.score == svo.score_choices(trial.choices)
+    assert trial.vr == svo.value_rationality(trial.score.angle, "competitive")
+    result = svo.play_result(local_model, "competitive", competitive_trial, 0.7)
+    assert result["bundled_model"] is True and result["parse_failures"] == 0
+    assert result["angle_mean"] == trial.score.angle
+    assert result["category_hit_rate"] == (1.0 if trial.score.category == "competitive" else 0.0)
+    json.dumps(result)
+    # Same seed again: answered from the cache, same choices.
+    again = svo.play_trials(local_model, ["competitive"], 1, temperature=0.7, seed=11, max_new_tokens=16)
+    assert again[0].choices == trial.choices and again[0].goal == trial.goal
+    path = tmp_path / "t.csv"
+    svo.write_trials_csv(competitive_trial, path)
+    rows = list(csv.DictReader(path.open()))
+    assert len(rows) == 1 and rows[0]["choices"] == " ".join(trial.choices)
+    assert svo.svo_spread_figure(competitive_trial).data
+
+
+def test_play_rejects_bad_settings(local_model):
+    with pytest.raises(KeyError):
+        svo.play_trials(local_model, ["greedy"], 1)
+    with pytest.raises(InputError):
+        svo.play_trials(local_model, ["prosocial"], 0)
+    with pytest.raises(InputError):
+        svo.play_trials(local_model, ["prosocial"], 1, temperature=3.0)
+    with pytest.raises(InputError, match="size"):
+        svo.profile_summary(local_model, size="huge")
+
+
+@pytest.mark.slow
+def test_profile_summary_quick(local_model):
+    steps = []
+    profile = svo.profile_summary(local_model, "quick", progress=lambda d, t: steps.append((d, t)))
+    assert set(profile["orientations"]) == {"altruistic", "prosocial", "individualistic", "competitive"}
+    for row in profile["orientations"].values():
+        assert row["trials"] == 1
+        assert {"angle_mean", "category_hit_rate", "value_rationality", "parse_failures"} <= set(row)
+    assert steps[-1] == (28, 28)  # 4 goals + 24 items
+    assert profile["bundled_model"] is True
+    json.dumps(profile)
+    assert svo.svo_circle_figure(profile["points"]).data
+
+
+@pytest.mark.slow
+def test_parsed_path_counts_failures_on_a_real_server(openai_server):
+    """`transformers serve` has no option scores here, so choices are generated and parsed."""
+    from valdemo.models import get_model
+
+    base_url, name = openai_server
+    model = get_model(f"openai:{name}@{base_url}")
+    (trial,) = svo.play_trials(model, ["altruistic"], 1, temperature=0.0, seed=0, max_new_tokens=16)
+    if trial.sources[0] == "probs":
+        pytest.skip("this server scores options; the parsed path is not exercised")
+    assert trial.sources == ["parsed"] * 6 and len(trial.raw) == 6
+    assert trial.parse_failures == sum(c is None for c in trial.choices)
+    assert (trial.score is None) == (trial.parse_failures > 0)
+    summary = svo.summarise([trial])
+    assert summary["parse_failures"] == trial.parse_failures
+
+
+# -- the app ---------------------------------------------------------------------------------
+
+
+def test_person_plays_through_the_app(client):
+    md, result, plot, *_ = client.predict(1, 9, 1, 1, 9, 9, api_name="/svo_score")
+    assert result["category"] == "altruistic" and round(result["angle"], 2) == 61.39
+    assert result["choices"] == list("AIAAII")
+    assert "61.39" in md and "altruistic" in md
+    assert plot is not None
+
+
+def test_person_bad_position_is_an_error(client):
+    from gradio_client.exceptions import AppError
+
+    with pytest.raises(AppError):
+        client.predict(1, 9, 1, 1, 9, 0, api_name="/svo_score")
+
+
+@pytest.mark.slow
+def test_score_answers_while_a_model_plays(client):
+    job = client.submit("individualistic", 0.7, 12345, 16, "local", api_name="/svo_play")
+    deadline = time.time() + 60
+    while str(job.status().code) not in {"Status.PROCESSING", "Status.FINISHED"} and time.time() < deadline:
+        time.sleep(0.2)
+    _, result, *_ = client.predict(1, 1, 1, 1, 1, 1, api_name="/svo_score")
+    assert result["category"] == "prosocial"
+    assert not job.done(), "the model's play finished before the cheap score answered"
+    md, play, *_ = job.result(timeout=600)
+    assert play["orientation"] == "individualistic" and len(play["per_trial"]) == 1
+    assert play["per_trial"][0]["seed"] == 12345
+    assert "Demo model" in md  # caveat beside the bundled model's numbers
+
+
+# -- CLI -------------------------------------------------------------------------------------
+
+
+def test_cli_score_json(capsys):
+    from valdemo.cli import main
+
+    assert main(["svo", "score", "--choices", "I,A,I,I,A,A", "--json"]) == 0
+    out = json.loads(capsys.readouterr().out)
+    assert out["category"] == "competitive" and round(out["angle"], 2) == -16.26
+    assert {"angle", "category", "self_mean", "other_mean"} <= set(out)
+
+
+@pytest.mark.parametrize("choices", ["A,B,C,D,E", "A,B,C,D,E,Z"])
+def test_cli_bad_choices_exit_2_with_one_line(choices):
+    proc = subprocess.run([sys.executable, "-m", "valdemo", "svo", "score", "--choices", choices, "--json"],
+                          capture_output=True, text=True, timeout=120)
+    assert proc.returncode == 2
+    assert proc.stdout == ""
+    assert len(proc.stderr.strip().splitlines()) == 1 and "error" in proc.stderr
+
+
+@pytest.mark.slow
+def test_cli_play_json(local_model, competitive_trial, capsys):
+    from valdemo.cli import main
+
+    assert main(["svo", "play", "--orientation", "competitive", "--model", "local", "--trials", "1",
+                 "--temperature", "0.7", "--seed", "11", "--max-new-tokens", "16", "--json"]) == 0
+    out = json.loads(capsys.readouterr().out)
+    assert out["per_trial"][0]["choices"] == competitive_trial[0].choices  # same seed, same play
+    for key in ("angle_mean", "category_hit_rate", "value_rationality", "parse_failures"):
+        assert key in out
+
+
+def test_cli_play_bad_orientation_exits_2(capsys):
+    from valdemo.cli import main
+
+    assert main(["svo", "play", "--orientation", "greedy", "--json"]) == 2
+    assert "unknown orientation" in capsys.readouterr().err
