@@ -294,3 +294,44 @@ def clave_latest_recognizer_row(store: Store) -> dict | None:
         return None
     r = rows[0]
     return {"id": r["id"], "created": r["created"], "path": r["path"], "summary": json.loads(r["summary"])}
+
+
+# ======================================================================================
+# Value dialogue / VUM (issue 3): a person's overrides of the judge's critique scores,
+# one row per overridden part, kept with the text that was judged.
+# ======================================================================================
+_EXTRA_SCHEMA.append(
+    """CREATE TABLE IF NOT EXISTS vum_overrides (
+        id INTEGER PRIMARY KEY AUTOINCREMENT,
+        created REAL NOT NULL,
+        item_id TEXT NOT NULL,
+        text TEXT NOT NULL,
+        value TEXT,
+        label INTEGER,
+        part TEXT NOT NULL,
+        part_text TEXT NOT NULL,
+        judge_score INTEGER,
+        human_score INTEGER NOT NULL CHECK (human_score BETWEEN 1 AND 5),
+        target TEXT,
+        judge TEXT
+    )"""
+)
+
+_VUM_OVERRIDE_FIELDS = ("item_id", "text", "value", "label", "part", "part_text", "judge_score", "human_score",
+                        "target", "judge")
+
+
+def vum_save_override(store: Store, entry: dict) -> int:
+    """Store one human score for one judged critique part; returns its row id."""
+    with store.tx() as conn:
+        cur = conn.execute(
+            f"INSERT INTO vum_overrides (created, {', '.join(_VUM_OVERRIDE_FIELDS)}) "
+            f"VALUES (?, {', '.join('?' for _ in _VUM_OVERRIDE_FIELDS)})",
+            (time.time(), *[entry.get(k) for k in _VUM_OVERRIDE_FIELDS]),
+        )
+        return int(cur.lastrowid)
+
+
+def vum_overrides(store: Store) -> list[dict]:
+    """Every stored override, oldest first."""
+    return [dict(r) for r in store.query("SELECT * FROM vum_overrides ORDER BY id")]

@@ -1,0 +1,72 @@
+"""``valdemo vum``: the Value dialogue tab's batch run, headless (VUM / ValueDCG)."""
+
+from __future__ import annotations
+
+import argparse
+
+from . import CLIError, add_common, add_model_arg, emit, progress_printer
+
+
+def register(sub: argparse._SubParsersAction) -> None:
+    p = sub.add_parser("vum", help="know what vs know why per Schwartz value (VUM / ValueDCG)",
+                       description="Discriminator accuracy (know what), judged critique (know why) and "
+                                   "their gap DCG = know_why_rate - know_what_acc, per value and overall.")
+    p.add_argument("--data", action="append", default=None, metavar="PATH",
+                   help="ValueDCG CSV (input,label; value from ..._<VALUE>.csv or a value column), JSONL, "
+                        "or a folder of them; repeatable; default: the bundled 120 items")
+    add_model_arg(p, "--model", help="target model spec")
+    add_model_arg(p, "--judge", help="judge model spec")
+    p.add_argument("--values", default="", help="comma-separated Schwartz values (default: all in the data)")
+    p.add_argument("--limit", type=int, default=None, help="items per value (labels interleaved); default all")
+    p.add_argument("--shots", type=int, default=4, help="few-shot examples in the discriminator prompt")
+    p.add_argument("--critique-tokens", type=int, default=None, help="max new tokens per critique part")
+    p.add_argument("--no-why", action="store_true", help="know what only (no critique, no judge)")
+    p.add_argument("--out", default=None, help="write every row here (.jsonl, or .csv)")
+    add_common(p)
+    p.set_defaults(func=run)
+
+
+def _human(result: dict) -> str:
+    from ..vum import summary_table
+
+    cols = ["value", "n", "know_what_acc", "know_what_macro_f1", "parse_failures", "know_why_rate", "dcg"]
+    lines = ["  ".join(f"{c:>18}" for c in cols)]
+    for row in summary_table(result):
+        lines.append("  ".join(f"{'-' if row[c] is None else row[c]!s:>18}" for c in cols))
+    if result.get("caveat"):
+        lines.append(result["caveat"])
+    return "\n".join(lines)
+
+
+def run(args: argparse.Namespace) -> int:
+    from pathlib import Path
+
+    from .. import vum
+    from ..inputs import check_int
+    from ..models import BUNDLED_CAVEAT, get_model, unwrap
+
+    items = vum.load_many(args.data) if args.data else vum.bundled_items()
+    present = [v for v in vum.SCHWARTZ_KEYS if any(it.value == v for it in items)]
+    keys = vum.parse_values(args.values) if args.values.strip() else present
+    limit = None if args.limit is None else check_int(args.limit, "--limit", 1, 100_000)
+    selected = vum.select_items(items, keys, limit)
+    if not selected:
+        raise CLIError(f"the data has no items for {', '.join(keys)}")
+    out = Path(args.out) if args.out else None
+    if out is not None and out.suffix.lower() not in {".jsonl", ".csv"}:
+        raise CLIError(f"--out must end in .jsonl or .csv, got {out.name!r}")
+    use_cache = not args.no_cache
+    target = get_model(args.model, use_cache=use_cache)
+    judge = None if args.no_why else get_model(args.judge, use_cache=use_cache)
+    config = vum.RunConfig(shots=args.shots, know_why=not args.no_why,
+                           critique_tokens=args.critique_tokens or vum.DEFAULT_CRITIQUE_TOKENS)
+    result, rows = vum.run(selected, target, judge, config, pool=items, progress=progress_printer("vum"))
+    if out is not None:
+        (vum.write_csv if out.suffix.lower() == ".csv" else vum.write_jsonl)(rows, out)
+        result["out"] = str(out)
+    if any(m is not None and unwrap(m).is_bundled for m in (target, judge)):
+        result["caveat"] = BUNDLED_CAVEAT
+    if judge is not None and unwrap(target).spec == unwrap(judge).spec:
+        result["warning"] = "target and judge are the same model: it grades its own answers"
+    emit(result, args.json, _human)
+    return 0
