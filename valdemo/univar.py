@@ -317,6 +317,11 @@ def resolve_encoder(spec: str = ""):
         return get_encoder("")
     check_text(spec, "encoder", 500)
     is_univar = spec.startswith("CAiRE/UniVaR")
+    if is_univar and not Path(spec).exists() and not _hub_or_cached(spec):
+        raise ModelUnavailable(
+            f"the published UniVaR encoder {spec!r} downloads from the model hub, which this machine cannot "
+            f"reach, and it is not in the local cache. Use the bundled MiniLM (leave the encoder empty), a "
+            f"local sentence-transformers folder, or run where the hub is reachable.")
     enc = get_encoder(spec, trust_remote_code=is_univar)
     try:
         enc.dim  # loads now, so a missing model fails with a clear message
@@ -331,6 +336,20 @@ def resolve_encoder(spec: str = ""):
             raise
         raise ModelUnavailable(f"cannot load encoder {spec!r}: {exc}") from exc
     return enc
+
+
+def _hub_or_cached(repo_id: str) -> bool:
+    """True when ``repo_id`` is in the local hub cache, or the hub answers."""
+    try:
+        from huggingface_hub import try_to_load_from_cache
+
+        if isinstance(try_to_load_from_cache(repo_id, "config.json"), str):
+            return True
+    except Exception:  # noqa: BLE001 - a broken cache is just "not cached"
+        pass
+    from .models.local import _hub_reachable
+
+    return _hub_reachable()
 
 
 # ----------------------------------------------------------------------------- value head
@@ -635,19 +654,25 @@ def project(x: np.ndarray, params: ProjectionParams | None = None) -> np.ndarray
     if n < params.dims + 1:
         raise InputError(f"need at least {params.dims + 1} points to project, got {n}")
     if params.method == "pca":
-        from sklearn.decomposition import PCA
-
-        comps = min(params.dims, x.shape[1], n)
-        out = PCA(n_components=comps, random_state=params.seed).fit_transform(x)
-        if out.shape[1] < params.dims:
-            out = np.hstack([out, np.zeros((n, params.dims - out.shape[1]))])
-        return out.astype(np.float32)
+        return pca(x, params.dims)
     import umap
 
     reducer = umap.UMAP(n_components=params.dims, n_neighbors=min(params.n_neighbors, n - 1),
                         min_dist=params.min_dist, metric=params.metric, random_state=params.seed,
                         init="spectral" if n > params.dims + 2 else "random")
     return np.asarray(reducer.fit_transform(x), dtype=np.float32)
+
+
+def pca(x: np.ndarray, dims: int = 2) -> np.ndarray:
+    """Principal components by SVD; signs fixed (largest loading positive) so reruns agree."""
+    centred = np.asarray(x, dtype=np.float64) - np.mean(x, axis=0)
+    u, s, vt = np.linalg.svd(centred, full_matrices=False)
+    comps = min(dims, vt.shape[0])
+    signs = np.sign(vt[np.arange(comps), np.argmax(np.abs(vt[:comps]), axis=1)])
+    out = (u[:, :comps] * s[:comps]) * signs
+    if comps < dims:
+        out = np.hstack([out, np.zeros((len(x), dims - comps))])
+    return out.astype(np.float32)
 
 
 def project_set(es: EmbeddedSet, space: str = "raw", params: ProjectionParams | None = None) -> np.ndarray:
@@ -956,7 +981,8 @@ def source_answers(models: Sequence[ChatModel | str], size: str = "quick", perso
 
 
 def profile_summary(models: Sequence[ChatModel | str], size: str = "quick", progress: ProgressFn | None = None,
-                    creds=None, with_reference: bool = True, neighbours_k: int = 3) -> dict:
+                    creds=None, with_reference: bool = True, neighbours_k: int = 3,
+                    params: GenParams | None = None) -> dict:
     """Where each model sits in the value space: centroid in a 2-D PCA projection, nearest other sources.
 
     With ``with_reference`` the bundled demo set's sources (the bundled model under
@@ -964,7 +990,7 @@ def profile_summary(models: Sequence[ChatModel | str], size: str = "quick", prog
     """
     models = _as_models(models, creds)
     questions = profile_questions(size)
-    qa = generate_qa(models, questions, [Persona("default")], None, progress)
+    qa = generate_qa(models, questions, [Persona("default")], params, progress)
     pairs = list(qa.pairs)
     enc = resolve_encoder("")
     raw = enc.encode([p.text() for p in pairs])
