@@ -3,7 +3,7 @@
 Reproducible: greedy decoding (temperature 0), a fixed question pick (seed 0),
 fixed personas, the bundled encoder, seeded head training and UMAP. Run:
 
-    .venv/bin/python scripts/univar_build_demo.py [--questions 60] [--max-new-tokens 48]
+    .venv/bin/python scripts/univar_build_demo.py [--questions 60] [--max-new-tokens 40]
 
 It writes qa.jsonl (the QA pairs), embeddings.npy and embeddings_head.npy
 (float16), projection.npy (2-D UMAP of the raw embeddings) and meta.json.
@@ -31,14 +31,16 @@ PERSONAS = ("caring", "traditional", "ambitious", "free-spirit")
 def main() -> int:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--questions", type=int, default=60)
-    ap.add_argument("--max-new-tokens", type=int, default=48)
+    ap.add_argument("--max-new-tokens", type=int, default=40)
     ap.add_argument("--out", default=str(U.DEMO_DIR))
     args = ap.parse_args()
     start = time.perf_counter()
     questions = U.pick_questions(U.load_questions(), args.questions, seed=0)
     personas = U.select_personas(list(PERSONAS))
-    model = get_model("local", use_cache=False)
+    model = get_model("local", use_cache=True)  # an interrupted build resumes from the response cache
     params = GenParams(max_new_tokens=args.max_new_tokens, temperature=0.0)
+    for persona in personas:  # one persona at a time, so each finished part is cached
+        U.generate_qa([model], questions, [persona], params, progress_printer(f"answers ({persona.name})"))
     qa = U.generate_qa([model], questions, personas, params, progress_printer("answers"))
     head_params = U.HeadParams(seed=0)
     es = U.embed_qa(qa, "", train_head=True, head_params=head_params, progress=progress_printer("embeddings"))
