@@ -107,3 +107,42 @@ def test_cheap_endpoint_answers_fast_while_a_generation_runs(client):
         j.result(timeout=600)
     assert busy, "generation ended before the cheap calls: inconclusive"
     assert max(timings) < 1.0, timings
+
+
+def test_twenty_annotators_at_once_lose_nothing_and_stay_apart(served_app):
+    """20 concurrent gradio_client sessions, each an annotator submitting 10 labels: 200 rows,
+    each under the right annotator, none lost or duplicated."""
+    from concurrent.futures import ThreadPoolExecutor
+
+    from gradio_client import Client
+
+    url = served_app[1]
+    labels = ["1", "-1", "0"]
+
+    # Sessions are opened one by one (each fetches the app config), then used all at once.
+    clients = [Client(url, verbose=False, httpx_kwargs={"timeout": 120}) for _ in range(20)]
+
+    def annotate(i: int) -> list[int]:
+        c = clients[i]
+        name = f"load-annotator-{i:02d}"
+        done = []
+        for k in range(10):
+            sample = c.predict(name, "", api_name="/clave_next")
+            assert not sample.get("done")
+            ack = c.predict(name, sample["sample_id"], labels[(i + k) % 3], "", api_name="/clave_label")
+            assert ack["annotator"] == name
+            done.append(sample["sample_id"])
+        return done
+
+    with ThreadPoolExecutor(max_workers=20) as pool:
+        results = list(pool.map(annotate, range(20)))
+    c = Client(url, verbose=False)
+    total = 0
+    for i, sample_ids in enumerate(results):
+        assert len(set(sample_ids)) == 10, "an annotator was shown the same sample twice"
+        rows = c.predict(f"load-annotator-{i:02d}", api_name="/clave_labels")
+        assert len(rows) == 10 and {r["annotator"] for r in rows} == {f"load-annotator-{i:02d}"}
+        assert [r["label"] for r in sorted(rows, key=lambda r: r["created"])] == \
+            [int(labels[(i + k) % 3]) for k in range(10)]
+        total += len(rows)
+    assert total == 200
