@@ -228,6 +228,18 @@ def test_batch_option_probability_path(local_model, tmp_path):
 
 
 @pytest.mark.slow
+def test_profile_summary_quick(local_model):
+    seen = []
+    profile = vum.profile_summary(local_model, local_model, "quick", progress=lambda d, t: seen.append(d),
+                                  values=["POWER"], critique_tokens=16)
+    assert profile["method"] == "vum" and profile["size"] == "quick" and seen
+    assert [(r["value"], r["label"]) for r in profile["rows"]] == [("POWER", 1), ("POWER", -1)]
+    for key in ("know_what_acc", "know_why_rate", "dcg", "parse_failures", "n"):
+        assert key in profile["overall"] and key in profile["per_value"]["POWER"]
+    assert json.loads(json.dumps(profile)) == profile
+
+
+@pytest.mark.slow
 def test_parse_path_on_a_server_without_logprobs(openai_server):
     """`transformers serve` has no logprobs: the discriminator generates and parses."""
     from valdemo.models import get_model

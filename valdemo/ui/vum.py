@@ -18,7 +18,7 @@ from ..inputs import InputError, parse_label
 from ..store import vum_overrides
 from .common import caveat_markdown, progress_callback, resolve_model, same_model_warning, ui_errors
 
-LABEL_CHOICES = [("reflects (1)", "1"), ("opposes (-1)", "-1"), ("unrelated (0)", "0"), ("not given", "")]
+LABEL_CHOICES = [("reflects (1)", "1"), ("opposes (-1)", "-1"), ("unrelated (0)", "0"), ("not given", "none")]
 VALUE_CHOICES = vum.value_names()
 SCORE_CHOICES = [("keep judge's", ""), *[(str(i), str(i)) for i in range(1, 6)]]
 
@@ -186,7 +186,8 @@ def build(ctx) -> None:
     def live_handler(scenario, value_key, label_raw, n_shots, max_tokens, target_spec, judge_spec, creds):
         target, judge = _models(target_spec, judge_spec, creds)
         notes = _notes(target, judge)
-        true_label = parse_label(label_raw, "true label") if str(label_raw or "").strip() else None
+        given = str(label_raw or "").strip().lower() not in {"", "none"}
+        true_label = parse_label(label_raw, "true label") if given else None
         config = vum.RunConfig(shots=int(n_shots), critique_tokens=int(max_tokens))
         state: dict = {}
         for state in vum.live(None, target, judge, config=config, text=scenario, value=value_key, label=true_label):
