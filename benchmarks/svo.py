@@ -37,7 +37,7 @@ def main() -> None:
         results[mode] = (t["s"], trials)
     seq_s, seq_trials = results["sequential"]
     bat_s, bat_trials = results["batched"]
-    same = sum(a.choices == b.choices for a, b in zip(seq_trials, bat_trials))
+    same = sum(a.choices == b.choices for a, b in zip(seq_trials, bat_trials, strict=True))
     rows = [
         ["sequential (one call per conversation)", n, seq_s, n / seq_s, 1.0],
         ["batched (chat_batch / option_probs_batch)", n, bat_s, n / bat_s, seq_s / bat_s],

@@ -319,3 +319,19 @@ def test_cli_play_bad_orientation_exits_2(capsys):
 
     assert main(["svo", "play", "--orientation", "greedy", "--json"]) == 2
     assert "unknown orientation" in capsys.readouterr().err
+
+
+@pytest.mark.slow
+def test_repeated_trials_through_the_app(client, settings):
+    from valdemo.store import get_store
+
+    md, table, spread, circle, csv_path, summary = client.predict(
+        "", ["altruistic"], 2, 0.7, 5, 8, "local", api_name="/svo_trials")
+    assert "parse failures" in md and "Demo model" in md and "Value rationality" in md
+    (row,) = summary["rows"]
+    assert row["orientation"] == "altruistic" and row["trials"] == 2
+    assert table["headers"][:4] == ["model", "orientation", "target angle", "mean angle"]
+    rows = list(csv.DictReader(open(csv_path, encoding="utf-8")))
+    assert [int(r["seed"]) for r in rows] == [5, 6]  # distinct seed per trial
+    stored = get_store(settings.db_path).run_rows(summary["run_id"])
+    assert [r["choices"] for r in stored] == [r["choices"].split() for r in rows]

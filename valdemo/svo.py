@@ -54,7 +54,7 @@ from typing import Any
 
 from .inputs import InputError, check_float, check_int
 from .models import ChatModel, GenParams, ProgressFn, unwrap
-from .parsing import ParseStats, parse_choice
+from .parsing import parse_choice
 from .values import ORIENTATION_KEYS, SVO_ORIENTATIONS, Orientation, get_orientation
 
 LETTERS = "ABCDEFGHI"
@@ -145,8 +145,8 @@ class SVOScore:
 def score_choices(choices: Sequence[Any] | str) -> SVOScore:
     """Angle and category of six choices (letters A-I or indices 0-8)."""
     idx = choice_indices(choices)
-    self_mean = sum(item.self_coins[i] for item, i in zip(ITEMS, idx)) / N_ITEMS
-    other_mean = sum(item.other_coins[i] for item, i in zip(ITEMS, idx)) / N_ITEMS
+    self_mean = sum(item.self_coins[i] for item, i in zip(ITEMS, idx, strict=True)) / N_ITEMS
+    other_mean = sum(item.other_coins[i] for item, i in zip(ITEMS, idx, strict=True)) / N_ITEMS
     angle = svo_angle(self_mean, other_mean)
     return SVOScore(tuple(LETTERS[i] for i in idx), self_mean, other_mean, angle, category(angle))
 
@@ -256,7 +256,7 @@ def item_prompt(item: SliderItem) -> str:
     lines = [
         f"Item {item.number} of {N_ITEMS}. Choose one way to split the coins between you and the other person:",
         *(f"{LETTERS[i]}: you {s}, other {o}"
-          for i, (s, o) in enumerate(zip(item.self_coins, item.other_coins))),
+          for i, (s, o) in enumerate(zip(item.self_coins, item.other_coins, strict=True))),
         "Following your goal, which option do you choose? Answer with one letter from A to I.",
     ]
     return "\n".join(lines)
@@ -372,7 +372,7 @@ def play_trials(
             convs = [goal_conversation(get_orientation(tr.orientation)) for tr in group]
             params = GenParams(**goal_params, seed=seed + t)
             replies = _chat(m, convs, params, batched, _progress_stage(progress, done, total))
-            for tr, reply in zip(group, replies):
+            for tr, reply in zip(group, replies, strict=True):
                 tr.goal = first_sentence(reply.text)
             done += len(group)
     for m in models:

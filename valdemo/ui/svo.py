@@ -43,7 +43,7 @@ def _trial_md(trial: svo.Trial, model) -> str:
     d = trial.as_dict()
     lines = [f"**Goal stated by the model:** {trial.goal or '(empty)'}", "",
              "| item | choice | you | other | read by |", "|---|---|---|---|---|"]
-    for item, choice, source in zip(svo.ITEMS, trial.choices, trial.sources):
+    for item, choice, source in zip(svo.ITEMS, trial.choices, trial.sources, strict=True):
         if choice is None:
             lines.append(f"| {item.number} | unreadable | | | {source} (failed) |")
         else:
@@ -83,7 +83,7 @@ def build(ctx) -> None:
         person_json = gr.JSON(label="Your result", visible=True)
     circle = gr.Plot(value=svo.svo_circle_figure(), label="SVO circle", elem_id="svo-circle")
 
-    for item, slider, coin in zip(svo.ITEMS, sliders, coins):
+    for item, slider, coin in zip(svo.ITEMS, sliders, coins, strict=True):
         slider.change(lambda pos, n=item.number: _coins_md(n, pos), slider, coin, queue=False,
                       api_visibility="private", show_progress="hidden")
 
