@@ -166,3 +166,20 @@ def browser():
         )
         yield b
         b.close()
+
+
+def start_app_process(env: dict, port: int, timeout: float = 120) -> subprocess.Popen:
+    """Start `python app.py` as its own process (for kill -9 and restart tests); wait for the page."""
+    proc = subprocess.Popen([sys.executable, "app.py"], cwd=ROOT, env=env, stdout=subprocess.DEVNULL,
+                            stderr=subprocess.DEVNULL)
+    deadline = time.time() + timeout
+    while time.time() < deadline:
+        if proc.poll() is not None:
+            raise RuntimeError(f"app exited with {proc.returncode}")
+        try:
+            urllib.request.urlopen(f"http://127.0.0.1:{port}/", timeout=1)
+            return proc
+        except OSError:
+            time.sleep(0.3)
+    proc.kill()
+    raise RuntimeError(f"app did not start within {timeout:.0f} s")

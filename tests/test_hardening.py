@@ -146,3 +146,61 @@ def test_twenty_annotators_at_once_lose_nothing_and_stay_apart(served_app):
             [int(labels[(i + k) % 3]) for k in range(10)]
         total += len(rows)
     assert total == 200
+
+
+def test_kill_9_while_labels_are_being_submitted_loses_no_acknowledged_label(tmp_path):
+    """SIGKILL the app in the middle of a stream of label submissions; after a restart every
+    label the API acknowledged is in the database."""
+    import signal
+    import sqlite3
+
+    from gradio_client import Client
+
+    from tests.conftest import free_port, start_app_process
+
+    port = free_port()
+    db = tmp_path / "durable.sqlite"
+    env = {**os.environ, "VALDEMO_DB": str(db), "VALDEMO_PORT": str(port), "VALDEMO_DATA_DIR": str(tmp_path)}
+    proc = start_app_process(env, port)
+    acked: list[tuple[str, int]] = []
+    stop = threading.Event()
+    errors: list[str] = []
+
+    def submit(who: str) -> None:
+        c = Client(f"http://127.0.0.1:{port}/", verbose=False)
+        while not stop.is_set():
+            try:
+                s = c.predict(who, "", api_name="/clave_next")
+                ack = c.predict(who, s["sample_id"], "1", "", api_name="/clave_label")
+            except Exception as exc:  # the kill lands mid-request: expected
+                errors.append(type(exc).__name__)
+                return
+            assert ack["durable"]
+            acked.append((who, s["sample_id"]))
+
+    threads = [threading.Thread(target=submit, args=(f"kill-{i}",)) for i in range(3)]
+    for t in threads:
+        t.start()
+    deadline = time.time() + 120
+    while len(acked) < 12 and time.time() < deadline:
+        time.sleep(0.05)
+    proc.send_signal(signal.SIGKILL)  # while the three are still submitting
+    proc.wait(10)
+    stop.set()
+    for t in threads:
+        t.join(30)
+    assert len(acked) >= 12, "too few labels acknowledged before the kill to test anything"
+    proc = start_app_process(env, port)
+    try:
+        c = Client(f"http://127.0.0.1:{port}/", verbose=False)
+        kept = set()
+        for i in range(3):
+            kept |= {(r["annotator"], r["text"]) for r in c.predict(f"kill-{i}", api_name="/clave_labels")}
+        con = sqlite3.connect(str(db))
+        texts = dict(con.execute("SELECT id, text FROM clave_samples").fetchall())
+        con.close()
+        missing = [(who, sid) for who, sid in acked if (who, texts[sid]) not in kept]
+        assert missing == [], f"{len(missing)} acknowledged labels lost"
+    finally:
+        proc.kill()
+        proc.wait(10)
