@@ -140,7 +140,8 @@ def build(ctx) -> None:
     store = ctx.store
     values = [ALL, *SCHWARTZ_KEYS]
     gr.Markdown(INTRO)
-    saved_name = gr.BrowserState("", storage_key="valdemo-clave-annotator")
+    # A fixed key, so the name survives an app restart (it is a name, not a secret).
+    saved_name = gr.BrowserState("", storage_key="valdemo-clave-annotator", secret="valdemo-clave-annotator-name")
     current = gr.State(None)
 
     with gr.Tabs():
