@@ -347,7 +347,8 @@ def play_trials(
     orientations and models; the 6 item answers of every trial go through one
     ``option_probs_batch`` per model (or per-trial ``chat_batch`` calls where the
     backend has no option scores). ``batched=False`` makes one call per
-    conversation instead (the benchmark's baseline); results are the same.
+    conversation instead (the benchmark's baseline): same prompts and seeds, though
+    sampled text can differ slightly where padding changes the numerics.
     """
     models = [models] if not isinstance(models, Sequence) else list(models)
     models = list({m.spec: m for m in models}.values())  # one entry per spec
@@ -599,9 +600,9 @@ def svo_circle_figure(points: Sequence[dict] = (), title: str = "SVO circle"):
             marker={"size": 12}, text=[p.get("label", name) for p in pts],
             customdata=[svo_angle(p["self_mean"], p["other_mean"]) for p in pts],
             hovertemplate="%{text}<br>self %{x:.2f}, other %{y:.2f}<br>angle %{customdata:.2f}°<extra></extra>"))
-    fig.update_layout(title=title, xaxis={"title": "mean coins to self", "range": [-10, 110]},
-                      yaxis={"title": "mean coins to other", "range": [-10, 110], "scaleanchor": "x"},
-                      height=480, margin={"l": 40, "r": 20, "t": 50, "b": 40})
+    fig.update_layout(title=title, xaxis={"title": "mean coins to self", "range": [40, 112], "constrain": "domain"},
+                      yaxis={"title": "mean coins to other", "range": [-5, 108], "scaleanchor": "x"},
+                      height=520, margin={"l": 40, "r": 20, "t": 50, "b": 40})
     return fig
 
 

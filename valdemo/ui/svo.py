@@ -80,7 +80,8 @@ def build(ctx) -> None:
                 coins.append(gr.Markdown(_coins_md(item.number, 1), elem_id=f"svo-coins-{item.number}"))
         score_btn = gr.Button("Submit my choices", variant="primary", elem_id="svo-submit")
         person_md = gr.Markdown(elem_id="svo-person-result")
-        person_json = gr.JSON(label="Your result", visible=True)
+        with gr.Accordion("Your result as JSON", open=False):
+            person_json = gr.JSON(label="Your result")
     circle = gr.Plot(value=svo.svo_circle_figure(), label="SVO circle", elem_id="svo-circle")
 
     for item, slider, coin in zip(svo.ITEMS, sliders, coins, strict=True):
@@ -107,7 +108,8 @@ def build(ctx) -> None:
             goal_tokens = gr.Slider(8, 128, value=48, step=8, label="Goal length (tokens)")
         play_btn = gr.Button("Let the model play", variant="primary", elem_id="svo-play")
         play_md = gr.Markdown(elem_id="svo-play-result")
-        play_json = gr.JSON(label="Model's trial")
+        with gr.Accordion("The trial as JSON (raw answers, choice sources)", open=False):
+            play_json = gr.JSON(label="Model's trial")
         gr.Markdown(svo.vr_formula_markdown())
 
     @ui_errors
@@ -142,7 +144,8 @@ def build(ctx) -> None:
         spread = gr.Plot(label="Spread of angles")
         trials_circle = gr.Plot(label="Trials on the SVO circle")
         csv_file = gr.File(label="Download per-trial CSV")
-        trials_json = gr.JSON(label="Summary")
+        with gr.Accordion("Summary as JSON", open=False):
+            trials_json = gr.JSON(label="Summary")
 
     @ui_errors
     def run_trials(spec_text, orient_keys, n, temp, first_seed, tokens, spec, creds, progress=gr.Progress()):
