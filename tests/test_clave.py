@@ -170,6 +170,19 @@ def test_hub_sync_to_a_local_folder_and_clear_message_without_token(store, tmp_p
         clave.push_labels(store, "someone/valdemo-labels")
 
 
+def test_hub_push_and_pull_without_network_say_so_and_keep_local_labels(store, monkeypatch):
+    """The real huggingface_hub CommitScheduler / snapshot_download, with the hub unreachable
+    (HF_HUB_OFFLINE=1: tests never touch the network)."""
+    monkeypatch.setenv("HF_HUB_OFFLINE", "1")
+    _label_some(store, 1)
+    before = clave.export_rows(store)
+    with pytest.raises(InputError, match="could not push .*local labels are unaffected"):
+        clave.push_labels(store, "someone/valdemo-labels", token="hf_not_a_real_token")
+    with pytest.raises(InputError, match="could not pull .*local labels are unaffected"):
+        clave.pull_labels(store, "someone/valdemo-labels", token="hf_not_a_real_token")
+    assert clave.export_rows(store) == before
+
+
 # -- agreement ----------------------------------------------------------------------
 
 
@@ -403,6 +416,12 @@ def test_keyboard_labels_in_the_browser(browser, served_app, settings, artifacts
         page.keyboard.press("u")
         page.locator("#clave-ack").get_by_text("undid 'skipped'").wait_for(timeout=30_000)
         page.screenshot(path=str(artifacts_dir / "clave_label.png"), full_page=True)
+        # a reload resumes: the name comes back from the browser, the queue from the database
+        page.reload(wait_until="load")
+        page.get_by_role("tab", name="Calibrate evaluator").click(timeout=60_000)
+        page.locator("#clave-value-card").get_by_text("e.g.").wait_for(timeout=30_000)
+        assert page.locator("#clave-annotator textarea, #clave-annotator input").first.input_value() == "kbd-user"
+        assert "1 labels" in page.locator("#clave-progress").inner_text()
     finally:
         context.close()
     labels = [r for r in store_labels(get_store(settings.db_path)) if r["annotator"] == "kbd-user"]

@@ -21,6 +21,7 @@ from ..values import SCHWARTZ_KEYS
 from .common import caveat_markdown, progress_callback, resolve_model, ui_errors
 
 ALL = "all values"
+NAME_KEY = "valdemo-clave-annotator"
 KEY_IDS = {"1": "clave-adheres", "2": "clave-opposes", "3": "clave-unrelated", "s": "clave-skip", "u": "clave-undo"}
 
 # A document-level listener: number keys and s/u click the labelling buttons while they are
@@ -140,8 +141,6 @@ def build(ctx) -> None:
     store = ctx.store
     values = [ALL, *SCHWARTZ_KEYS]
     gr.Markdown(INTRO)
-    # A fixed key, so the name survives an app restart (it is a name, not a secret).
-    saved_name = gr.BrowserState("", storage_key="valdemo-clave-annotator", secret="valdemo-clave-annotator-name")
     current = gr.State(None)
 
     with gr.Tabs():
@@ -239,8 +238,7 @@ def build(ctx) -> None:
 
     @ui_errors
     def resume(name, value, goal):
-        name = clave.check_annotator(name)
-        return (*_view(name, value, goal), name)
+        return _view(clave.check_annotator(name), value, goal)
 
     def on_load(saved, *extra):
         profile = extra[0] if extra else None
@@ -259,9 +257,12 @@ def build(ctx) -> None:
 
     from gradio.context import Context as GradioContext  # the app's Blocks: resume on page load
 
-    GradioContext.root_block.load(loader, [saved_name], [*view_out, annotator], api_visibility="private")
+    # The annotator's name is remembered in this browser (localStorage) and read back on load.
+    GradioContext.root_block.load(loader, [annotator], [*view_out, annotator], api_visibility="private",
+                                  js=f"() => [localStorage.getItem('{NAME_KEY}') || '']")
     for trigger in (start.click, value_filter.change):
-        trigger(resume, [annotator, value_filter, target], [*view_out, saved_name], api_visibility="private")
+        trigger(resume, [annotator, value_filter, target], view_out, api_visibility="private",
+                js=f"(n, v, g) => {{ if (n && n.trim()) localStorage.setItem('{NAME_KEY}', n.trim()); return [n, v, g]; }}")
 
     def make_label_handler(label):
         @ui_errors
