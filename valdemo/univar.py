@@ -658,7 +658,7 @@ def project(x: np.ndarray, params: ProjectionParams | None = None) -> np.ndarray
     import umap
 
     reducer = umap.UMAP(n_components=params.dims, n_neighbors=min(params.n_neighbors, n - 1),
-                        min_dist=params.min_dist, metric=params.metric, random_state=params.seed,
+                        min_dist=params.min_dist, metric=params.metric, random_state=params.seed, n_jobs=1,
                         init="spectral" if n > params.dims + 2 else "random")
     return np.asarray(reducer.fit_transform(x), dtype=np.float32)
 

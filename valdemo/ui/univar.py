@@ -186,6 +186,8 @@ def build(ctx) -> None:
         if qset == QUESTION_SETS[2]:
             if not upload_file:
                 raise gr.Error("upload a questions file first (or pick a bundled question set)")
+            if U.looks_like_qa_file(upload_file):
+                raise gr.Error("this file holds QA pairs (it has an answer column): use 'Use uploaded QA pairs'")
             questions = U.load_questions(upload_file)
         else:
             questions = U.load_questions()
