@@ -269,6 +269,8 @@ def test_calibrate_store_persists_the_latest_recognizer(store):
     assert rec is not None and rec.meta["id"] == report["recognizer_id"]
     out = rec.predict(["She controls every decision in the company."], ["POWER"])
     assert out[0]["label"] in (1, -1, 0) and sum(out[0]["probs"].values()) == pytest.approx(1.0, abs=1e-3)
+    assert clave.predict_text(store, "He gives orders.", "power")["trained_on_value"] is True
+    assert clave.predict_text(store, "He gives orders.", "HEDONISM")["trained_on_value"] is False
 
 
 def test_calibrate_refuses_too_few_labels():

@@ -1031,8 +1031,9 @@ def predict_text(store: st.Store, text: str, value: str) -> dict:
     rec = latest_recognizer(store)
     if rec is None:
         raise InputError("no calibrated recognizer yet: calibrate first")
-    return {**rec.predict([text], [value])[0], "value": check_value(value).key,
-            "recognizer": rec.meta.get("id")}
+    key = check_value(value).key
+    return {**rec.predict([text], [key])[0], "value": key, "recognizer": rec.meta.get("id"),
+            "trained_on_value": key in rec.meta.get("values", [])}
 
 
 def calibrate_store(store: st.Store, annotator: str | None = None, folds: int = 5, judge: ChatModel | None = None,

@@ -110,13 +110,17 @@ def confusion_figure(report: dict):
 
     methods = report["methods"]
     names = [clave.LABEL_NAMES[k] for k in clave.LABELS]
-    fig = make_subplots(rows=1, cols=len(methods), subplot_titles=[clave.METHOD_TITLES[m] for m in methods])
+    short = {"recognizer": "recognizer", "embed_zero_shot": "embedding sim.", "llm_zero_shot": "judge zero-shot",
+             "majority": "majority"}
+    fig = make_subplots(rows=1, cols=len(methods), subplot_titles=[short[m] for m in methods],
+                        horizontal_spacing=0.04, shared_yaxes=True)
     for i, m in enumerate(methods, start=1):
         z = report["overall"][m]["confusion"]
         fig.add_trace(go.Heatmap(z=z, x=names, y=names, colorscale="Blues", showscale=False,
                                  text=z, texttemplate="%{text}"), row=1, col=i)
         fig.update_xaxes(title_text="predicted", row=1, col=i)
-    fig.update_yaxes(title_text="human", autorange="reversed")
+    fig.update_yaxes(autorange="reversed")
+    fig.update_yaxes(title_text="human", row=1, col=1)
     fig.update_layout(height=320, margin={"t": 40, "b": 40, "l": 60, "r": 10})
     return fig
 
@@ -208,9 +212,8 @@ def build(ctx) -> None:
             cal_md = gr.Markdown(elem_id="clave-cal-summary")
             cal_table = gr.Dataframe(headers=["scope", "method", "accuracy", "macro-F1", "kappa", "n_train", "n_eval"],
                                      interactive=False, elem_id="clave-cal-table")
-            with gr.Row():
-                confusion_plot = gr.Plot(label="Confusion matrices (rows: human)")
-                curve_plot = gr.Plot(label="Learning curve")
+            confusion_plot = gr.Plot(label="Confusion matrices, all held-out rows (rows: human)")
+            curve_plot = gr.Plot(label="Learning curve (first fold held out)")
 
         with gr.Tab("Agreement", id="clave-agreement"):
             agree_btn = gr.Button("Compute agreement between annotators")
@@ -397,7 +400,9 @@ def build(ctx) -> None:
     @ui_errors
     def predict_ui(text, value):
         r = clave.predict_text(store, text, value)
-        return r["probs"], f"**{r['label_name']}** · recognizer `{r['recognizer']}`"
+        warn = ("" if r["trained_on_value"] else
+                f"\n\n> ⚠️ The recognizer saw no labels for {r['value'].title()}: this is a guess from other values.")
+        return r["probs"], f"**{r['label_name']}** · recognizer `{r['recognizer']}`{warn}"
 
     pred_btn.click(predict_ui, [pred_text, pred_value], [pred_label, pred_md], api_visibility="private")
 
