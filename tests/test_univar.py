@@ -146,8 +146,8 @@ def test_knn_accuracy_on_hand_built_vectors():
     assert acc[3] == pytest.approx(2 / 3)  # 3-NN: two votes for the nearer cluster
     split = U.split_questions(_pairs(10), 0.3, seed=0)
     assert split.sum() == 6  # 3 of 10 questions, both sources
-    qs_test = {p.qid for p, t in zip(_pairs(10), split) if t}
-    assert not qs_test & {p.qid for p, t in zip(_pairs(10), split) if not t}
+    qs_test = {p.qid for p, t in zip(_pairs(10), split, strict=True) if t}
+    assert not qs_test & {p.qid for p, t in zip(_pairs(10), split, strict=True) if not t}
 
 
 @pytest.mark.slow

@@ -324,7 +324,7 @@ def resolve_encoder(spec: str = ""):
             f"local sentence-transformers folder, or run where the hub is reachable.")
     enc = get_encoder(spec, trust_remote_code=is_univar)
     try:
-        enc.dim  # loads now, so a missing model fails with a clear message
+        _ = enc.dim  # loads now, so a missing model fails with a clear message
     except (ModelUnavailable, OSError, ValueError) as exc:
         if is_univar:
             raise ModelUnavailable(
@@ -430,10 +430,9 @@ class ValueHead:
             out = self.net(torch.from_numpy(np.asarray(x, dtype=np.float32)))
             return torch.nn.functional.normalize(out, dim=1).numpy()
 
-    def fit(self, x: np.ndarray, labels: np.ndarray, progress: ProgressFn | None = None) -> "ValueHead":
+    def fit(self, x: np.ndarray, labels: np.ndarray, progress: ProgressFn | None = None) -> ValueHead:
         """Symmetric InfoNCE between two views per source; each view = mean of 1..lambda pairs."""
         import torch
-        import torch.nn.functional as F
 
         p = self.params
         gen = np.random.default_rng(p.seed)
