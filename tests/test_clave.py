@@ -230,6 +230,18 @@ def test_judge_extracts_concepts_and_labels_zero_shot_tiny(local_model):
     assert all(p in (1, -1, 0, None) for p in preds) and how
 
 
+def test_concepts_file_is_read_per_value_and_bad_rows_are_named(tmp_path):
+    f = _write_csv(tmp_path / "c.csv", ["value", "kind", "concept"],
+                   [["power", "adheres", "controls others"], ["POWER", "opposes", "shares control"],
+                    ["Benevolence", "adheres", "helps family"]])
+    assert clave.read_concepts(f) == {"POWER": {"adheres": ["controls others"], "opposes": ["shares control"]},
+                                      "BENEVOLENCE": {"adheres": ["helps family"], "opposes": []}}
+    bad = _write_csv(tmp_path / "b.csv", ["value", "kind", "concept"], [["POWER", "adheres", "x"],
+                                                                       ["POWER", "sideways", "y"]])
+    with pytest.raises(InputError, match="b.csv row 3: kind must be"):
+        clave.read_concepts(bad)
+
+
 # -- calibration ----------------------------------------------------------------------
 
 
@@ -340,6 +352,8 @@ def test_label_submission_through_the_api(client):
     assert client.predict(annotator="api-ana", api_name="/clave_undo")["undone"]["sample_id"] == first["sample_id"]
     assert client.predict(annotator="api-ana", api_name="/clave_labels") == []
     assert [r["label"] for r in client.predict(annotator="api-bo", api_name="/clave_labels")] == [0]
+    with pytest.raises(Exception, match="needs at least"):
+        client.predict(annotator="api-bo", folds=5, judge="", api_name="/clave_calibrate")
     with pytest.raises(Exception, match="label 'later'"):
         client.predict(annotator="api-ana", sample_id=first["sample_id"], label="later", note="",
                        api_name="/clave_label")
