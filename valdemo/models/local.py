@@ -146,7 +146,9 @@ def _load(path: str) -> _Loaded:
             return _loaded[path]
         import torch
         from transformers import AutoModelForCausalLM, AutoTokenizer
+        from transformers.utils import logging as hf_logging
 
+        hf_logging.disable_progress_bar()  # no weight-loading bars in app logs and CLI stderr
         device = _pick_device()
         start = time.perf_counter()
         try:
