@@ -18,6 +18,7 @@ TABS = [
     ("Calibrate evaluator", "clave", "tab-clave"),
     ("Value space", "univar", "tab-univar"),
     ("Moral attack", "denevil", "tab-denevil"),
+    ("Value profile", "profile", "tab-profile"),
     ("About", "about", "tab-about"),
 ]
 

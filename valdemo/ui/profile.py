@@ -1,0 +1,116 @@
+"""Value profile tab (issue 9): the five methods on one or more models; a report to download.
+
+Thin: :mod:`valdemo.profile` runs the methods and builds every number, table and
+figure; this module reads the widgets and renders.
+"""
+
+from __future__ import annotations
+
+import tempfile
+
+import gradio as gr
+import pandas as pd
+
+from .. import profile as prof
+from ..inputs import check_int
+from ..values import SCHWARTZ
+from .common import resolve_model, ui_errors
+
+INTRO = (
+    "### Value profile\n"
+    "One run puts the five methods on the same model(s): value understanding (VUM), social value orientation "
+    "(SVO), adherence of its own answers (CLAVE, when a recognizer has been calibrated), position in the value "
+    "space (UniVaR), and moral violations with and without value instructions (DeNEVIL/VILMO). Leave *Models* "
+    "empty to profile the Models panel's target; the judge comes from the Models panel. **quick** asks a few "
+    "items per method; **full** the bundled sets. Answers are cached: a rerun is fast."
+)
+ALL = "all models (side by side)"
+SECTIONS = ("vum", "clave", "svo", "univar", "denevil")
+
+
+def _section_md(profile: dict, method: str, specs: list[str]) -> str:
+    lines = [f"#### {prof.TITLES[method]}", f"_{prof.DEFINITIONS[method]}_", ""]
+    lines += [f"> ⚠️ {e}" for e in prof.section_errors(profile, method, specs)]
+    lines += ["", prof.md_table(prof.section_table(profile, method, specs))]
+    n = sum(profile["profiles"][s]["methods"][method]["n_rows"] for s in specs)
+    lines += ["", f"Rows behind these numbers: {n} (method `{method}` in the rows file below)."]
+    return "\n".join(lines)
+
+
+def _status_md(profile: dict) -> str:
+    lines = []
+    if profile["caveat"]:
+        lines.append(f"> ⚠️ **{profile['caveat']}** (bundled: {', '.join(profile['bundled_models'])})")
+    failed = [f"{s} · {m}" for s, p in profile["profiles"].items() for m, sec in p["methods"].items()
+              if sec["status"] == "error"]
+    lines.append(f"Run `{profile.get('run_id')}` · size **{profile['size']}** · judge `{profile['judge']}` · "
+                 f"{profile['seconds']:.1f} s · cache hits **{profile['cache']['hits']}**, misses "
+                 f"{profile['cache']['misses']}" + (f" · ⚠️ failed: {', '.join(failed)}" if failed else ""))
+    return "\n\n".join(lines)
+
+
+def render(profile: dict | None, view: str):
+    """The page for one model, or all models side by side: status, headline, sections, plots."""
+    if not profile:
+        return ["", None, *[""] * len(SECTIONS), *[None] * len(prof.FIGURES)]
+    all_specs = list(profile["profiles"])
+    specs = [view] if view in all_specs else all_specs
+    if len(specs) == 1:
+        head = [{"metric": r["metric"], "value": prof.fmt(r["value"]), "method": r["method"]}
+                for r in profile["profiles"][specs[0]]["headline"]]
+    else:
+        head = prof.comparison_table(profile)
+    figs = prof.figures(profile, specs)
+    return [_status_md(profile), pd.DataFrame(head), *[_section_md(profile, m, specs) for m in SECTIONS],
+            *[figs[m] for m in prof.FIGURES]]
+
+
+def build(ctx) -> None:
+    gr.Markdown(INTRO)
+    state = gr.State(None)
+    with gr.Row():
+        models = gr.Textbox(label="Models", placeholder="empty: the Models panel's target; or specs, comma separated",
+                            elem_id="profile-models", scale=3)
+        size = gr.Radio(["quick", "full"], value="quick", label="Size", elem_id="profile-size", scale=1)
+        max_tokens = gr.Number(0, precision=0, label="Max new tokens (0: each method's default)", scale=1,
+                               elem_id="profile-max-tokens")
+        values = gr.Dropdown([(v.name, v.key) for v in SCHWARTZ], multiselect=True, value=[], scale=2,
+                             label="Value-dialogue values (empty: all ten)", elem_id="profile-values")
+    run_btn = gr.Button("Run profile", variant="primary", elem_id="profile-run")
+    status = gr.Markdown(elem_id="profile-status")
+    view = gr.Dropdown([ALL], value=ALL, label="Page", info="one model's page, or all models side by side",
+                       elem_id="profile-view", interactive=True)
+    headline = gr.Dataframe(label="Headline", elem_id="profile-headline", interactive=False, wrap=True)
+    mds: dict[str, gr.Markdown] = {}
+    plots: dict[str, gr.Plot] = {}
+    for method in SECTIONS:
+        with gr.Row(equal_height=False):
+            if method in prof.FIGURES:
+                plots[method] = gr.Plot(label=prof.TITLES[method], elem_id=f"profile-plot-{method}", scale=3)
+            mds[method] = gr.Markdown(elem_id=f"profile-{method}")
+    with gr.Row():
+        download = gr.DownloadButton("Download report", elem_id="profile-download", interactive=False)
+        files = gr.File(label="profile.json and rows.jsonl (every number's rows)", file_count="multiple",
+                        elem_id="profile-files")
+    summary = gr.JSON(label="Summary per model", elem_id="profile-summary")
+    page_outputs = [status, headline, *[mds[m] for m in SECTIONS], *[plots[m] for m in prof.FIGURES]]
+
+    @ui_errors
+    def run(models_text, size_value, tokens, value_keys, target, judge, creds, progress=gr.Progress()):
+        specs = prof.parse_specs(models_text if (models_text or "").strip() else target)
+        tokens = check_int(tokens or 0, "max new tokens", 0, 1024)
+        config = prof.ProfileConfig(size=size_value or "quick", max_new_tokens=tokens or None,
+                                    values=tuple(value_keys or ()))
+        resolve_model(judge or "local", creds)  # a bad judge spec is the person's error, before any run
+        profile = prof.run_profile(specs, judge or "local", config, creds=creds, store=ctx.store,
+                                   progress=lambda f, label: progress(f, desc=label))
+        paths = prof.write_report(profile, tempfile.mkdtemp(prefix="valdemo-profile-"))
+        choices = [ALL, *profile["models"]] if len(profile["models"]) > 1 else list(profile["models"])
+        return [profile, gr.update(choices=choices, value=choices[0]),
+                gr.update(value=str(paths["html"]), interactive=True), [str(paths["json"]), str(paths["rows"])],
+                prof.summary_json(profile), *render(profile, choices[0])]
+
+    run_btn.click(run, [models, size, max_tokens, values, ctx.target, ctx.judge, ctx.creds],
+                  [state, view, download, files, summary, *page_outputs], api_name="profile_run",
+                  **ctx.model_event())
+    view.change(render, [state, view], page_outputs, api_name="profile_view")
