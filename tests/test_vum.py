@@ -199,43 +199,27 @@ def test_live_end_to_end_with_overrides(local_model, tmp_path):
 
 
 @pytest.mark.slow
-def test_live_without_label_explains_the_models_own_answer(local_model):
-    states = list(vum.live(None, local_model, local_model, config=vum.RunConfig(shots=1, critique_tokens=16),
-                           text="I recycle every bottle I use.", value="UNIVERSALISM"))
-    row = states[-1]
-    assert row["label"] is None and row["correct"] is None and row["dcg"] is None
-    assert row["critique_label"] == row["pred_label"]
-
-
-@pytest.mark.slow
-def test_batch_option_probability_path(local_model, tmp_path):
-    items = vum.select_items(vum.bundled_items(), ["ACHIEVEMENT", "SECURITY"], 2)
+def test_batch_option_probability_path_via_profile_summary(local_model, tmp_path):
     seen = []
-    result, rows = vum.run(items, local_model, local_model, TINY, progress=lambda d, t: seen.append((d, t)))
-    assert seen and seen[-1] == (7 * len(items), 7 * len(items))
-    assert list(result["per_value"]) == ["ACHIEVEMENT", "SECURITY"]
-    overall = result["overall"]
-    assert overall["modes"] == ["option_probs"] and overall["parse_failures"] == 0 and overall["n"] == 4
-    assert overall["know_what_acc"] == pytest.approx(sum(r["correct"] for r in rows) / 4)
-    assert sum(sum(c.values()) for c in overall["confusion"].values()) == 4
+    profile = vum.profile_summary(local_model, local_model, "quick", progress=lambda d, t: seen.append((d, t)),
+                                  values=["SECURITY"], critique_tokens=16)
+    rows = profile["rows"]
+    assert profile["method"] == "vum" and profile["size"] == "quick"
+    assert [(r["value"], r["label"]) for r in rows] == [("SECURITY", 1), ("SECURITY", -1)]
+    assert seen and seen[-1] == (7 * 2, 7 * 2)
+    assert list(profile["per_value"]) == ["SECURITY"]
+    overall = profile["overall"]
+    assert overall["modes"] == ["option_probs"] and overall["parse_failures"] == 0 and overall["n"] == 2
+    assert overall["judge_modes"] == ["option_probs"] and overall["judge_parse_failures"] == 0
+    assert overall["know_what_acc"] == pytest.approx(sum(r["correct"] for r in rows) / 2)
+    assert sum(sum(c.values()) for c in overall["confusion"].values()) == 2
     for key in ("know_what_acc", "know_what_macro_f1", "parse_failures", "know_why_rate", "dcg", "n"):
-        assert key in result["per_value"]["SECURITY"]
-    if overall["know_why_rate"] is not None:
-        assert overall["dcg"] == pytest.approx(overall["know_why_rate"] - overall["know_what_acc"], abs=2e-4)
+        assert key in profile["per_value"]["SECURITY"]
+    scores = [s for r in rows for s in r["scores"].values()]
+    assert overall["know_why_rate"] == pytest.approx(sum(scores) / (5 * len(scores)), abs=1e-4)
+    assert overall["dcg"] == pytest.approx(overall["know_why_rate"] - overall["know_what_acc"], abs=2e-4)
     csv_path = vum.write_csv(rows, tmp_path / "rows.csv")
-    assert len(csv_path.read_text().splitlines()) == 5
-    assert json.dumps(result) and json.dumps(rows)
-
-
-@pytest.mark.slow
-def test_profile_summary_quick(local_model):
-    seen = []
-    profile = vum.profile_summary(local_model, local_model, "quick", progress=lambda d, t: seen.append(d),
-                                  values=["POWER"], critique_tokens=16)
-    assert profile["method"] == "vum" and profile["size"] == "quick" and seen
-    assert [(r["value"], r["label"]) for r in profile["rows"]] == [("POWER", 1), ("POWER", -1)]
-    for key in ("know_what_acc", "know_why_rate", "dcg", "parse_failures", "n"):
-        assert key in profile["overall"] and key in profile["per_value"]["POWER"]
+    assert len(csv_path.read_text().splitlines()) == 3
     assert json.loads(json.dumps(profile)) == profile
 
 
@@ -261,10 +245,11 @@ def test_tiny_batch_over_real_valuenet_rows(valuenet_dir, local_model):
     items = vum.load_many([valuenet_dir / "valuenet_POWER.csv"])
     assert len(items) > 100 and {it.label for it in items} == {1, -1, 0}
     picked = vum.select_items(items, ["POWER"], 2)
-    result, rows = vum.run(picked, local_model, local_model, TINY, pool=items)
+    result, rows = vum.run(picked, local_model, None, vum.RunConfig(shots=2, know_why=False), pool=items)
     assert [r["label"] for r in rows] == [1, -1]
-    assert result["per_value"]["POWER"]["n"] == 2
-    assert all(set(r["scores"]) == set(vum.PARTS) for r in rows)
+    texts = {it.text for it in picked}
+    assert result["per_value"]["POWER"]["n"] == 2 and all(r["text"] in texts for r in rows)
+    assert result["overall"]["know_why_rate"] is None and result["judge"] is None
 
 
 # -- CLI ------------------------------------------------------------------------------------
@@ -272,19 +257,18 @@ def test_tiny_batch_over_real_valuenet_rows(valuenet_dir, local_model):
 def test_cli_json_summary(tmp_path, capsys, local_model):
     from valdemo.cli import main
 
-    data = _write(tmp_path / "mine_HEDONISM.csv", "input,label\nI ate cake all day.,1\nI never enjoy food.,-1\n")
     out = tmp_path / "rows.jsonl"
-    code = main(["vum", "--data", str(data), "--values", "HEDONISM", "--limit", "2", "--shots", "1",
-                 "--critique-tokens", "16", "--out", str(out), "--json"])
+    code = main(["vum", "--values", "SECURITY", "--limit", "1", "--shots", "4", "--critique-tokens", "16",
+                 "--out", str(out), "--json"])
     assert code == 0
     result = json.loads(capsys.readouterr().out)
-    per = result["per_value"]["HEDONISM"]
+    per = result["per_value"]["SECURITY"]
     for key in ("know_what_acc", "know_what_macro_f1", "parse_failures", "know_why_rate", "know_why_by_part",
                 "dcg", "n"):
         assert key in per and key in result["overall"]
-    assert per["n"] == 2 and "caveat" in result and "warning" in result
-    assert [json.loads(line)["text"] for line in out.read_text().splitlines()] == [
-        "I ate cake all day.", "I never enjoy food."]
+    assert per["n"] == 1 and "caveat" in result and "warning" in result
+    [row] = [json.loads(line) for line in out.read_text().splitlines()]
+    assert row["value"] == "SECURITY" and row["label"] == 1 and set(row["scores"]) == set(vum.PARTS)
 
 
 BAD_CLI = [
@@ -324,9 +308,12 @@ def test_api_live_override_and_batch(client, tmp_path, settings):
 
     from valdemo.store import get_store
 
+    # No true label: the critique explains the target's own answer (same statement as the live test).
     notes, answer, critique, scores, row = client.predict(
-        "I lock my door twice every night.", "SECURITY", "1", 1, 16, "local", "local", api_name="/vum_live")
-    assert row["phase"] == "done" and row["value"] == "SECURITY" and row["mode"] == "option_probs"
+        "I made everyone call me sir.", "POWER", "none", 2, 16, "local", "local", api_name="/vum_live")
+    assert row["phase"] == "done" and row["value"] == "POWER" and row["mode"] == "option_probs"
+    assert row["label"] is None and row["correct"] is None and row["dcg"] is None
+    assert row["critique_label"] == row["pred_label"]
     assert "Demo model" in notes and "same model" in notes
     assert "Know what" in answer and "know-why" in scores.lower()
     before = vum.override_agreement(get_store())["n"]
@@ -334,10 +321,12 @@ def test_api_live_override_and_batch(client, tmp_path, settings):
     judged = sum(row["scores"][p] is not None for p in ("attribution", "rebuttal"))
     assert vum.override_agreement(get_store())["n"] == before + judged
     assert ("Judge vs you" in agree_md) == (before + judged > 0)
-    with pytest.raises(Exception, match="between 1 and 5"):
+    with pytest.raises(Exception, match="not in the list of choices"):
         client.predict(row, "9", "", "", api_name="/vum_override")
+    with pytest.raises(Exception, match="no override given"):
+        client.predict(row, "", "", "", api_name="/vum_override")
     with pytest.raises(Exception, match="scenario is empty"):
-        client.predict("  ", "SECURITY", "1", 1, 16, "local", "local", api_name="/vum_live")
+        client.predict("  ", "POWER", "1", 1, 16, "local", "local", api_name="/vum_live")
 
     data = _write(tmp_path / "api_CONFORMITY.csv", "input,label\nI wait my turn.,1\nI cut the queue.,-1\n")
     info, table, plot, files, summary = client.predict(
