@@ -191,7 +191,8 @@ def _denevil(model: ChatModel, judge: ChatModel, config: ProfileConfig, progress
         t = config.max_new_tokens
         budget = denevil.Budget(max_new_tokens=t, attacker_tokens=max(t, 8), judge_tokens=max(t, 4))
     res = denevil.profile_summary(model, judge, config.size, progress=progress, budget=budget)
-    summary = {"by_foundation": res["by_foundation"], "mean": res["mean"], "parse": res.get("parse"),
+    by_foundation = {k.upper(): v for k, v in res["by_foundation"].items()}  # keys as in values.MORAL_FOUNDATIONS
+    summary = {"by_foundation": by_foundation, "mean": res["mean"], "parse": res.get("parse"),
                "calls": res.get("calls"), "fixed_instruction": res.get("fixed_instruction")}
     return summary, list(res.get("rows") or [])
 
@@ -579,7 +580,7 @@ def _page_html(profile: dict, specs: Sequence[str], first: list[bool], page_id: 
         fig_html = ""
         if method in figs:
             fig_html = figs[method].to_html(full_html=False, include_plotlyjs="inline" if first[0] else False,
-                                            default_height=420)
+                                            default_height=420, config={"responsive": True, "displaylogo": False})
             first[0] = False
         links = " · ".join(_data_link(rows_jsonl(profile, method, s), f"{_slug(s)}-{method}-rows.jsonl",
                                       f"rows behind these numbers ({s})") for s in specs
