@@ -13,8 +13,6 @@ import os
 import signal
 import subprocess
 import sys
-import time
-import urllib.request
 from collections import Counter
 from pathlib import Path
 
@@ -359,32 +357,16 @@ def test_label_submission_through_the_api(client):
                        api_name="/clave_label")
 
 
-def _start_app(env: dict, port: int) -> subprocess.Popen:
-    proc = subprocess.Popen([sys.executable, "app.py"], cwd=ROOT, env=env, stdout=subprocess.DEVNULL,
-                            stderr=subprocess.DEVNULL)
-    deadline = time.time() + 120
-    while time.time() < deadline:
-        if proc.poll() is not None:
-            raise RuntimeError(f"app exited with {proc.returncode}")
-        try:
-            urllib.request.urlopen(f"http://127.0.0.1:{port}/", timeout=1)
-            return proc
-        except OSError:
-            time.sleep(0.3)
-    proc.kill()
-    raise RuntimeError("app did not start within 120 s")
-
-
 @pytest.mark.slow
 def test_acknowledged_labels_survive_sigkill_and_restart(tmp_path):
     from gradio_client import Client
 
-    from tests.conftest import free_port
+    from tests.conftest import free_port, start_app_process
 
     port = free_port()
     env = {**os.environ, "VALDEMO_DB": str(tmp_path / "durable.sqlite"), "VALDEMO_PORT": str(port),
            "VALDEMO_DATA_DIR": str(tmp_path)}
-    proc = _start_app(env, port)
+    proc = start_app_process(env, port)
     acked = []
     try:
         c = Client(f"http://127.0.0.1:{port}/", verbose=False)
@@ -397,7 +379,7 @@ def test_acknowledged_labels_survive_sigkill_and_restart(tmp_path):
     finally:
         proc.send_signal(signal.SIGKILL)
         proc.wait(10)
-    proc = _start_app(env, port)
+    proc = start_app_process(env, port)
     try:
         c = Client(f"http://127.0.0.1:{port}/", verbose=False)
         kim = {(r["text"], r["label"]) for r in c.predict(annotator="kim", api_name="/clave_labels")}
