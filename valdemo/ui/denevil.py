@@ -90,7 +90,7 @@ def _attack_tables(result: dict) -> tuple[pd.DataFrame, pd.DataFrame]:
     for p in result["principles"]:
         for r in p["rounds"]:
             for c_no, c in enumerate(r["candidates"], start=1):
-                reasons = " | ".join(s["reason"] or f"(parse failed: {s['judge_error']})" if not s["judge_ok"]
+                reasons = " | ".join(f"(parse failed: {s['judge_error']})" if not s["judge_ok"]
                                      else s["reason"] or "(no reason)" for s in c["samples"])
                 rounds.append([_short(p["principle"]), r["round"], c_no, c["source"], c["prompt"],
                                _fmt(c["violation"]), reasons, c["judge_failures"]])
