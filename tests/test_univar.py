@@ -331,9 +331,9 @@ def test_api_generate_embed_project_neighbours(client, tmp_path):
     emb_id, md, metrics, _ = client.predict(qa_id2, "bundled", True, 3, 40, api_name="/univar_embed")
     assert emb_id.startswith("emb-") and "held-out" in md
     assert [row[0] for row in metrics["data"]] == [1, 3, 5]
-    plot = client.predict(emb_id, "head", "pca", 2, 15, 0.1, "cosine", "source", "profit",
-                          api_name="/univar_project")
-    assert "matches" in json.dumps(plot)
+    plot, note = client.predict(emb_id, "head", "pca", 2, 15, 0.1, "cosine", "source", "profit",
+                                api_name="/univar_project")
+    assert "matches" in json.dumps(plot) and "acc@1" in note and "Demo model" not in note
     nn = client.predict(emb_id, "raw", 0, 3, api_name="/univar_neighbours")
     assert len(nn["data"]) == 3
     heat, ranked = client.predict(emb_id, "raw", api_name="/univar_similarity")
@@ -342,3 +342,17 @@ def test_api_generate_embed_project_neighbours(client, tmp_path):
     assert sorted(Path(f).name for f in files) == ["figure.html", "points.csv", "qa.jsonl"]
     with pytest.raises(Exception, match="unknown embedding set"):
         client.predict("emb-nope", "raw", 0, 3, api_name="/univar_neighbours")
+
+
+@pytest.mark.slow
+def test_tab_opens_on_the_demo_set_in_a_browser(served_app, browser):
+    """What a person sees: the demo scatter drawn at once, with the bundled-model caveat beside it."""
+    page = browser.new_page(viewport={"width": 1400, "height": 1800})
+    try:
+        page.goto(served_app[1], timeout=120_000)
+        page.get_by_role("tab", name="Value space").click()
+        page.wait_for_selector("#univar-plot .main-svg", timeout=60_000)
+        assert page.locator("#univar-plot .scatterlayer .trace").count() == 4  # one per demo source
+        assert "Demo model" in page.locator("#univar-note").inner_text()
+    finally:
+        page.close()

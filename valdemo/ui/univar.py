@@ -73,6 +73,17 @@ def _metrics_df(es: U.EmbeddedSet) -> pd.DataFrame:
     return pd.DataFrame(U.knn_table(es.metrics), columns=["k", "raw", "head"])
 
 
+def _explore_note(es: U.EmbeddedSet) -> str:
+    rows = {r["k"]: r for r in U.knn_table(es.metrics)}
+    lines = [f"{len(es.pairs)} points from {len(es.qa.sources)} sources · encoder {es.encoder}."]
+    if rows[1]["raw"] is not None:
+        head = f", value head {rows[1]['head']:.2f}" if rows[1]["head"] is not None else ""
+        lines.append(f"kNN source identification acc@1 on held-out questions: raw {rows[1]['raw']:.2f}{head} "
+                     f"(chance {es.metrics.get('chance', 0):.2f}).")
+    caveat = _caveat(es.qa.bundled)
+    return " ".join(lines) + (f"\n\n{caveat}" if caveat else "")
+
+
 def _point_choices(es: U.EmbeddedSet) -> list[tuple[str, int]]:
     return [(f"#{i} · {p.source} · {p.question[:60]}", i) for i, p in enumerate(es.pairs)]
 
@@ -155,6 +166,7 @@ def build(ctx) -> None:
         metric = gr.Dropdown(list(U.UMAP_METRICS), value=demo_params.metric, label="UMAP metric")
         search = gr.Textbox(label="Highlight points containing", placeholder="e.g. family, money, tradition")
     project_btn = gr.Button("Project", variant="primary", elem_id="univar-project")
+    explore_note = gr.Markdown(_explore_note(demo) if demo else "", elem_id="univar-note")
     plot = gr.Plot(_figure(demo, "raw", demo_params, "source", "") if demo else None, label="Value space",
                    elem_id="univar-plot")
     with gr.Row():
@@ -219,7 +231,8 @@ def build(ctx) -> None:
                 progress=gr.Progress()):
         es = U.get_embedded(set_id)
         progress(0.1, desc=f"{method_v} projection")
-        return _figure(es, space_v, _proj(method_v, dims_v, nn_v, md_v, metric_v), color_v, search_v or "")
+        fig = _figure(es, space_v, _proj(method_v, dims_v, nn_v, md_v, metric_v), color_v, search_v or "")
+        return fig, _explore_note(es)
 
     @ui_errors
     def show_neighbours(set_id, space_v, point_v, k_v):
@@ -252,8 +265,10 @@ def build(ctx) -> None:
     qa_btn.click(upload_qa, [upload], [qa_id, qa_table, qa_status], api_name="univar_upload_qa")
     embed_btn.click(embed, [qa_id, encoder, train_head, lam, steps], [emb_id, metrics_md, metrics_df, point],
                     api_name="univar_embed", **ctx.model_event())
-    project_btn.click(project, [emb_id, space, *proj_inputs, color_by, search], [plot], api_name="univar_project")
-    search.submit(project, [emb_id, space, *proj_inputs, color_by, search], [plot], api_visibility="private")
+    project_btn.click(project, [emb_id, space, *proj_inputs, color_by, search], [plot, explore_note],
+                      api_name="univar_project")
+    search.submit(project, [emb_id, space, *proj_inputs, color_by, search], [plot, explore_note],
+                  api_visibility="private")
     nn_btn.click(show_neighbours, [emb_id, space, point, k], [nn_table], api_name="univar_neighbours")
     sim_btn.click(compare, [emb_id, space], [heat, ranked], api_name="univar_similarity")
     export_btn.click(export, [emb_id, space, *proj_inputs, color_by, fmt], [files], api_name="univar_export")
