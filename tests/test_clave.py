@@ -226,6 +226,14 @@ def test_judge_extracts_concepts_and_labels_zero_shot_tiny(local_model):
     preds, stats, how = clave.llm_zero_shot(local_model, [s.text for s in samples[:2]], ["BENEVOLENCE"] * 2)
     assert len(preds) == 2 and stats.ok + stats.failed == 2
     assert all(p in (1, -1, 0, None) for p in preds) and how
+    # the judge's two variants scored beside the recognizer on the same (tiny) held-out rows
+    concepts = {"BENEVOLENCE": {"adheres": ["helps friends and family"], "opposes": ["betrays people close to them"]}}
+    report, _ = clave.calibrate(samples[:8], concepts, eval_samples=samples[-2:], judge=local_model,
+                                learning_curve=False)
+    assert {"llm_concepts", "llm_zero_shot", "recognizer"} <= set(report["methods"])
+    assert report["llm"]["parse"]["ok"] + report["llm"]["parse"]["failed"] == 2
+    assert report["overall"]["llm_concepts"]["n_eval"] == 2 and report["concept_note"]
+    assert "helps friends and family" in clave.llm_prompt("x", clave.get_value("BENEVOLENCE"), concepts["BENEVOLENCE"])
 
 
 def test_concepts_file_is_read_per_value_and_bad_rows_are_named(tmp_path):

@@ -53,10 +53,11 @@ LABEL_NAMES: dict[int, str] = {1: "adheres", -1: "opposes", 0: "unrelated"}
 GOLD = "gold"
 DEFAULT_TARGET = 50
 BUNDLED_SAMPLES = Path(__file__).resolve().parents[1] / "assets" / "clave" / "samples.csv"
-METHODS = ("recognizer", "embed_zero_shot", "llm_zero_shot", "majority")
+METHODS = ("recognizer", "llm_concepts", "embed_zero_shot", "llm_zero_shot", "majority")
 METHOD_TITLES = {
     "recognizer": "calibrated recognizer",
     "embed_zero_shot": "embedding similarity (zero-shot)",
+    "llm_concepts": "judge prompted with the concepts",
     "llm_zero_shot": "judge model prompted (zero-shot)",
     "majority": "majority class",
 }
@@ -812,17 +813,24 @@ LLM_OPTIONS = "ABC"  # A adheres, B opposes, C unrelated (LABELS order)
 LLM_SYSTEM = "You classify texts by the human value they express. Answer with a single letter."
 
 
-def llm_prompt(text: str, v: Value) -> str:
-    return (f"Value: {v.name}. Definition: {v.definition}\n\n{fence(text, 'TEXT')}\n\n"
+def llm_prompt(text: str, v: Value, concepts: dict | None = None) -> str:
+    guide = ""
+    for kind, lead in (("adheres", "A text that adheres to this value"), ("opposes", "A text that opposes it")):
+        if concepts and concepts.get(kind):
+            guide += f"{lead}: " + "; ".join(concepts[kind]) + "\n"
+    return (f"Value: {v.name}. Definition: {v.definition}\n{guide}\n{fence(text, 'TEXT')}\n\n"
             f"Does the text above adhere to this value, oppose it, or is it unrelated?\n"
             f"A. adheres\nB. opposes\nC. unrelated\nAnswer with A, B or C.")
 
 
 def llm_zero_shot(model: ChatModel, texts: Sequence[str], values: Sequence[str],
-                  progress: ProgressFn | None = None) -> tuple[list[int | None], ParseStats, str]:
-    """The judge prompted zero-shot: option probabilities where the backend has them, else generated
-    letters parsed; failures stay None (scored wrong) and are counted."""
-    convs = [user(llm_prompt(t, get_value(k)), LLM_SYSTEM) for t, k in zip(texts, values, strict=True)]
+                  progress: ProgressFn | None = None,
+                  concepts: dict[str, dict] | None = None) -> tuple[list[int | None], ParseStats, str]:
+    """The judge prompted zero-shot (or, with ``concepts``, guided by each value's concepts): option
+    probabilities where the backend has them, else generated letters parsed; failures stay None
+    (scored wrong) and are counted."""
+    convs = [user(llm_prompt(t, get_value(k), (concepts or {}).get(k)), LLM_SYSTEM)
+             for t, k in zip(texts, values, strict=True)]
     stats = ParseStats()
     probs = model.option_probs_batch(convs, list(LLM_OPTIONS), progress=progress)
     if probs is not None:
@@ -939,6 +947,15 @@ def calibrate(samples: Sequence[Sample], concepts: dict[str, dict] | None = None
     else:
         skipped["llm_zero_shot"] = "no judge model given"
         del preds["llm_zero_shot"]
+    with_concepts = {s.value for s in ev} & {k for k, c in concepts.items() if c.get("adheres") or c.get("opposes")}
+    if judge is not None and with_concepts:
+        got, stats, _ = llm_zero_shot(judge, [s.text for s in ev], [s.value for s in ev], concepts=concepts)
+        for i, p in zip(eval_idx, got, strict=True):
+            preds["llm_concepts"][i] = p
+        llm_info["concepts_parse"] = stats.as_dict()
+    else:
+        skipped["llm_concepts"] = "no judge model given" if judge is None else "no concepts for these values"
+        del preds["llm_concepts"]
 
     n_train = int(round(float(np.mean(n_train_sizes))))
     y = [s.label for s in ev]
@@ -961,6 +978,8 @@ def calibrate(samples: Sequence[Sample], concepts: dict[str, dict] | None = None
         "folds": folds if eval_samples is None else None,
         "n_labels": len(train), "n_eval": len(ev), "n_train": n_train,
         "concept_values": sorted(k for k in concepts if k in {s.value for s in train}),
+        "concept_note": ("concepts are written from labelled samples, which may include the rows held out "
+                         "here; the concept-based scores can be optimistic") if concepts else "",
         "skipped": skipped, "llm": llm_info, "labels": {LABEL_NAMES[k]: k for k in LABELS},
     }
     if learning_curve:

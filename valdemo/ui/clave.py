@@ -100,6 +100,8 @@ def report_markdown(report: dict, judge_model) -> str:
         parse = report["llm"]["parse"]
         lines.append(f"\nJudge `{report['llm']['model']}` read by {report['llm']['how']}: "
                      f"{parse['ok']} answers read, {parse['failed']} failed {parse['reasons'] or ''}")
+    if report.get("concept_note"):
+        lines.append(f"\nNote: {report['concept_note']}.")
     caveat = caveat_markdown([judge_model]) if judge_model is not None else ""
     return "\n".join(lines) + (f"\n\n{caveat}" if caveat else "")
 
@@ -111,6 +113,7 @@ def confusion_figure(report: dict):
     methods = report["methods"]
     names = [clave.LABEL_NAMES[k] for k in clave.LABELS]
     short = {"recognizer": "recognizer", "embed_zero_shot": "embedding sim.", "llm_zero_shot": "judge zero-shot",
+             "llm_concepts": "judge + concepts",
              "majority": "majority"}
     fig = make_subplots(rows=1, cols=len(methods), subplot_titles=[short[m] for m in methods],
                         horizontal_spacing=0.04, shared_yaxes=True)
