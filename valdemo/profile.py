@@ -84,6 +84,10 @@ class ProfileConfig:
             raise InputError(f"size must be quick or full, got {self.size!r}")
         if self.max_new_tokens is not None:
             check_int(self.max_new_tokens, "max new tokens", 16, 1024)
+        if self.values:
+            from .vum import parse_values
+
+            parse_values(list(self.values))  # an unknown value is the person's error, before any run
         return self
 
 

@@ -14,7 +14,7 @@ import pandas as pd
 from .. import profile as prof
 from ..inputs import check_int
 from ..values import SCHWARTZ
-from .common import resolve_model, ui_errors
+from .common import resolve_model, session_credentials, ui_errors
 
 INTRO = (
     "### Value profile\n"
@@ -102,7 +102,7 @@ def build(ctx) -> None:
         config = prof.ProfileConfig(size=size_value or "quick", max_new_tokens=tokens or None,
                                     values=tuple(value_keys or ()))
         resolve_model(judge or "local", creds)  # a bad judge spec is the person's error, before any run
-        profile = prof.run_profile(specs, judge or "local", config, creds=creds, store=ctx.store,
+        profile = prof.run_profile(specs, judge or "local", config, creds=session_credentials(creds), store=ctx.store,
                                    progress=lambda f, label: progress(f, desc=label))
         paths = prof.write_report(profile, tempfile.mkdtemp(prefix="valdemo-profile-"))
         choices = [ALL, *profile["models"]] if len(profile["models"]) > 1 else list(profile["models"])
