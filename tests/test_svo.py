@@ -237,8 +237,13 @@ def test_parsed_path_counts_failures_on_a_real_server(openai_server):
     from valdemo.models import get_model
 
     base_url, name = openai_server
+    from valdemo.models import ModelTimeout
+
     model = get_model(f"openai:{name}@{base_url}")
-    (trial,) = svo.play_trials(model, ["altruistic"], 1, temperature=0.0, seed=0, max_new_tokens=16)
+    try:
+        (trial,) = svo.play_trials(model, ["altruistic"], 1, temperature=0.0, seed=0, max_new_tokens=16)
+    except ModelTimeout as exc:  # the CPU is shared; a too-slow server says nothing about parsing
+        pytest.skip(f"transformers serve too slow on this machine: {exc}")
     if trial.sources[0] == "probs":
         pytest.skip("this server scores options; the parsed path is not exercised")
     assert trial.sources == ["parsed"] * 6 and len(trial.raw) == 6
@@ -269,11 +274,15 @@ def test_person_bad_position_is_an_error(client):
 @pytest.mark.slow
 def test_score_answers_while_a_model_plays(client):
     job = client.submit("individualistic", 0.7, 12345, 16, "local", api_name="/svo_play")
-    deadline = time.time() + 60
-    while str(job.status().code) not in {"Status.PROCESSING", "Status.FINISHED"} and time.time() < deadline:
-        time.sleep(0.2)
+    deadline = time.time() + 120
+    # The play reports progress once its goal batch is done: a generation is under way then.
+    while job.status().code.name not in {"PROGRESS", "FINISHED"} and time.time() < deadline:
+        time.sleep(0.05)
+    assert job.status().code.name == "PROGRESS", "the play showed no progress (finished too fast?)"
+    start = time.time()
     _, result, *_ = client.predict(1, 1, 1, 1, 1, 1, api_name="/svo_score")
     assert result["category"] == "prosocial"
+    assert time.time() - start < 30
     assert not job.done(), "the model's play finished before the cheap score answered"
     md, play, *_ = job.result(timeout=600)
     assert play["orientation"] == "individualistic" and len(play["per_trial"]) == 1
