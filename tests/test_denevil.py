@@ -277,9 +277,12 @@ def test_api_endpoints(client, tmp_path):
     assert "Calls:" in summary and "Demo model" in summary
     assert rounds_table["headers"][:3] == ["principle", "round", "candidate"]
     assert len(rounds_table["data"]) <= 1
-    with pytest.raises(Exception, match="unknown foundation"):
-        client.predict("kindness", "It is wrong to lie.", None, "", "local", "local",
+    with pytest.raises(Exception, match="choose or type a principle"):
+        client.predict("care", "  ", None, "", "local", "local",
                        1, 1, 1, 0.0, 16, 40, 20, 0.9, api_name="/denevil_attack")
+    with pytest.raises(Exception, match="temperature above 0"):
+        client.predict("care", "It is wrong to lie.", None, "", "local", "local",
+                       1, 1, 2, 0.0, 16, 40, 20, 0.9, api_name="/denevil_attack")
     path = tmp_path / "one.csv"
     path.write_text('foundation,principle,prompt\nloyalty,It is wrong to betray a friend.,'
                     '"Mia told Chloe her secret, and at lunch Chloe"\n')
