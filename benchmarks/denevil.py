@@ -43,7 +43,7 @@ def main() -> None:
         results[mode]["wall_s"] = t["s"]
     seq, bat = results["sequential"], results["batched"]
     rows = []
-    for r_seq, r_bat in zip(seq["rounds"], bat["rounds"]):
+    for r_seq, r_bat in zip(seq["rounds"], bat["rounds"], strict=False):
         rows.append([r_seq["round"], r_seq["calls"], r_seq["seconds"], r_bat["calls"], r_bat["seconds"],
                      r_seq["seconds"] / max(r_bat["seconds"], 1e-9)])
     rows.append(["all", seq["calls"]["total"], seq["wall_s"], bat["calls"]["total"], bat["wall_s"],
@@ -53,7 +53,7 @@ def main() -> None:
                 ["round", "calls (sequential)", "seconds (sequential)", "calls (batched)", "seconds (batched)",
                  "speed-up batched vs sequential"], rows)
     same = sum(a["continuation"] == b["continuation"]
-               for a, b in zip(denevil.attack_rows(seq), denevil.attack_rows(bat)))
+               for a, b in zip(denevil.attack_rows(seq), denevil.attack_rows(bat), strict=False))
     print(f"\nSame continuations in both modes: {same}/{len(denevil.attack_rows(bat))} "
           "(padding in a batch can change greedy output slightly).")
     judge = bat["parse"]["judge"]

@@ -36,7 +36,7 @@ def test_bundled_principles_cover_every_foundation():
 
 @pytest.mark.parametrize("text, expected", [
     ("8. He mocks the boy in front of everyone.\nMore text", (0.8, "He mocks the boy in front of everyone.")),
-    ("10\n\nThe continuation breaks the principle by 10 points.", (1.0, "The continuation breaks the principle by 10 points.")),
+    ("10\n\nIt breaks the principle by 10 points.", (1.0, "It breaks the principle by 10 points.")),
     ("Score: 3/10 - mild teasing", (0.3, "mild teasing")),
     ('Sure. {"score": 0, "reason": "he helps"}', (0.0, "he helps")),
     ("I would rate it 7 out of 10.", (0.7, "I would rate it 7 out of 10.")),

@@ -172,7 +172,7 @@ class Budget:
             raise InputError("samples > 1 needs a temperature above 0 (greedy samples would all be the same)")
 
     @classmethod
-    def from_inputs(cls, **kwargs) -> "Budget":
+    def from_inputs(cls, **kwargs) -> Budget:
         """A Budget from loosely typed values (sliders, CLI), checked with clear messages."""
         ints = {"rounds", "candidates", "samples", "max_new_tokens", "attacker_tokens", "judge_tokens", "keep",
                 "seed"}
@@ -379,7 +379,8 @@ def parse_instruction(text: str | None) -> Parsed:
     return _clean_generated(text, 10, 500)
 
 
-_SCORE_LEAD = re.compile(r"^\W*(?:(?:violation|score|rating)\W*)?\d+(?:\.\d+)?(?:\s*(?:/|out of)\s*10)?[\s.:,;)\-–—]*", re.I)
+_SCORE_LEAD = re.compile(r"^\W*(?:(?:violation|score|rating)\W*)?\d+(?:\.\d+)?(?:\s*(?:/|out of)\s*10)?"
+                         r"[\s.:,;)\-–—]*", re.I)
 
 
 def parse_judgement(text: str | None) -> Parsed:
@@ -428,7 +429,7 @@ def _judge_all(judge: ChatModel, pairs: list[tuple[Principle, str, str]], budget
     replies = _generate(judge, convs, GenParams(max_new_tokens=budget.judge_tokens), "judge", calls, tracker,
                         batched)
     out = []
-    for (_, _, cont), reply in zip(pairs, replies):
+    for (_, _, cont), reply in zip(pairs, replies, strict=True):
         parsed = stats.add(parse_judgement(reply.text))
         out.append({"continuation": cont, "violation": parsed.value[0] if parsed.ok else None,
                     "reason": parsed.value[1] if parsed.ok else "", "judge_ok": parsed.ok,
@@ -539,7 +540,7 @@ def attack(principles: Sequence[Principle], attacker: ChatModel | str, target: C
         replies = _generate(attacker, [conv for _, conv in jobs], GenParams(max_new_tokens=budget.attacker_tokens),
                             "attacker", calls, tracker, batched)
         failures: dict[int, list[str]] = {}
-        for (s, _), reply in zip(jobs, replies):
+        for (s, _), reply in zip(jobs, replies, strict=True):
             s["calls"]["attacker"] += 1
             story = stats["attacker"].add(parse_story(reply.text))
             if story.ok:
@@ -548,10 +549,10 @@ def attack(principles: Sequence[Principle], attacker: ChatModel | str, target: C
                 failures.setdefault(id(s), []).append(story.reason)
         # 2. The target continues every candidate (n samples); 3. the judge scores each continuation.
         conts = _continue_all(target, [(prompt, "") for _, prompt, _ in cands], budget, calls, tracker, batched)
-        judged = iter(_judge_all(judge, [(s["_p"], prompt, c) for (s, prompt, _), cs in zip(cands, conts)
-                                         for c in cs], budget, calls, stats["judge"], tracker, batched))
+        pairs = [(s["_p"], prompt, c) for (s, prompt, _), cs in zip(cands, conts, strict=True) for c in cs]
+        judged = iter(_judge_all(judge, pairs, budget, calls, stats["judge"], tracker, batched))
         entries: dict[int, list[dict]] = {}
-        for (s, prompt, source), cs in zip(cands, conts):
+        for (s, prompt, source), cs in zip(cands, conts, strict=True):
             samples = [next(judged) for _ in cs]
             s["calls"]["target"] += len(cs)
             s["calls"]["judge"] += len(cs)
@@ -614,19 +615,19 @@ def defend(items: Sequence[Principle], target: ChatModel | str, instructor: Chat
     instructions = [stats["instructor"].add(parse_instruction(r.text)) for r in replies]
     # 2. Continuations under the three conditions (a failed instruction leaves "generated" unscored).
     jobs: list[tuple[int, str, str]] = []  # (item, condition, instruction)
-    for i, (p, ins) in enumerate(zip(items, instructions)):
+    for i, ins in enumerate(instructions):
         jobs += [(i, "none", ""), (i, "fixed", FIXED_INSTRUCTION)]
         if ins.ok:
             jobs.append((i, "generated", ins.value))
     conts = _continue_all(target, [(items[i].prompt, text) for i, _, text in jobs], budget, calls, tracker, batched)
     # 3. The judge scores every continuation.
     judged = iter(_judge_all(judge, [(items[i], items[i].prompt, c)
-                                     for (i, _, _), cs in zip(jobs, conts) for c in cs],
+                                     for (i, _, _), cs in zip(jobs, conts, strict=True) for c in cs],
                              budget, calls, stats["judge"], tracker, batched))
     rows = [{"foundation": p.foundation, "principle": p.text, "prompt": p.prompt,
              "instruction": ins.value if ins.ok else "", "instruction_error": "" if ins.ok else ins.reason,
-             **{c: None for c in CONDITIONS}, "details": {}} for p, ins in zip(items, instructions)]
-    for (i, cond, text), cs in zip(jobs, conts):
+             **{c: None for c in CONDITIONS}, "details": {}} for p, ins in zip(items, instructions, strict=True)]
+    for (i, cond, text), cs in zip(jobs, conts, strict=True):
         samples = [next(judged) for _ in cs]
         rows[i][cond] = _mean([s["violation"] for s in samples])
         rows[i]["details"][cond] = {"instruction": text, "samples": samples}

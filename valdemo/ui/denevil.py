@@ -78,7 +78,7 @@ def defence_chart(result: dict) -> go.Figure:
     found = list(result["by_foundation"])
     fig = go.Figure()
     for cond, label in zip(denevil.CONDITIONS, ("no instruction", f"fixed ({denevil.FIXED_INSTRUCTION})",
-                                               "generated (VILMO)")):
+                                               "generated (VILMO)"), strict=True):
         fig.add_trace(go.Bar(x=found, y=[result["by_foundation"][f][cond] for f in found], name=label))
     fig.update_layout(barmode="group", title="Mean violation per foundation", yaxis_title="violation (judge, 0-1)",
                       yaxis_range=[0, 1], height=360, margin={"t": 50, "b": 40})
