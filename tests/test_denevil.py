@@ -295,3 +295,22 @@ def test_api_endpoints(client, tmp_path):
     with pytest.raises(Exception, match="row 2"):
         client.predict("uploaded file", 1, handle_file(str(bad)), "local", "", "local", 1, 0.0, 16, 40, 20,
                        api_name="/denevil_defend")
+
+
+def test_method_module_does_not_import_gradio():
+    import subprocess
+    import sys
+
+    out = subprocess.run([sys.executable, "-c", "import sys, valdemo.denevil, valdemo.cli.denevil; "
+                          "print('gradio' in sys.modules)"], capture_output=True, text=True, timeout=120)
+    assert out.stdout.strip() == "False", out.stderr
+
+
+def test_tab_hides_continuations_behind_a_closed_notice(served_app):
+    import gradio as gr
+
+    demo, _url = served_app
+    notices = [b for b in demo.blocks.values() if isinstance(b, gr.Accordion) and "Content notice" in (b.label or "")]
+    assert len(notices) == 2 and all(b.open is False for b in notices)
+    names = {fn.api_name for fn in demo.fns.values()}
+    assert {"denevil_attack", "denevil_defend"} <= names
