@@ -103,3 +103,66 @@ def test_typed_key_is_used_by_its_session_only_and_never_kept(browser, served_ap
                 assert secret.encode() not in path.read_bytes(), path
     captured = capfd.readouterr()
     assert secret not in captured.out + captured.err
+
+
+def _open_tab(page, label: str) -> None:
+    page.get_by_role("tab", name=label).click()
+    page.wait_for_timeout(500)
+
+
+def _set_slider(page, label: str, value) -> None:
+    box = page.get_by_label(f"number input for {label}", exact=True)
+    box.fill(str(value))
+    box.press("Tab")
+
+
+def _plot_has_traces(locator) -> bool:
+    return locator.locator(".js-plotly-plot, .plot-container, svg").count() > 0
+
+
+def test_svo_sliders_a_person_plays(page, artifacts_dir):
+    _open_tab(page, "SVO game")
+    positions = [9, 5, 5, 5, 5, 5]  # item 1 at I: the other person gets 15
+    for n, pos in enumerate(positions, start=1):
+        number = page.locator(f"#svo-item-{n} input[type=number]")
+        number.fill(str(pos))
+        number.press("Tab")
+    page.locator("#svo-coins-1").get_by_text("other 15").wait_for(timeout=30_000)
+    page.locator("#svo-submit").click()
+    result = page.locator("#svo-person-result")
+    result.get_by_text("Angle").wait_for(timeout=60_000)
+    assert "category" in result.inner_text()
+    assert _plot_has_traces(page.locator("#svo-circle"))
+    page.screenshot(path=str(artifacts_dir / "svo.png"), full_page=True)
+
+
+def test_vum_live_evaluation(page, artifacts_dir):
+    _open_tab(page, "Value dialogue")
+    page.locator("#vum-live-run").click()
+    scores = page.locator("#vum-scores")
+    scores.get_by_text("Know-why rate", exact=False).first.wait_for(timeout=600_000)
+    assert page.locator("#vum-answer").inner_text().strip()
+    assert "Demo model" in page.content()
+    page.screenshot(path=str(artifacts_dir / "vum_live.png"), full_page=True)
+
+
+def test_value_space_plot(page, artifacts_dir):
+    _open_tab(page, "Value space")
+    page.locator("#univar-project").click()
+    plot = page.locator("#univar-plot")
+    plot.locator(".js-plotly-plot, .plot-container").first.wait_for(timeout=300_000)
+    assert plot.locator(".scatterlayer .trace, .scatter, g.trace").count() > 0
+    page.screenshot(path=str(artifacts_dir / "value_space.png"), full_page=True)
+
+
+def test_moral_attack_round(page, artifacts_dir):
+    _open_tab(page, "Moral attack")
+    page.get_by_text("Budget", exact=True).click()
+    for label, value in [("Rounds", 1), ("Candidates per round", 1), ("Max new tokens (continuations)", 16),
+                         ("Max new tokens (prompts, instructions)", 32), ("Max new tokens (judge)", 16)]:
+        _set_slider(page, label, value)
+    page.locator("#denevil-attack").click()
+    summary = page.locator("#denevil-attack-summary")
+    summary.get_by_text("best violation", exact=False).first.wait_for(timeout=600_000)
+    assert page.locator("#denevil-continuations").is_visible()  # continuations behind a closed notice
+    page.screenshot(path=str(artifacts_dir / "moral_attack.png"), full_page=True)
