@@ -136,6 +136,8 @@ def bundled_items() -> list[Item]:
 def select_items(items: Sequence[Item], values: Sequence[str], n_per_value: int | None) -> list[Item]:
     """Up to ``n_per_value`` items of each value, labels interleaved (1, -1, 0, 1, ...)
     so that small N still covers every label. Order within a label is the file's."""
+    if n_per_value is not None:
+        n_per_value = check_int(n_per_value, "items per value", 1, 1_000_000)
     out: list[Item] = []
     for value in values:
         by_label = {lab: [it for it in items if it.value == value and it.label == lab] for lab in LABELS}
