@@ -206,7 +206,10 @@ def test_bundled_model_plays_a_trial(local_model, competitive_trial, tmp_path):
     assert svo.svo_spread_figure(competitive_trial).data
 
 
-def test_play_rejects_bad_settings(local_model):
+def test_play_rejects_bad_settings(settings):
+    from valdemo.models import get_model
+
+    local_model = get_model("local")  # never loads: every call below fails its checks first
     with pytest.raises(KeyError):
         svo.play_trials(local_model, ["greedy"], 1)
     with pytest.raises(InputError):
