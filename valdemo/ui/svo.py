@@ -104,7 +104,7 @@ def build(ctx) -> None:
             orientation = gr.Dropdown([(o.name, o.key) for o in SVO_ORIENTATIONS], value="prosocial",
                                       label="Induced orientation", elem_id="svo-orientation")
             temperature = gr.Slider(0.0, 1.5, value=0.7, step=0.05, label="Temperature")
-            seed = gr.Number(value=0, precision=0, label="Seed", minimum=0)
+            seed = gr.Number(value=0, precision=0, label="Seed")
             goal_tokens = gr.Slider(8, 128, value=48, step=8, label="Goal length (tokens)")
         play_btn = gr.Button("Let the model play", variant="primary", elem_id="svo-play")
         play_md = gr.Markdown(elem_id="svo-play-result")
@@ -117,7 +117,7 @@ def build(ctx) -> None:
         model = resolve_model(spec, creds)
         trials = svo.play_trials(model, [orient], 1, check_float(temp, "temperature", 0, 2),
                                  check_int(seed_value, "seed", 0, 2**31 - 1),
-                                 max_new_tokens=check_int(tokens, "goal length", 1, 512),
+                                 max_new_tokens=check_int(tokens, "goal tokens", 1, 512),
                                  progress=progress_callback(progress, "model plays"))
         points = ([person_point] if person_point else []) + svo.trial_points(trials)
         return (_trial_md(trials[0], model), svo.play_result(model, orient, trials, temp),
@@ -133,10 +133,10 @@ def build(ctx) -> None:
             orients = gr.CheckboxGroup([(o.name, o.key) for o in SVO_ORIENTATIONS], value=list(ORIENTATION_KEYS),
                                        label="Orientations", scale=2)
         with gr.Row():
-            n_trials = gr.Number(value=5, precision=0, minimum=1, maximum=200, label="Trials per orientation")
+            n_trials = gr.Number(value=5, precision=0, label="Trials per orientation (1-200)")
             t_temp = gr.Slider(0.0, 1.5, value=0.7, step=0.05, label="Temperature",
                                info="at 0 every trial is the same")
-            t_seed = gr.Number(value=0, precision=0, minimum=0, label="First seed (trial t uses seed + t)")
+            t_seed = gr.Number(value=0, precision=0, label="First seed (trial t uses seed + t)")
             t_tokens = gr.Slider(8, 128, value=48, step=8, label="Goal length (tokens)")
         trials_btn = gr.Button("Run trials", variant="primary", elem_id="svo-trials")
         trials_md = gr.Markdown(elem_id="svo-trials-result")
@@ -156,7 +156,7 @@ def build(ctx) -> None:
         temp = check_float(temp, "temperature", 0, 2)
         first_seed = check_int(first_seed, "seed", 0, 2**31 - 1)
         trials = svo.play_trials(models, orient_keys, n, temp, first_seed,
-                                 max_new_tokens=check_int(tokens, "goal length", 1, 512),
+                                 max_new_tokens=check_int(tokens, "goal tokens", 1, 512),
                                  progress=progress_callback(progress, "trials"))
         rows = svo.summary_table(trials)
         params = {"models": [m.spec for m in models], "orientations": list(orient_keys), "trials": n,
