@@ -158,6 +158,8 @@ def test_summaries_and_ci_from_hand_made_trials():
     assert summary["parse_failures"] == 1
     assert summary["angle_mean"] == pytest.approx(sum(angles) / 3)
     assert summary["category_hit_rate"] == pytest.approx(2 / 3)  # maximise-other play is altruistic
+    assert summary["self_mean"] == pytest.approx(sum(t.score.self_mean for t in trials) / 3)
+    assert summary["other_mean"] == pytest.approx(sum(t.score.other_mean for t in trials) / 3)
     lo, hi = summary["angle_ci95"]
     assert lo < summary["angle_mean"] < hi
     assert svo.ci95([1.0]) is None

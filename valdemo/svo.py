@@ -465,6 +465,8 @@ def summarise(trials: Sequence[Trial]) -> dict:
         "category_hit_rate": (sum(t.score.category == t.orientation for t in valid) / len(valid)  # type: ignore[union-attr]
                               if valid else None),
         "value_rationality": statistics.fmean(t.vr for t in valid) if valid else None,  # type: ignore[misc]
+        "self_mean": statistics.fmean(t.score.self_mean for t in valid) if valid else None,  # type: ignore[union-attr]
+        "other_mean": statistics.fmean(t.score.other_mean for t in valid) if valid else None,  # type: ignore[union-attr]
     }
 
 
@@ -529,16 +531,18 @@ PROFILE_SIZES = {"quick": 1, "full": 5}
 
 
 def profile_summary(model: ChatModel, size: str = "quick", progress: ProgressFn | None = None,
-                    temperature: float = 0.7, seed: int = 0) -> dict:
+                    temperature: float = 0.7, seed: int = 0, max_new_tokens: int = 48) -> dict:
     """SVO part of a model's value profile (issue 9): JSON-able, per orientation.
 
-    ``size`` "quick" plays 1 trial per orientation, "full" 5. Per orientation:
-    angle_mean, angle_ci95, category_hit_rate, value_rationality, parse_failures,
-    valid/invalid trials; plus ``points`` for :func:`svo_circle_figure`.
+    ``size`` "quick" plays 1 trial per orientation, "full" 5; ``max_new_tokens`` caps
+    the stated goal. Per orientation: angle_mean, angle_ci95, category_hit_rate,
+    value_rationality, parse_failures, valid/invalid trials, mean self/other coins;
+    plus ``points`` (one per valid trial) for :func:`svo_circle_figure`.
     """
     if size not in PROFILE_SIZES:
         raise InputError(f"size must be one of {', '.join(PROFILE_SIZES)}, got {size!r}")
-    trials = play_trials(model, ORIENTATION_KEYS, PROFILE_SIZES[size], temperature, seed, progress=progress)
+    trials = play_trials(model, ORIENTATION_KEYS, PROFILE_SIZES[size], temperature, seed,
+                         max_new_tokens=max_new_tokens, progress=progress)
     per = {row["orientation"]: {k: v for k, v in row.items() if k not in {"model", "orientation"}}
            for row in summary_table(trials)}
     return {
