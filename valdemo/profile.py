@@ -285,7 +285,8 @@ def run_profile(specs: str | Sequence[str], judge_spec: str = "local", config: P
     after = _cache_stats([*models, judge])
     if progress:
         progress(1.0, "done")
-    bundled = [s for s, m in zip([*specs, judge.spec], [*models, judge], strict=True) if unwrap(m).is_bundled]
+    bundled = list(dict.fromkeys(s for s, m in zip([*specs, judge.spec], [*models, judge], strict=True)
+                                 if unwrap(m).is_bundled))
     profile = {
         "kind": "valdemo-profile", "version": 1, "created": time.strftime("%Y-%m-%d %H:%M:%S UTC", time.gmtime()),
         "config": asdict(config), "size": config.size, "models": specs, "judge": judge.spec,

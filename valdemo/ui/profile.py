@@ -89,7 +89,7 @@ def build(ctx) -> None:
                 plots[method] = gr.Plot(label=prof.TITLES[method], elem_id=f"profile-plot-{method}", scale=3)
             mds[method] = gr.Markdown(elem_id=f"profile-{method}")
     with gr.Row():
-        download = gr.DownloadButton("Download report", elem_id="profile-download", interactive=False)
+        download = gr.DownloadButton("Download report", elem_id="profile-download")
         files = gr.File(label="profile.json and rows.jsonl (every number's rows)", file_count="multiple",
                         elem_id="profile-files")
     summary = gr.JSON(label="Summary per model", elem_id="profile-summary")
@@ -107,7 +107,7 @@ def build(ctx) -> None:
         paths = prof.write_report(profile, tempfile.mkdtemp(prefix="valdemo-profile-"))
         choices = [ALL, *profile["models"]] if len(profile["models"]) > 1 else list(profile["models"])
         return [profile, gr.update(choices=choices, value=choices[0]),
-                gr.update(value=str(paths["html"]), interactive=True), [str(paths["json"]), str(paths["rows"])],
+                str(paths["html"]), [str(paths["json"]), str(paths["rows"])],
                 prof.summary_json(profile), *render(profile, choices[0])]
 
     run_btn.click(run, [models, size, max_tokens, values, ctx.target, ctx.judge, ctx.creds],
