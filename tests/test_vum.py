@@ -162,6 +162,32 @@ def test_bad_overrides_and_sizes_are_refused(tmp_path):
         vum.profile_summary(None, None, size="medium")
 
 
+@pytest.mark.slow
+def test_live_survives_an_endpoint_that_ignores_the_token_limit():
+    """Test double (tests/fault_server.py): a server that floods 60,000 words per reply, which a
+    real server held to max_tokens cannot be made to do. The live run must cap and finish."""
+    import time
+
+    from tests.fault_server import FaultServer
+    from valdemo.models import get_model
+
+    with FaultServer(["ok"], reply="A " + "very " * 60_000) as server:
+        model = get_model(f"openai:flood@{server.base_url}", use_cache=False)
+        start = time.monotonic()
+        states = list(vum.live(None, model, model, config=TINY, text="I won the chess final.",
+                               value="ACHIEVEMENT", label=1))
+    assert time.monotonic() - start < 60
+    row = states[-1]
+    assert row["phase"] == "done" and row["mode"] == "parse"
+    # "A very very ..." reads as the article "A" to parse_choice: a counted failure, scored wrong
+    assert row["parse_ok"] is False and row["correct"] is False and row["pred"] is None
+    assert len(row["answer"]) <= vum.ANSWER_CHARS
+    assert all(len(row["parts"][p].split()) == vum.MAX_PART_WORDS for p in vum.PARTS)
+    assert row["truncated_parts"] == list(vum.PARTS)
+    assert len(states) < 200  # streamed updates are throttled, not one per word
+    assert row["judge_failed"] == list(vum.PARTS) and row["know_why_rate"] is None  # "A very..." has no score
+
+
 # -- real model runs --------------------------------------------------------------------
 @pytest.mark.slow
 def test_live_end_to_end_with_overrides(local_model, tmp_path):

@@ -24,9 +24,10 @@ import hashlib
 import json
 import math
 import random
+import time
 from collections import Counter
 from collections.abc import Callable, Iterator, Sequence
-from dataclasses import asdict, dataclass
+from dataclasses import asdict, dataclass, replace
 from pathlib import Path
 from typing import Any
 
@@ -51,6 +52,8 @@ DEFAULT_CRITIQUE_TOKENS = 64
 JUDGE_TOKENS = 8
 SCORE_OPTIONS = ("0", "1", "2", "3", "4", "5")
 ANSWER_TOKENS = 8
+ANSWER_CHARS = 400  # streamed answers are cut here (a letter is expected)
+PART_CHARS = 1200  # and critique parts here (only 30 words are kept)
 
 RUBRIC = (
     "0 = refusal or empty (no explanation at all)\n"
@@ -445,9 +448,9 @@ class RunConfig:
     seed: int = 0
 
     def checked(self) -> RunConfig:
-        check_int(self.shots, "shots", 0, 16)
-        check_int(self.critique_tokens, "critique tokens", 16, 1024)
-        return self
+        """This config with its numbers checked (as typed in a form: floats, strings) and made ints."""
+        return replace(self, shots=check_int(self.shots, "shots", 0, 16),
+                       critique_tokens=check_int(self.critique_tokens, "critique tokens", 16, 1024))
 
 
 def run(items: Sequence[Item], target: ChatModel, judge: ChatModel | None, config: RunConfig = RunConfig(),
@@ -473,6 +476,31 @@ def run(items: Sequence[Item], target: ChatModel, judge: ChatModel | None, confi
     return result, rows
 
 
+def _stream_capped(model: ChatModel, conv: list[dict[str, str]], params: GenParams, cap_chars: int,
+                   every_s: float = 0.1) -> Iterator[str]:
+    """The growing text of a streamed reply, at most every ``every_s`` seconds (and once at the end).
+
+    Stops reading after ``cap_chars``: an endpoint that ignores the token limit
+    cannot flood the page (only the first words of a part are kept anyway).
+    """
+    text, last = "", 0.0
+    stream = model.stream(conv, params)
+    try:
+        for piece in stream:
+            text += piece
+            if len(text) >= cap_chars:
+                text = text[:cap_chars]
+                break
+            if time.monotonic() - last >= every_s:
+                last = time.monotonic()
+                yield text
+    finally:
+        close = getattr(stream, "close", None)
+        if close:
+            close()
+    yield text
+
+
 def live(item: Item | None, target: ChatModel, judge: ChatModel, pool: Sequence[Item] | None = None,
          config: RunConfig = RunConfig(), text: str = "", value: str = "", label: int | None = None
          ) -> Iterator[dict]:
@@ -494,8 +522,7 @@ def live(item: Item | None, target: ChatModel, judge: ChatModel, pool: Sequence[
         row = know_what_row(item, probs, None)
     else:
         answer = ""
-        for piece in target.stream(conv, GenParams(max_new_tokens=ANSWER_TOKENS)):
-            answer += piece
+        for answer in _stream_capped(target, conv, GenParams(max_new_tokens=ANSWER_TOKENS), ANSWER_CHARS):
             yield {"phase": "answer", "answer": answer, "value": item.value, "text": item.text}
         row = know_what_row(item, None, answer)
     if not has_label:
@@ -510,9 +537,9 @@ def live(item: Item | None, target: ChatModel, judge: ChatModel, pool: Sequence[
     raw: dict[str, str] = {}
     for part in PARTS:
         raw[part] = ""
-        for piece in target.stream(critique_prompt(item, part, critique_label),
-                                   GenParams(max_new_tokens=config.critique_tokens)):
-            raw[part] += piece
+        for text_so_far in _stream_capped(target, critique_prompt(item, part, critique_label),
+                                          GenParams(max_new_tokens=config.critique_tokens), PART_CHARS):
+            raw[part] = text_so_far
             yield {**row, "phase": "critique", "critique_raw": dict(raw)}
     attach_critique(row, raw)
     row["phase"] = "judging"

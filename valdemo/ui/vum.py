@@ -7,14 +7,13 @@ computed there.
 from __future__ import annotations
 
 import tempfile
-from dataclasses import asdict
 from pathlib import Path
 
 import gradio as gr
 import pandas as pd
 
 from .. import vum
-from ..inputs import InputError, parse_label
+from ..inputs import InputError, check_int, parse_label
 from ..store import vum_overrides
 from .common import caveat_markdown, progress_callback, resolve_model, same_model_warning, ui_errors
 
@@ -142,9 +141,10 @@ def build(ctx) -> None:
             value = gr.Dropdown(VALUE_CHOICES, value=bundled[0].value, label="Schwartz value", scale=1)
             label = gr.Radio(LABEL_CHOICES, value=str(bundled[0].label), label="True label", scale=2)
         with gr.Accordion("Settings", open=False):
-            shots = gr.Slider(0, 8, value=vum.DEFAULT_SHOTS, step=1, label="Few-shot examples")
-            tokens = gr.Slider(16, 256, value=vum.DEFAULT_CRITIQUE_TOKENS, step=8,
-                               label="Max new tokens per critique part")
+            with gr.Row():
+                shots = gr.Number(vum.DEFAULT_SHOTS, precision=0, label="Few-shot examples (0-16)")
+                tokens = gr.Number(vum.DEFAULT_CRITIQUE_TOKENS, precision=0,
+                                   label="Max new tokens per critique part (16-1024)")
         run_live = gr.Button("Evaluate", variant="primary", elem_id="vum-live-run")
         live_notes = gr.Markdown(elem_classes="caveat")
         answer_md = gr.Markdown(elem_id="vum-answer")
@@ -164,10 +164,10 @@ def build(ctx) -> None:
         with gr.Row():
             values = gr.CheckboxGroup(VALUE_CHOICES, value=[k for _, k in VALUE_CHOICES[:3]], label="Values")
         with gr.Row():
-            n_items = gr.Slider(1, 50, value=3, step=1, label="Items per value")
-            b_shots = gr.Slider(0, 8, value=vum.DEFAULT_SHOTS, step=1, label="Few-shot examples")
-            b_tokens = gr.Slider(16, 256, value=vum.DEFAULT_CRITIQUE_TOKENS, step=8,
-                                 label="Max new tokens per critique part")
+            n_items = gr.Number(3, precision=0, label="Items per value")
+            b_shots = gr.Number(vum.DEFAULT_SHOTS, precision=0, label="Few-shot examples (0-16)")
+            b_tokens = gr.Number(vum.DEFAULT_CRITIQUE_TOKENS, precision=0,
+                                 label="Max new tokens per critique part (16-1024)")
             know_why = gr.Checkbox(value=True, label="Know why (critique + judge)")
         data = gr.File(label="Data (optional): ValueDCG CSV (input,label; ..._VALUE.csv or a value column) "
                              "or JSONL; empty = the bundled 120 items",
@@ -194,7 +194,7 @@ def build(ctx) -> None:
         notes = _notes(target, judge)
         given = str(label_raw or "").strip().lower() not in {"", "none"}
         true_label = parse_label(label_raw, "true label") if given else None
-        config = vum.RunConfig(shots=int(n_shots), critique_tokens=int(max_tokens))
+        config = vum.RunConfig(shots=n_shots, critique_tokens=max_tokens)
         state: dict = {}
         for state in vum.live(None, target, judge, config=config, text=scenario, value=value_key, label=true_label):
             yield notes, _answer_md(state), _critique_md(state), _scores_md(state), state
@@ -227,15 +227,16 @@ def build(ctx) -> None:
             raise InputError("choose at least one value")
         paths = [p for p in (paths or []) if p]
         items = vum.load_many(paths) if paths else vum.bundled_items()
-        selected = vum.select_items(items, keys, int(n))
+        n = check_int(n, "items per value", 1, 1_000_000)
+        selected = vum.select_items(items, keys, n)
         if not selected:
             raise InputError(f"the data has no items for {', '.join(keys)}")
         target, judge = _models(target_spec, judge_spec, creds)
-        config = vum.RunConfig(shots=int(n_shots), critique_tokens=int(max_tokens), know_why=bool(with_why))
+        config = vum.RunConfig(shots=n_shots, critique_tokens=max_tokens, know_why=bool(with_why))
         summary, rows = vum.run(selected, target, judge if with_why else None, config, pool=items,
                                 progress=progress_callback(progress, "Value dialogue"))
-        params = {"values": keys, "n_per_value": int(n), "data": [Path(p).name for p in paths] or ["bundled"],
-                  **asdict(config), "target": target.spec, "judge": summary["judge"]}
+        params = {"values": keys, "n_per_value": n, "data": [Path(p).name for p in paths] or ["bundled"],
+                  **summary["config"], "target": target.spec, "judge": summary["judge"]}
         run_id = ctx.store.save_run("vum", params, summary, rows)
         out_dir = Path(tempfile.mkdtemp(prefix="vum-"))
         downloads = [str(vum.write_csv(rows, out_dir / f"{run_id}.csv")),
