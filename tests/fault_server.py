@@ -6,7 +6,7 @@ connection, or sends malformed JSON or no choices. Everything that a real
 server can show is tested against `transformers serve` instead.
 
 Each request pops the next behaviour from ``script`` (the last one repeats):
-``ok``, ``429``, ``500``, ``hang``, ``drop``, ``badjson``, ``nochoices``,
+``ok`` (streamed when asked), ``401``, ``429``, ``500``, ``hang``, ``drop``, ``badjson``, ``nochoices``,
 ``delay:<seconds>`` (then ok). It records every request (header names lower-cased) in
 ``requests`` so tests can check what arrived, e.g. the Authorization header.
 """
@@ -47,8 +47,12 @@ class FaultServer:
                 if action.startswith("delay:"):
                     time.sleep(float(action.split(":", 1)[1]))
                     action = "ok"
-                if action == "ok":
+                if action == "ok" and body.get("stream"):
+                    self._stream(server.reply, body)
+                elif action == "ok":
                     self._json(200, server._completion(body))
+                elif action == "401":
+                    self._json(401, {"error": {"message": "Incorrect API key provided", "type": "invalid_request_error"}})
                 elif action == "429":
                     self._json(429, {"error": {"message": "rate limited", "type": "rate_limit"}},
                                {"Retry-After": str(server.retry_after)})
@@ -66,6 +70,22 @@ class FaultServer:
                                      "model": body.get("model", ""), "choices": []})
                 else:
                     raise AssertionError(f"unknown action {action}")
+
+            def _stream(self, text, body):
+                """Server-sent events, as OpenAI streams: one delta per word, then [DONE]."""
+                chunks = []
+                for piece in [w + " " for w in text.split(" ")][:-1] + [text.split(" ")[-1]] if text else []:
+                    chunk = {"id": "c", "object": "chat.completion.chunk", "created": 0,
+                             "model": body.get("model", ""),
+                             "choices": [{"index": 0, "delta": {"content": piece}, "finish_reason": None}]}
+                    chunks.append(f"data: {json.dumps(chunk)}\n\n")
+                chunks.append("data: [DONE]\n\n")
+                data = "".join(chunks).encode()
+                self.send_response(200)
+                self.send_header("content-type", "text/event-stream")
+                self.send_header("content-length", str(len(data)))
+                self.end_headers()
+                self.wfile.write(data)
 
             def _json(self, status, obj, headers=None):
                 self._raw(status, json.dumps(obj).encode(), "application/json", headers)

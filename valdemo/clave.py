@@ -1047,10 +1047,11 @@ def latest_recognizer(store: st.Store | None = None) -> Recognizer | None:
 
 
 def predict_text(store: st.Store, text: str, value: str) -> dict:
+    text = check_text(text, "text")
+    key = check_value(value).key
     rec = latest_recognizer(store)
     if rec is None:
         raise InputError("no calibrated recognizer yet: calibrate first")
-    key = check_value(value).key
     return {**rec.predict([text], [key])[0], "value": key, "recognizer": rec.meta.get("id"),
             "trained_on_value": key in rec.meta.get("values", [])}
 
