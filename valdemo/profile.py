@@ -71,7 +71,7 @@ class ProfileConfig:
     """What a profile run asks of each method.
 
     ``max_new_tokens`` (optional) caps generations in the methods that take a cap
-    (VUM critiques, UniVaR answers, DeNEVIL continuations/instructions/judgements);
+    (VUM critiques, SVO stated goals, UniVaR answers, DeNEVIL continuations/instructions/judgements);
     ``values`` (optional) restricts VUM to some Schwartz values.
     """
 
@@ -175,7 +175,8 @@ def _vum(model: ChatModel, judge: ChatModel, config: ProfileConfig, progress) ->
 def _svo(model: ChatModel, config: ProfileConfig, progress) -> tuple[dict, list[dict]]:
     from . import svo
 
-    res = svo.profile_summary(model, config.size, progress=progress)
+    kwargs = {"max_new_tokens": config.max_new_tokens} if config.max_new_tokens else {}  # caps the stated goal
+    res = svo.profile_summary(model, config.size, progress=progress, **kwargs)
     points = list(res.get("points") or [])
     per = res["orientations"]
     for key, s in per.items():  # the induced point: mean over valid trials of this orientation
