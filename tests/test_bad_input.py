@@ -108,7 +108,7 @@ CASES = [
     ("CLAVE unknown sample", "/clave_label", ["ana", 10**9, "1", ""], "sample"),
     ("UniVaR lambda", "/univar_embed", ["emb-demo", "bundled", True, 0, 100], "lambda"),
     ("UniVaR neighbours k", "/univar_neighbours", ["emb-demo", "raw", "0", 0], "between"),
-    ("UniVaR min_dist", "/univar_project", ["emb-demo", "raw", "umap", "2", 15, 5.0, "cosine", "source", ""],
+    ("UniVaR min_dist", "/univar_project", ["emb-demo", "raw", "umap", 2, 15, 5.0, "cosine", "source", ""],
      "min"),
     ("DeNEVIL rounds", "/denevil_attack",
      ["care", "It is wrong to bully someone online.", None, "", LOCAL, LOCAL, 0, 1, 1, 0.0, 16, 16, 8, 0.9],

@@ -40,7 +40,7 @@ from pathlib import Path
 import numpy as np
 
 from . import store as st
-from .inputs import InputError, check_text, parse_label, read_records, value_from_filename
+from .inputs import InputError, check_int, check_text, parse_label, read_records, value_from_filename
 from .models import ChatModel, GenParams, unwrap, user
 from .parsing import Parsed, ParseStats, fence, parse_choice, parse_json_object
 from .values import SCHWARTZ, SCHWARTZ_KEYS, Value, get_value
@@ -256,6 +256,7 @@ def undo_last(store: st.Store, annotator: str) -> dict:
 
 def progress(store: st.Store, annotator: str | None, target: int = DEFAULT_TARGET) -> dict:
     """Labels per value toward ``target`` (skips excluded); for one annotator, or all."""
+    target = check_int(target, "target labels per value", 1, 100_000)
     ensure_bundled(store)
     available = st.clave_sample_counts(store)
     counts = Counter(r["value"] for r in st.clave_current_labels(store, annotator))
