@@ -43,7 +43,7 @@ def test_value_systems():
     # Orientation bounds tile (-90, 90] without gaps.
     bounds = sorted((o.low, o.high) for o in values.SVO_ORIENTATIONS)
     assert bounds[0][0] == -90 and bounds[-1][1] == 90
-    assert all(a[1] == b[0] for a, b in zip(bounds, bounds[1:]))
+    assert all(a[1] == b[0] for a, b in zip(bounds, bounds[1:], strict=False))
 
 
 @pytest.mark.parametrize("text,error", [(None, "missing"), ("", "empty"), ("  \n ", "empty"),

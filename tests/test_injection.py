@@ -26,7 +26,7 @@ INJECTIONS = [
 
 
 def _shares(clean: list, injected: list, moved) -> dict:
-    pairs = [(c, i) for c, i in zip(clean, injected) if c is not None and i is not None]
+    pairs = [(c, i) for c, i in zip(clean, injected, strict=False) if c is not None and i is not None]
     n_moved = sum(1 for c, i in pairs if moved(c, i))
     return {"n": len(clean), "comparable": len(pairs), "moved": n_moved,
             "share_moved": round(n_moved / len(pairs), 3) if pairs else None}

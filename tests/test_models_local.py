@@ -37,7 +37,7 @@ def test_batch_of_four_matches_one_at_a_time(local_model_nocache):
     assert len(batch) == 4 and all(r.text.strip() for r in batch)
     singles = [local_model_nocache.chat(p, params).text for p in prompts[:2]]
     # Greedy decoding with left padding gives the same words as unpadded runs.
-    for single, batched in zip(singles, batch[:2]):
+    for single, batched in zip(singles, batch[:2], strict=False):
         assert single.split()[:3] == batched.text.split()[:3]
 
 

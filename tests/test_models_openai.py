@@ -153,8 +153,8 @@ def test_session_key_reaches_the_server_and_is_not_in_repr():
 
 def test_wrong_key_401_is_an_auth_error():
     import json
-    from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
     import threading
+    from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 
     class Deny(BaseHTTPRequestHandler):
         def log_message(self, *a):

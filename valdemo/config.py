@@ -76,7 +76,7 @@ class Settings:
     clave_hub_repo: str = field(metadata={"env": "VALDEMO_CLAVE_HUB_REPO", "doc": "Hugging Face dataset repo (or a local folder) the CLAVE tab pushes labels to and pulls them from; empty = none"})
 
     @classmethod
-    def from_env(cls) -> "Settings":
+    def from_env(cls) -> Settings:
         data_dir = Path(_env("VALDEMO_DATA_DIR", "data")).expanduser()
         cache_dir = Path(_env("VALDEMO_CACHE_DIR", str(Path.home() / ".cache" / "valdemo"))).expanduser()
         return cls(

@@ -133,7 +133,7 @@ def _csv_rows(text: str, name: str) -> Iterable[dict[str, str]]:
             continue
         if len(cells) != len(header):
             raise InputError(f"{name} row {n}: {len(cells)} cells, but the header has {len(header)} columns")
-        yield dict(zip(header, cells))
+        yield dict(zip(header, cells, strict=False))
 
 
 def _jsonl_rows(text: str, name: str) -> Iterable[dict[str, str]]:

@@ -22,7 +22,7 @@ class Parsed:
     reason: str = ""
 
     @classmethod
-    def fail(cls, reason: str) -> "Parsed":
+    def fail(cls, reason: str) -> Parsed:
         return cls(None, False, reason)
 
 

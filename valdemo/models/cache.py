@@ -151,7 +151,7 @@ class CachedModel:
         if todo:
             inner_progress = (lambda d, _t: progress(done_before + d, total)) if progress else None
             fresh = self.inner.chat_batch([conversations[i] for i in todo], params, inner_progress)
-            for i, reply in zip(todo, fresh):
+            for i, reply in zip(todo, fresh, strict=False):
                 self._store(keys[i], reply)
                 out[i] = reply
         return out  # type: ignore[return-value]
@@ -200,7 +200,7 @@ class CachedModel:
             fresh = self.inner.option_probs_batch([conversations[i] for i in todo], options, progress)
             if fresh is None:
                 return None
-            for i, probs in zip(todo, fresh):
+            for i, probs in zip(todo, fresh, strict=False):
                 self.cache.put(keys[i], {"probs": probs})
                 out[i] = probs
         elif progress:

@@ -337,7 +337,7 @@ class LocalChatModel:
                 if total <= 0:
                     out.append({o: 1.0 / len(options) for o in options})
                 else:
-                    out.append({o: m / total for o, m in zip(options, mass)})
+                    out.append({o: m / total for o, m in zip(options, mass, strict=False)})
             if progress:
                 progress(len(out), len(conversations))
         return out
