@@ -347,9 +347,9 @@ def _hub_or_cached(repo_id: str) -> bool:
             return True
     except Exception:  # noqa: BLE001 - a broken cache is just "not cached"
         pass
-    from .models.local import _hub_reachable
+    from .models.local import hub_reachable
 
-    return _hub_reachable()
+    return hub_reachable()
 
 
 # ----------------------------------------------------------------------------- value head

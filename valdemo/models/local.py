@@ -46,7 +46,7 @@ def bundled_gguf_path() -> Path | None:
     return path if path.is_file() else None
 
 
-def _hub_reachable() -> bool:
+def hub_reachable() -> bool:
     if os.environ.get("HF_HUB_OFFLINE", "") in {"1", "true", "True"}:
         return False
     import socket
@@ -114,7 +114,7 @@ def resolve_local_model(name: str = "") -> tuple[str, bool]:
         return settings.local_model, False
     if bundled_gguf_path() is not None:
         return str(converted_bundled_dir()), True
-    if _hub_reachable():
+    if hub_reachable():
         return settings.hub_fallback_model, False
     raise ModelUnavailable(INSTALL_HINT)
 
