@@ -20,6 +20,9 @@ Choose the target and judge in the **Models** panel above; every tab uses them.
 | Value space | **UniVaR** (Cahyawijaya et al., "High-Dimension Human Value Representation in Large Language Models") | where do models' answers to value-eliciting questions sit in a value embedding space; which models are close? |
 | Moral attack | **DeNEVIL / VILMO** (Duan et al., "DeNEVIL: Towards Deciphering and Navigating the Ethical Values of Large Language Models via Instruction Learning") | which prompts, refined round by round, make the model violate a moral principle, and do generated value instructions defend against them? |
 
+**Value profile** runs all five methods on one or more models and puts each model on one page
+(and the models side by side), with a self-contained HTML report to download.
+
 Everything a tab does also runs headless (`python -m valdemo --help`) and through this
 app's named API (see "Use via API" at the bottom of the page).
 
