@@ -49,6 +49,12 @@ def test_option_probs_sum_to_one(local_model_nocache):
     assert all(0.0 <= p <= 1.0 for p in probs.values())
     batch = local_model_nocache.option_probs_batch([conv, user("Pick A or B.")], ["A", "B"])
     assert len(batch) == 2 and all(sum(b.values()) == pytest.approx(1.0) for b in batch)
+    # Batches are sorted by length inside; results still come back in the caller's order.
+    convs = [conv, user("A or B?"), user("Long question " * 30 + "A or B?")]
+    batched = local_model_nocache.option_probs_batch(convs, ["A", "B"])
+    for c, b in zip(convs, batched, strict=True):
+        single = local_model_nocache.option_probs(c, ["A", "B"])
+        assert b["A"] == pytest.approx(single["A"], abs=2e-3)
 
 
 def test_streaming_pieces_join_to_the_full_reply(local_model_nocache):

@@ -324,20 +324,22 @@ class LocalChatModel:
         loaded = self._get()
         token_ids = self._option_token_ids(loaded, options)
         batch_size = get_settings().local_batch_size
-        out: list[dict[str, float]] = []
-        for start in range(0, len(conversations), batch_size):
-            chunk = conversations[start : start + batch_size]
+        # As in chat_batch: sort by length so each padded batch wastes little compute.
+        order = sorted(range(len(conversations)), key=lambda i: sum(len(m["content"]) for m in conversations[i]))
+        out: list[dict[str, float] | None] = [None] * len(conversations)
+        done = 0
+        for start in range(0, len(order), batch_size):
+            idx = order[start : start + batch_size]
             with loaded.lock, torch.inference_mode():
-                enc = self._encode(loaded, chunk)
+                enc = self._encode(loaded, [conversations[i] for i in idx])
                 logits = loaded.model(**enc).logits[:, -1, :].float()
             probs = torch.softmax(logits, dim=-1)
-            for row in range(len(chunk)):
+            for row, i in enumerate(idx):
                 mass = [float(probs[row, ids].sum()) for ids in token_ids]
                 total = sum(mass)
-                if total <= 0:
-                    out.append({o: 1.0 / len(options) for o in options})
-                else:
-                    out.append({o: m / total for o, m in zip(options, mass, strict=False)})
+                out[i] = ({o: 1.0 / len(options) for o in options} if total <= 0
+                          else {o: m / total for o, m in zip(options, mass, strict=True)})
+            done += len(idx)
             if progress:
-                progress(len(out), len(conversations))
-        return out
+                progress(done, len(conversations))
+        return out  # type: ignore[return-value]
