@@ -7,6 +7,7 @@ Real models only: the bundled SmolLM2-135M (option-probability path) and a real
 from __future__ import annotations
 
 import json
+import re
 import subprocess
 import sys
 from pathlib import Path
@@ -342,9 +343,15 @@ def test_api_live_override_and_batch(client, tmp_path, settings):
     assert row["critique_label"] == row["pred_label"]
     assert "Demo model" in notes and "same model" in notes
     assert "Know what" in answer and "know-why" in scores.lower()
-    before = vum.override_agreement(get_store())["n"]
+    def scored_parts(md: str) -> int:  # "**Judge vs you** over N scored parts: ..."
+        m = re.search(r"over (\d+) scored parts", md)
+        return int(m.group(1)) if m else 0
+
+    before = scored_parts(client.predict(api_name="/vum_agreement")[0])
     agree_md, table = client.predict(row, "5", "", "1", api_name="/vum_override")
     judged = sum(row["scores"][p] is not None for p in ("attribution", "rebuttal"))
+    assert scored_parts(agree_md) == before + judged
+    assert scored_parts(client.predict(api_name="/vum_agreement")[0]) == before + judged
     assert vum.override_agreement(get_store())["n"] == before + judged
     assert ("Judge vs you" in agree_md) == (before + judged > 0)
     with pytest.raises(Exception, match="not in the list of choices"):

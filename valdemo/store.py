@@ -68,7 +68,14 @@ class Store:
         conn.execute("COMMIT")
 
     def query(self, sql: str, params: tuple | dict = ()) -> list[sqlite3.Row]:
-        return self.conn().execute(sql, params).fetchall()
+        """Read on a fresh connection, so the answer reflects every commit so far: a thread's
+        long-lived connection could otherwise hold an older WAL snapshot."""
+        conn = sqlite3.connect(str(self.path), timeout=30, isolation_level=None)
+        try:
+            conn.row_factory = sqlite3.Row
+            return conn.execute(sql, params).fetchall()
+        finally:
+            conn.close()
 
     # -- runs ------------------------------------------------------------------------
     def save_run(self, method: str, params: dict, summary: dict, rows: list[dict]) -> str:
