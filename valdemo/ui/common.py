@@ -15,6 +15,7 @@ from typing import Any
 import gradio as gr
 
 from ..config import Settings
+from ..core.owner import Owner, derive_owner, is_public
 from ..inputs import InputError
 from ..models import BUNDLED_CAVEAT, ChatModel, Credentials, ModelError, get_model, unwrap
 from ..store import Store
@@ -45,6 +46,30 @@ class Context:
     def model_event(self) -> dict:
         """kwargs for an event that runs a model (queue slot shared by all such events)."""
         return {"concurrency_id": MODEL_CONCURRENCY_ID, "concurrency_limit": self.settings.local_concurrency}
+
+
+def oauth_enabled() -> bool:
+    """Hugging Face sign-in: on a Space with OAuth (``hf_oauth: true`` sets ``OAUTH_CLIENT_ID``),
+    or locally with ``VALDEMO_OAUTH=1`` (Gradio then mocks the sign-in with the machine's
+    Hugging Face login). Needs the session-cookie library (``gradio[oauth]``)."""
+    import importlib.util
+    import os
+
+    on_space = bool(os.environ.get("SPACE_ID") and os.environ.get("OAUTH_CLIENT_ID"))
+    forced = os.environ.get("VALDEMO_OAUTH", "").strip().lower() in {"1", "true", "yes", "on"}
+    return bool((on_space or forced) and importlib.util.find_spec("itsdangerous"))
+
+
+def request_owner(request: gr.Request | None, profile: gr.OAuthProfile | None = None) -> Owner:
+    """Who is asking: the signed-in Hugging Face user (verified) where the Space has OAuth,
+    else in public mode the browser session (``request.session_hash``: new on every page load,
+    so a cookie-less Space cannot recognise a visitor after a reload), else the local owner.
+
+    Handlers get both by declaring ``request: gr.Request, profile: gr.OAuthProfile | None``
+    (Gradio injects them; ``profile`` is None when nobody is signed in)."""
+    username = getattr(profile, "username", None) if profile is not None else None
+    session_hash = getattr(request, "session_hash", None) if request is not None else None
+    return derive_owner(username, session_hash, is_public())
 
 
 def session_credentials(creds: Any) -> Credentials:
