@@ -1,0 +1,96 @@
+"""CLAVE (Yao et al., NeurIPS 2024 Datasets & Benchmarks, "CLAVE: An Adaptive Framework for
+Evaluating Values of LLM Generated Responses", arXiv 2407.10725).
+
+A large (judge) model writes *value concepts*; a small model is calibrated on fewer than 100
+human labels per value to map (value, text, concepts) to a label. This package is our own
+reading of the method (the paper released no code we copy), split by concern:
+
+- :mod:`.inputs`: label names, input checks, samples (bundled set, uploads, imports);
+- :mod:`.storage`: the labelling queue per annotator, saved recognizers;
+- :mod:`.export`: export to files, append-only sync with a hub dataset or folder;
+- :mod:`.concepts`: concepts written by the judge, parsed, edited, stored;
+- :mod:`.recognizers`: the small models;
+- :mod:`.evaluation`: held-out agreement with people beside uncalibrated baselines.
+
+``from valdemo import clave`` keeps every public name of the former single module. No gradio here.
+"""
+
+from __future__ import annotations
+
+from .. import store as st  # noqa: F401  (the tab reads stored concepts through it)
+from ..values import SCHWARTZ, get_value  # noqa: F401
+from .concepts import (  # noqa: F401
+    CONCEPT_SYSTEM,
+    ConceptResult,
+    concept_prompt,
+    concepts_to_text,
+    extract_concepts,
+    parse_concepts,
+    read_concepts,
+    save_concepts,
+    stored_concepts,
+    text_to_concepts,
+)
+from .evaluation import (  # noqa: F401
+    FAILED,
+    LLM_OPTIONS,
+    LLM_SYSTEM,
+    agreement,
+    calibrate,
+    calibrate_store,
+    embed_zero_shot,
+    krippendorff_alpha_nominal,
+    llm_prompt,
+    llm_zero_shot,
+    scores,
+    summary_table,
+)
+from .export import (  # noqa: F401
+    EXPORT_FIELDS,
+    HUB_SUBDIR,
+    export_labels,
+    export_rows,
+    hub_token,
+    is_local_target,
+    pull_labels,
+    push_labels,
+    write_rows,
+)
+from .inputs import (  # noqa: F401
+    BUNDLED_SAMPLES,
+    DEFAULT_TARGET,
+    GOLD,
+    LABEL_NAMES,
+    LABELS,
+    METHOD_TITLES,
+    METHODS,
+    ProgressFn,
+    Sample,
+    bundled_samples,
+    check_annotator,
+    check_label,
+    check_value,
+    ensure_bundled,
+    import_file,
+    import_samples,
+    read_samples,
+)
+from .recognizers import (  # noqa: F401
+    N_SIM,
+    Recognizer,
+    _Embeddings,
+    train_recognizer,
+)
+from .storage import (  # noqa: F401
+    _loaded,
+    latest_recognizer,
+    next_sample,
+    predict_text,
+    progress,
+    recognizer_dir,
+    save_recognizer,
+    submit_label,
+    training_rows,
+    undo_last,
+    value_card,
+)

@@ -1,0 +1,150 @@
+"""CLAVE storage: the labelling queue (per annotator, durable, undoable) and saved recognizers."""
+
+from __future__ import annotations
+
+import logging
+import time
+import uuid
+from collections import Counter, defaultdict
+from pathlib import Path
+
+from .. import store as st
+from ..inputs import InputError, check_int, check_text
+from ..values import SCHWARTZ_KEYS, get_value
+from .inputs import DEFAULT_TARGET, LABEL_NAMES, Sample, check_annotator, check_label, check_value, ensure_bundled
+from .recognizers import Recognizer
+
+log = logging.getLogger(__name__)
+
+# ---------------------------------------------------------------------------------
+# labelling
+# ---------------------------------------------------------------------------------
+
+
+def value_card(value_key: str) -> dict:
+    v = get_value(value_key)
+    return {"value": v.key, "name": v.name, "definition": v.definition, "examples": list(v.examples)}
+
+
+def next_sample(store: st.Store, annotator: str, value: str | None = None) -> dict | None:
+    """The next sample this annotator has not labelled or skipped, with its value's definition."""
+    ensure_bundled(store)
+    annotator = check_annotator(annotator)
+    key = check_value(value).key if value else None
+    sample = st.clave_next_sample(store, annotator, key)
+    if sample is None:
+        return None
+    return {"sample_id": sample["id"], "text": sample["text"], "source": sample["source"],
+            **value_card(sample["value"])}
+
+
+def submit_label(store: st.Store, annotator: str, sample_id: int, label: object, note: str = "") -> dict:
+    """Record a label; returns the acknowledgement only after the commit (durable on disk).
+
+    ``label`` may be 1/-1/0, a label word, or ``"skip"`` (recorded, so the sample is not shown
+    again, and undoable like a label).
+    """
+    annotator = check_annotator(annotator)
+    try:
+        sid = int(sample_id)
+    except (TypeError, ValueError):
+        raise InputError(f"sample id must be a whole number, got {sample_id!r}") from None
+    skipped = isinstance(label, str) and label.strip().lower() in {"skip", "s"}
+    value = None if skipped else check_label(label)
+    note = (note or "").strip()
+    if len(note) > 2000:
+        raise InputError(f"note is {len(note)} characters; the limit is 2000")
+    seq = st.clave_add_label(store, sid, annotator, value, note)
+    return {"ok": True, "seq": seq, "sample_id": sid, "annotator": annotator,
+            "label": value, "label_name": "skipped" if skipped else LABEL_NAMES[value], "durable": True}
+
+
+def undo_last(store: st.Store, annotator: str) -> dict:
+    """Undo the annotator's latest submission; the sample comes back into their queue."""
+    row = st.clave_undo(store, check_annotator(annotator))
+    if row is None:
+        return {"ok": False, "undone": None, "message": "nothing to undo"}
+    name = "skipped" if row["label"] is None else LABEL_NAMES[row["label"]]
+    return {"ok": True, "undone": {"seq": row["seq"], "sample_id": row["sample_id"], "label": row["label"],
+                                   "label_name": name, "value": row["value"], "text": row["text"]},
+            "message": f"undid '{name}' on sample {row['sample_id']}"}
+
+
+def progress(store: st.Store, annotator: str | None, target: int = DEFAULT_TARGET) -> dict:
+    """Labels per value toward ``target`` (skips excluded); for one annotator, or all."""
+    target = check_int(target, "target labels per value", 1, 100_000)
+    ensure_bundled(store)
+    available = st.clave_sample_counts(store)
+    counts = Counter(r["value"] for r in st.clave_current_labels(store, annotator))
+    keys = [k for k in SCHWARTZ_KEYS] + sorted(set(available) - set(SCHWARTZ_KEYS))
+    per_value = {k: {"labelled": counts.get(k, 0), "target": target, "available": available.get(k, 0)}
+                 for k in keys}
+    done = sum(min(v["labelled"], target) for v in per_value.values())
+    return {"annotator": annotator, "per_value": per_value,
+            "overall": {"labelled": sum(counts.values()), "toward_target": done, "target": target * len(keys)}}
+
+
+def training_rows(store: st.Store, annotator: str | None = None) -> list[Sample]:
+    """Labels to calibrate on: one annotator's, or the majority per sample across annotators
+    (ties are left out)."""
+    rows = st.clave_current_labels(store, annotator)
+    by_sample: dict[int, list[dict]] = defaultdict(list)
+    for r in rows:
+        by_sample[r["sample_id"]].append(r)
+    out = []
+    for group in by_sample.values():
+        votes = Counter(r["label"] for r in group).most_common()
+        if len(votes) > 1 and votes[0][1] == votes[1][1]:
+            continue
+        out.append(Sample(group[0]["text"], group[0]["value"], votes[0][0]))
+    return out
+
+
+# ---------------------------------------------------------------------------------
+# persisted recognizers
+# ---------------------------------------------------------------------------------
+
+
+def recognizer_dir(store: st.Store) -> Path:
+    return Path(store.path).parent / "clave_recognizers"
+
+
+def save_recognizer(store: st.Store, rec: Recognizer, report: dict | None = None) -> str:
+    rec_id = f"clave-{time.strftime('%Y%m%d-%H%M%S')}-{uuid.uuid4().hex[:6]}"
+    path = rec.save(recognizer_dir(store) / f"{rec_id}.npz")
+    summary = {"n_train": rec.meta.get("n_train"), "values": rec.meta.get("values"),
+               "protocol": (report or {}).get("protocol"),
+               "overall": (report or {}).get("overall", {}).get("recognizer")}
+    st.clave_save_recognizer(store, rec_id, str(path), summary)
+    rec.meta["id"] = rec_id
+    return rec_id
+
+
+_loaded: dict[str, Recognizer] = {}
+
+
+def latest_recognizer(store: st.Store | None = None) -> Recognizer | None:
+    """The most recently calibrated recognizer (``.predict(texts, values)``), or None."""
+    store = store or st.get_store()
+    row = st.clave_latest_recognizer_row(store)
+    if row is None:
+        return None
+    if row["id"] not in _loaded:
+        try:
+            rec = Recognizer.load(row["path"])
+        except (OSError, KeyError, ValueError) as exc:
+            log.warning("calibrated recognizer %s cannot be read (%s)", row["id"], exc)
+            return None
+        rec.meta["id"] = row["id"]
+        _loaded[row["id"]] = rec
+    return _loaded[row["id"]]
+
+
+def predict_text(store: st.Store, text: str, value: str) -> dict:
+    text = check_text(text, "text")
+    key = check_value(value).key
+    rec = latest_recognizer(store)
+    if rec is None:
+        raise InputError("no calibrated recognizer yet: calibrate first")
+    return {**rec.predict([text], [key])[0], "value": key, "recognizer": rec.meta.get("id"),
+            "trained_on_value": key in rec.meta.get("values", [])}
