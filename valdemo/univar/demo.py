@@ -1,0 +1,52 @@
+"""The bundled, pre-computed demo set."""
+
+from __future__ import annotations
+
+import json
+
+import numpy as np
+
+from ..inputs import InputError
+from .evaluation import raw_knn_metrics
+from .projection import ProjectionParams
+from .sets import DEMO_DIR, EmbeddedSet, QAPair, QASet, _normalise, _registry_get, remember
+
+# ----------------------------------------------------------------------------- bundled demo set
+DEMO_QA = DEMO_DIR / "qa.jsonl"
+DEMO_EMB = DEMO_DIR / "embeddings.npy"
+DEMO_META = DEMO_DIR / "meta.json"
+DEMO_PROJ = DEMO_DIR / "projection.npy"
+DEMO_HEAD = DEMO_DIR / "embeddings_head.npy"
+
+
+def demo_available() -> bool:
+    return DEMO_QA.is_file() and DEMO_EMB.is_file() and DEMO_META.is_file()
+
+
+def load_demo() -> EmbeddedSet:
+    """The bundled, pre-computed demo set (QA pairs, raw embeddings, a UMAP projection)."""
+    if not demo_available():
+        raise InputError("the bundled demo set is missing; run scripts/univar_build_demo.py")
+    meta = json.loads(DEMO_META.read_text())
+    set_id = "emb-demo-" + meta.get("digest", "")
+    existing = _registry_get(set_id)
+    if existing is not None:
+        return existing
+    pairs = [QAPair(**json.loads(line)) for line in DEMO_QA.read_text(encoding="utf-8").splitlines() if line]
+    raw = _normalise(np.load(DEMO_EMB).astype(np.float32))
+    qa = remember(QASet(pairs, {**meta.get("qa_meta", {}), "bundled": True, "demo": True}), pin=True)
+    metrics = meta.get("metrics") or raw_knn_metrics(pairs, raw)
+    metrics = {**metrics, **{s: {int(k): v for k, v in metrics[s].items()} for s in ("raw", "head") if s in metrics}}
+    head = _normalise(np.load(DEMO_HEAD).astype(np.float32)) if DEMO_HEAD.is_file() else None
+    es = EmbeddedSet(qa, meta.get("encoder", "all-MiniLM-L6-v2 (bundled)"), raw, head, metrics, set_id)
+    if DEMO_PROJ.is_file():
+        es.projections[("raw", ProjectionParams(**meta["projection"]))] = np.load(DEMO_PROJ).astype(np.float32)
+    return remember(es, pin=True)
+
+
+def demo_projection_params() -> ProjectionParams:
+    if DEMO_META.is_file():
+        return ProjectionParams(**json.loads(DEMO_META.read_text()).get("projection", {}))
+    return ProjectionParams()
+
+

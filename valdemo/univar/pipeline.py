@@ -1,0 +1,201 @@
+"""One-call pipeline (CLI), embedding a set, and helpers for the value profile."""
+
+from __future__ import annotations
+
+import json
+from collections import Counter
+from collections.abc import Callable, Sequence
+from pathlib import Path
+
+import numpy as np
+
+from ..inputs import InputError
+from ..models import ChatModel, GenParams, get_model
+from .demo import DEMO_QA, demo_available, load_demo
+from .encoding import resolve_encoder
+from .evaluation import KS, _r, raw_knn_metrics
+from .projection import (
+    ProjectionParams,
+    export_points,
+    project,
+    project_set,
+    scatter_figure,
+    source_centroids,
+    write_figure_html,
+    write_qa_jsonl,
+)
+from .sets import (
+    EmbeddedSet,
+    Persona,
+    ProgressFn,
+    QAPair,
+    QASet,
+    Question,
+    _digest,
+    _normalise,
+    _registry_get,
+    generate_qa,
+    load_questions,
+    pick_questions,
+    qa_set_from_pairs,
+    remember,
+)
+from .training import HeadParams, evaluate_head
+
+
+def embed_qa(qa: QASet, encoder: str = "", train_head: bool = False, head_params: HeadParams | None = None,
+             progress: ProgressFn | None = None) -> EmbeddedSet:
+    """Embed every QA pair with a frozen encoder; optionally train the value head.
+
+    Cached: the same QA set, encoder and head settings give the same registered set.
+    """
+    head_params = head_params or HeadParams()
+    set_id = "emb-" + _digest(qa.id, encoder or "bundled", train_head, head_params.__dict__ if train_head else None)
+    existing = _registry_get(set_id)
+    if existing is not None:
+        return existing
+    enc = resolve_encoder(encoder)
+    raw = enc.encode([p.text() for p in qa.pairs], progress=progress)
+    if train_head:
+        _, head_emb, metrics = evaluate_head(qa.pairs, raw, head_params)
+    else:
+        head_emb, metrics = None, raw_knn_metrics(qa.pairs, raw, head_params.test_fraction, head_params.seed)
+    es = EmbeddedSet(qa, enc.name, raw, head_emb, metrics, set_id)
+    return remember(es)
+
+
+
+
+# ----------------------------------------------------------------------------- one-call pipeline (CLI)
+def run_pipeline(specs: Sequence[str] | None, questions: Sequence[Question] | None, personas: Sequence[Persona],
+                 encoder: str = "", train_head: bool = False, head_params: HeadParams | None = None,
+                 proj: ProjectionParams | None = None, out_dir: str | Path | None = None,
+                 qa_pairs: list[QAPair] | None = None, params: GenParams | None = None, creds=None,
+                 use_cache: bool | None = None, progress: Callable[[str], ProgressFn] | None = None,
+                 export_format: str = "csv") -> dict:
+    """Generate (or take) QA pairs, embed, optionally train the head, project, write files."""
+    if qa_pairs is not None:
+        qa = qa_set_from_pairs(qa_pairs)
+    else:
+        models = [get_model(s, creds, use_cache=use_cache) for s in (specs or [])]
+        qa = generate_qa(models, questions or [], personas, params, progress("answers") if progress else None)
+    remember(qa)
+    es = embed_qa(qa, encoder, train_head, head_params, progress("embeddings") if progress else None)
+    space = "head" if es.head is not None else "raw"
+    proj = proj or ProjectionParams()
+    coords = project_set(es, space, proj)
+    summary = summarise(es)
+    summary.update(space=space, projection=proj.__dict__)
+    if out_dir:
+        out = Path(out_dir)
+        out.mkdir(parents=True, exist_ok=True)
+        files = {"qa": write_qa_jsonl(es.pairs, out / "qa.jsonl"),
+                 "embeddings": _save_npy(out / "embeddings.npy", es.raw)}
+        if es.head is not None:
+            files["embeddings_head"] = _save_npy(out / "embeddings_head.npy", es.head)
+        files["points"] = export_points(es, out, coords, space, export_format)
+        fig = scatter_figure(es.pairs, coords, "source", title=f"Value space ({space}, {proj.method})")
+        files["figure"] = write_figure_html(fig, out / "figure.html")
+        summary["files"] = {k: str(v) for k, v in files.items()}
+        (out / "summary.json").write_text(json.dumps(summary, indent=2, ensure_ascii=False, default=str))
+    return summary
+
+
+def _save_npy(path: Path, x: np.ndarray) -> Path:
+    np.save(path, x)
+    return path
+
+
+def summarise(es: EmbeddedSet) -> dict:
+    m = es.metrics
+    counts = Counter(p.source for p in es.pairs)
+    out = {"n_points": len(es.pairs), "sources": list(counts), "points_per_source": dict(counts),
+           "encoder": es.encoder, "embedding_set": es.id, "qa_set": es.qa.id,
+           "empty_answers": es.qa.meta.get("empty_answers", 0),
+           "empty_by_source": es.qa.meta.get("empty_by_source", {}),
+           "truncated_answers": es.qa.meta.get("truncated_answers", 0),
+           "bundled_model": es.qa.bundled, "head_trained": es.head is not None,
+           "knn": {k: v for k, v in m.items() if k not in ("raw", "head")}}
+    for k in KS:
+        out[f"knn_acc_at_{k}"] = {"raw": _r((m.get("raw") or {}).get(k)), "head": _r((m.get("head") or {}).get(k))}
+    return out
+
+
+# ----------------------------------------------------------------------------- for other methods (issue 9)
+QUICK_SIZE = 10
+
+
+def _as_models(models: Sequence[ChatModel | str], creds=None) -> list[ChatModel]:
+    if not models:
+        raise InputError("name at least one model")
+    return [get_model(m, creds) if isinstance(m, str) else m for m in models]
+
+
+def profile_questions(size: str = "quick") -> list[Question]:
+    """quick: ~10 questions spread over the value dimensions (from the demo set when bundled); full: all."""
+    if size not in ("quick", "full"):
+        raise InputError(f"size must be quick or full, got {size!r}")
+    questions = load_questions()
+    if size == "full":
+        return questions
+    pool = questions
+    if DEMO_QA.is_file():
+        demo_qids = {json.loads(line)["qid"] for line in DEMO_QA.read_text(encoding="utf-8").splitlines() if line}
+        pool = [q for q in questions if q.qid in demo_qids] or questions
+    return pick_questions([q for q in pool if q.family != "control"], QUICK_SIZE)
+
+
+def source_answers(models: Sequence[ChatModel | str], size: str = "quick", personas: Sequence[Persona] = (),
+                   params: GenParams | None = None, progress: ProgressFn | None = None,
+                   creds=None) -> dict[str, list[tuple[str, str]]]:
+    """Each source's (question, answer) pairs on the profile questions, so another method can score them."""
+    qa = generate_qa(_as_models(models, creds), profile_questions(size), personas or [Persona("default")],
+                     params, progress)
+    out: dict[str, list[tuple[str, str]]] = {}
+    for p in qa.pairs:
+        out.setdefault(p.source, []).append((p.question, p.answer))
+    return out
+
+
+def profile_summary(models: Sequence[ChatModel | str], size: str = "quick", progress: ProgressFn | None = None,
+                    creds=None, with_reference: bool = True, neighbours_k: int = 3,
+                    params: GenParams | None = None) -> dict:
+    """Where each model sits in the value space: centroid in a 2-D PCA projection, nearest other sources.
+
+    With ``with_reference`` the bundled demo set's sources (the bundled model under
+    personas) answering the same questions are projected alongside, as landmarks.
+    """
+    models = _as_models(models, creds)
+    questions = profile_questions(size)
+    qa = generate_qa(models, questions, [Persona("default")], params, progress)
+    pairs = list(qa.pairs)
+    enc = resolve_encoder("")
+    raw = enc.encode([p.text() for p in pairs])
+    reference: list[str] = []
+    if with_reference and demo_available():
+        demo = load_demo()
+        qids = {q.qid for q in questions}
+        keep = [i for i, p in enumerate(demo.pairs) if p.qid in qids]
+        if keep:
+            ref_pairs = [QAPair(**{**demo.pairs[i].as_dict(), "source": "reference: " + demo.pairs[i].source})
+                         for i in keep]
+            reference = list(dict.fromkeys(p.source for p in ref_pairs))
+            pairs += ref_pairs
+            raw = np.vstack([raw, demo.raw[keep]])
+    names, cents = source_centroids(raw, pairs)
+    coords = project(raw, ProjectionParams(method="pca", dims=2))
+    _, cent_xy = source_centroids(coords, pairs)
+    c = _normalise(cents)
+    dist = np.clip(1.0 - c @ c.T, 0.0, 2.0)
+    sources = {}
+    for i, name in enumerate(names):
+        order = [j for j in np.argsort(dist[i]) if j != i][:neighbours_k]
+        sources[name] = {
+            "centroid": [round(float(v), 4) for v in cent_xy[i]],
+            "n_answers": int(sum(p.source == name for p in pairs)),
+            "reference": name in reference,
+            "nearest": [{"source": names[j], "distance": round(float(dist[i, j]), 4)} for j in order],
+        }
+    return {"size": size, "n_questions": len(questions), "encoder": enc.name, "projection": "pca-2d",
+            "sources": sources, "empty_answers": qa.meta["empty_answers"],
+            "bundled_model": qa.bundled or bool(reference)}

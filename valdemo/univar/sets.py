@@ -1,0 +1,360 @@
+"""QA pairs and the sets that hold them: questions, personas, generation, embedded sets, storage."""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import logging
+import threading
+from collections import Counter, OrderedDict
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from ..inputs import InputError, check_text, read_records, read_upload_text
+from ..models import ChatModel, GenParams, ModelError, unwrap, user
+
+log = logging.getLogger(__name__)
+
+ProgressFn = Callable[[int, int], None]
+
+ASSETS = Path(__file__).resolve().parents[2] / "assets" / "univar"
+QUESTIONS_PATH = ASSETS / "questions.csv"
+PERSONAS_PATH = ASSETS / "personas.json"
+DEMO_DIR = ASSETS / "demo"
+
+#: Published UniVaR encoders (need trust_remote_code and the model hub).
+UNIVAR_ENCODERS = tuple(f"CAiRE/UniVaR-lambda-{n}" for n in (1, 5, 20, 80))
+FAMILIES = ("schwartz", "moral_foundation", "dilemma", "control")
+COLOR_BY = ("source", "dimension", "family", "language", "model", "persona")
+PROJECTIONS = ("umap", "pca")
+UMAP_METRICS = ("cosine", "euclidean", "manhattan", "correlation")
+KS = (1, 3, 5)
+MAX_POINTS = 20_000
+DEFAULT_MAX_NEW_TOKENS = 64
+
+
+# ----------------------------------------------------------------------------- data
+@dataclass(frozen=True)
+class Question:
+    qid: str
+    text: str
+    dimension: str = ""
+    family: str = ""
+    language: str = "en"
+
+
+@dataclass(frozen=True)
+class Persona:
+    name: str
+    system: str = ""
+
+
+@dataclass(frozen=True)
+class QAPair:
+    source: str
+    question: str
+    answer: str
+    dimension: str = ""
+    family: str = ""
+    language: str = "en"
+    qid: str = ""
+    model: str = ""
+    persona: str = ""
+
+    def text(self) -> str:
+        """What the encoder sees: UniVaR's ``Q: ... A: ...`` form."""
+        return f"Q: {self.question}\nA: {self.answer}"
+
+    def as_dict(self) -> dict:
+        return {"source": self.source, "model": self.model, "persona": self.persona, "qid": self.qid,
+                "question": self.question, "answer": self.answer, "dimension": self.dimension,
+                "family": self.family, "language": self.language}
+
+
+def source_name(spec: str, persona: str) -> str:
+    return spec if not persona or persona == "default" else f"{spec} / {persona}"
+
+
+def _digest(*parts: Any) -> str:
+    h = hashlib.sha256()
+    for p in parts:
+        h.update(json.dumps(p, sort_keys=True, default=str, ensure_ascii=False).encode())
+        h.update(b"\x1f")
+    return h.hexdigest()[:16]
+
+
+# ----------------------------------------------------------------------------- inputs
+def load_questions(path: str | Path | None = None) -> list[Question]:
+    """Questions from the bundled set (``None``) or an uploaded CSV/JSONL.
+
+    Columns: ``question`` (required); ``id``, ``dimension``, ``family``, ``language`` optional.
+    """
+    if path is None or str(path) in ("", "bundled"):
+        path = QUESTIONS_PATH
+    rows = read_records(path, required=["question"], optional=["id", "dimension", "family", "language"],
+                        what="questions file")
+    out, seen = [], set()
+    name = Path(path).name
+    for n, row in enumerate(rows, start=1):
+        text = check_text(row["question"], f"{name} question {n}", max_chars=2000)
+        qid = row.get("id") or f"q{n:04d}"
+        if qid in seen:
+            raise InputError(f"{name}: duplicate question id {qid!r} (question {n})")
+        seen.add(qid)
+        out.append(Question(qid, text, (row.get("dimension") or "").upper(), row.get("family") or "",
+                            row.get("language") or "en"))
+    return out
+
+
+def pick_questions(questions: Sequence[Question], n: int, seed: int = 0) -> list[Question]:
+    """``n`` questions spread over the value dimensions (round-robin), deterministic."""
+    if n >= len(questions):
+        return list(questions)
+    by_dim: dict[str, list[Question]] = OrderedDict()
+    for q in questions:
+        by_dim.setdefault(q.dimension, []).append(q)
+    rng = np.random.default_rng(seed)
+    for qs in by_dim.values():
+        rng.shuffle(qs)
+    out: list[Question] = []
+    while len(out) < n:
+        for qs in by_dim.values():
+            if qs and len(out) < n:
+                out.append(qs.pop(0))
+    return out
+
+
+def load_personas(path: str | Path | None = None) -> list[Persona]:
+    """Personas (name + system prompt) from JSON (list of objects) or CSV/JSONL (``name,system``)."""
+    if path is None or str(path) in ("", "bundled"):
+        path = PERSONAS_PATH
+    p = Path(path)
+    if p.suffix.lower() == ".json":
+        text = read_upload_text(p, "personas file")
+        try:
+            data = json.loads(text)
+        except json.JSONDecodeError as exc:
+            raise InputError(f"{p.name}: not valid JSON ({exc.msg} at line {exc.lineno})") from None
+        if not isinstance(data, list):
+            raise InputError(f"{p.name}: expected a JSON list of {{\"name\", \"system\"}} objects")
+        rows = []
+        for n, obj in enumerate(data, start=1):
+            if not isinstance(obj, dict) or not str(obj.get("name", "")).strip():
+                raise InputError(f"{p.name} item {n}: needs a non-empty \"name\"")
+            rows.append({"name": str(obj["name"]).strip(), "system": str(obj.get("system") or "").strip()})
+    else:
+        rows = read_records(p, required=["name"], optional=["system"], what="personas file")
+    names = [r["name"] for r in rows]
+    dup = [k for k, c in Counter(names).items() if c > 1]
+    if dup:
+        raise InputError(f"{p.name}: duplicate persona name(s) {', '.join(dup)}")
+    return [Persona(r["name"], check_text(r["system"], f"persona {r['name']}", 4000) if r.get("system") else "")
+            for r in rows]
+
+
+def select_personas(names: Sequence[str] | None, personas: Sequence[Persona] | None = None) -> list[Persona]:
+    personas = list(personas or load_personas())
+    if not names:
+        return personas
+    known = {p.name: p for p in personas}
+    unknown = [n for n in names if n not in known]
+    if unknown:
+        raise InputError(f"unknown persona(s) {', '.join(unknown)}; known: {', '.join(known)}")
+    return [known[n] for n in names]
+
+
+def load_qa_pairs(path: str | Path) -> list[QAPair]:
+    """Ready QA pairs from CSV/JSONL: ``source,question,answer[,language,dimension,family,id]``."""
+    rows = read_records(path, required=["source", "question", "answer"],
+                        optional=["language", "dimension", "family", "id", "model", "persona"],
+                        what="QA file")
+    name = Path(path).name
+    out = []
+    header = 0 if Path(path).suffix.lower() in {".jsonl", ".json", ".ndjson"} else 1
+    for n, r in enumerate(rows, start=1 + header):
+        where = f"{name} row {n}"
+        out.append(QAPair(
+            source=check_text(r["source"], f"{where}: source", 200),
+            question=check_text(r["question"], f"{where}: question", 4000),
+            answer=check_text(r["answer"], f"{where}: answer", 8000),
+            dimension=(r.get("dimension") or "").upper(), family=r.get("family") or "",
+            language=r.get("language") or "en", qid=r.get("id") or _digest(r["question"])[:8],
+            model=r.get("model") or r["source"], persona=r.get("persona") or "",
+        ))
+    _check_size(len(out))
+    return out
+
+
+def looks_like_qa_file(path: str | Path) -> bool:
+    """True when an upload has an ``answer`` column (ready QA pairs), False for questions."""
+    rows = read_records(path, required=[], optional=[], what="file", allow_extra=True)
+    return "answer" in rows[0]
+
+
+def parse_model_list(text: str | Sequence[str]) -> list[str]:
+    specs = [s.strip() for s in (text.split(",") if isinstance(text, str) else text) if s and s.strip()]
+    if not specs:
+        raise InputError("name at least one model spec (e.g. local)")
+    if len(specs) > 12:
+        raise InputError(f"at most 12 models at once, got {len(specs)}")
+    return list(dict.fromkeys(specs))
+
+
+def _check_size(n: int) -> None:
+    if n > MAX_POINTS:
+        raise InputError(f"{n:,} QA pairs; the limit is {MAX_POINTS:,}")
+
+
+# ----------------------------------------------------------------------------- generation
+@dataclass
+class QASet:
+    """QA pairs from one or more sources, plus how they were made."""
+
+    pairs: list[QAPair]
+    meta: dict = field(default_factory=dict)
+    id: str = ""
+
+    def __post_init__(self) -> None:
+        if not self.id:
+            self.id = "qa-" + _digest([p.as_dict() for p in self.pairs])
+
+    @property
+    def sources(self) -> list[str]:
+        return list(dict.fromkeys(p.source for p in self.pairs))
+
+    @property
+    def bundled(self) -> bool:
+        return bool(self.meta.get("bundled"))
+
+
+def generate_qa(models: Sequence[ChatModel], questions: Sequence[Question], personas: Sequence[Persona],
+                params: GenParams | None = None, progress: ProgressFn | None = None) -> QASet:
+    """Ask every model, under every persona, every question (batched, cached)."""
+    if not questions:
+        raise InputError("no questions to ask")
+    personas = list(personas) or [Persona("default")]
+    params = params or GenParams(max_new_tokens=DEFAULT_MAX_NEW_TOKENS)
+    _check_size(len(models) * len(personas) * len(questions))
+    total = len(models) * len(personas) * len(questions)
+    pairs: list[QAPair] = []
+    empty: Counter = Counter()
+    truncated = 0
+    done_before = 0
+    for model in models:
+        convs = [user(q.text, p.system or None) for p in personas for q in questions]
+        report = (lambda d, _t, base=done_before: progress(base + d, total)) if progress else None
+        replies = model.chat_batch(convs, params, progress=report)
+        done_before += len(convs)
+        spec = unwrap(model).spec
+        for i, reply in enumerate(replies):
+            persona, q = personas[i // len(questions)], questions[i % len(questions)]
+            src = source_name(spec, persona.name)
+            answer = " ".join(reply.text.split())
+            if not answer:
+                empty[src] += 1  # a failure: counted and shown, never embedded
+                continue
+            truncated += reply.finish_reason == "length"
+            pairs.append(QAPair(src, q.text, answer, q.dimension, q.family, q.language, q.qid, spec, persona.name))
+    if not pairs:
+        raise ModelError("every answer was empty; nothing to embed")
+    meta = {
+        "models": [unwrap(m).spec for m in models], "personas": [p.name for p in personas],
+        "n_questions": len(questions), "params": params.as_dict(),
+        "bundled": any(unwrap(m).is_bundled for m in models),
+        "empty_answers": sum(empty.values()), "empty_by_source": dict(empty), "truncated_answers": truncated,
+    }
+    return QASet(pairs, meta)
+
+
+def qa_set_from_pairs(pairs: list[QAPair], origin: str = "upload") -> QASet:
+    if len({p.source for p in pairs}) < 1:
+        raise InputError("no QA pairs")
+    return QASet(pairs, {"origin": origin, "bundled": False, "empty_answers": 0, "empty_by_source": {},
+                         "truncated_answers": 0})
+
+
+# ----------------------------------------------------------------------------- embedded sets
+@dataclass
+class EmbeddedSet:
+    qa: QASet
+    encoder: str
+    raw: np.ndarray
+    head: np.ndarray | None = None
+    metrics: dict = field(default_factory=dict)
+    id: str = ""
+    projections: dict = field(default_factory=dict)
+    lock: threading.Lock = field(default_factory=threading.Lock, repr=False)
+
+    @property
+    def pairs(self) -> list[QAPair]:
+        return self.qa.pairs
+
+    def space(self, name: str = "raw") -> np.ndarray:
+        if name == "head":
+            if self.head is None:
+                raise InputError("this embedding set has no trained value head; embed with 'train head' on")
+            return self.head
+        if name != "raw":
+            raise InputError(f"space must be raw or head, got {name!r}")
+        return self.raw
+
+
+
+def _normalise(x: np.ndarray) -> np.ndarray:
+    norms = np.linalg.norm(x, axis=1, keepdims=True)
+    return (x / np.maximum(norms, 1e-12)).astype(np.float32)
+
+
+
+# ----------------------------------------------------------------------------- registry
+_REGISTRY: OrderedDict[str, Any] = OrderedDict()
+_PINNED: set[str] = set()
+_REGISTRY_LOCK = threading.Lock()
+REGISTRY_SIZE = 16
+
+
+def remember(obj: Any, pin: bool = False) -> Any:
+    """Keep a QA set or embedded set in this process (LRU, pinned ones never evicted)."""
+    with _REGISTRY_LOCK:
+        if obj.id in _REGISTRY:
+            _REGISTRY.move_to_end(obj.id)
+            return _REGISTRY[obj.id]
+        _REGISTRY[obj.id] = obj
+        if pin:
+            _PINNED.add(obj.id)
+        for key in list(_REGISTRY):
+            if len(_REGISTRY) <= REGISTRY_SIZE + len(_PINNED):
+                break
+            if key not in _PINNED:
+                del _REGISTRY[key]
+        return obj
+
+
+def _registry_get(set_id: str) -> Any:
+    with _REGISTRY_LOCK:
+        obj = _REGISTRY.get(set_id)
+        if obj is not None:
+            _REGISTRY.move_to_end(set_id)
+        return obj
+
+
+def get_qa_set(set_id: str) -> QASet:
+    obj = _registry_get((set_id or "").strip())
+    if isinstance(obj, EmbeddedSet):
+        return obj.qa
+    if not isinstance(obj, QASet):
+        raise InputError(f"unknown QA set {set_id!r}: generate answers or upload QA pairs first")
+    return obj
+
+
+def get_embedded(set_id: str) -> EmbeddedSet:
+    obj = _registry_get((set_id or "").strip())
+    if not isinstance(obj, EmbeddedSet):
+        raise InputError(f"unknown embedding set {set_id!r}: embed a QA set first")
+    return obj
+
+
