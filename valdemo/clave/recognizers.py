@@ -39,7 +39,7 @@ class _Embeddings:
     (calibrating again, or predicting on labelled texts, re-uses the vectors)."""
 
     def __init__(self, encoder_spec: str = ""):
-        from .embed import get_encoder
+        from ..embed import get_encoder
 
         self.encoder = get_encoder(encoder_spec)
         with _emb_lock:
