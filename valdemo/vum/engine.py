@@ -31,13 +31,13 @@ from dataclasses import asdict, dataclass, replace
 from pathlib import Path
 from typing import Any
 
-from .inputs import InputError, check_int, check_text, data_files, parse_label, read_records, value_from_filename
-from .models import ChatModel, GenParams, ProgressFn, user
-from .parsing import fence, parse_choice, parse_score
-from .store import vum_overrides, vum_save_override
-from .values import SCHWARTZ, SCHWARTZ_KEYS, get_value, normalise_value_key
+from ..inputs import InputError, check_int, check_text, data_files, parse_label, read_records, value_from_filename
+from ..models import ChatModel, GenParams, ProgressFn, user
+from ..parsing import fence, parse_choice, parse_score
+from ..store import vum_overrides, vum_save_override
+from ..values import SCHWARTZ, SCHWARTZ_KEYS, get_value, normalise_value_key
 
-ASSETS = Path(__file__).resolve().parents[1] / "assets" / "vum"
+ASSETS = Path(__file__).resolve().parents[2] / "assets" / "vum"
 BUNDLED_ITEMS = ASSETS / "items.jsonl"
 
 OPTIONS = ("A", "B", "C")
