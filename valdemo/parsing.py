@@ -52,7 +52,9 @@ _LEAD_IN = re.compile(
 
 
 def _is_word_use(letter: str, following: str) -> bool:
-    """"A cat", "I think": the article/pronoun, not an option letter."""
+    """"A cat", "I think", "I'm": the article/pronoun or a contraction, not an option letter."""
+    if re.match(r"['\u2019][A-Za-z]", following):
+        return True
     return letter in {"A", "I"} and bool(re.match(r"\s+[a-z]", following))
 
 
@@ -192,3 +194,24 @@ def fence(text: str, tag: str = "TEXT") -> str:
     open_tag, close_tag = f"<<<{tag}>>>", f"<<<END {tag}>>>"
     safe = text.replace("<<<", "< < <").replace(">>>", "> > >")
     return f"{open_tag}\n{safe}\n{close_tag}"
+
+
+def parse_leading_choice(text: str | None, options: Sequence[str]) -> Parsed:
+    """The option a recorded answer *starts* with, and nothing else.
+
+    Accepts leading whitespace, then the letter alone or followed by ``.``, ``)``, ``:``,
+    ``,``, a line break or the end ("C", "A.", "(B) no", "B\\n\\nQuestion: ..."). An answer
+    that starts any other way ("Question: ...", "Please ...", "A person ...") fails with
+    reason ``no leading option``: no letter is looked for further on, because a model that
+    continued a few-shot pattern writes letters that answer questions nobody asked.
+    """
+    if text is None or not text.strip():
+        return Parsed.fail("empty")
+    alt = "".join(re.escape(o.upper()) for o in options)
+    m = re.match(rf"\s*([\(\[]?)\s*([{alt}])(?=$|[\)\]\.:,;]|\s)", text)
+    if not m or _is_word_use(m.group(2), text[m.end():]):
+        return Parsed.fail("no leading option")
+    following = text[m.end():]
+    if m.group(1) and not re.match(r"\s*[\)\]]", following):
+        return Parsed.fail("no leading option")
+    return Parsed(m.group(2), True)

@@ -24,6 +24,21 @@ def register(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--out", default=None, help="write every row here (.jsonl, or .csv)")
     add_common(p)
     p.set_defaults(func=run)
+    sub_vum = p.add_subparsers(dest="vum_command", metavar="replay", required=False)
+    r = sub_vum.add_parser("replay", help="score recorded outputs (the ValueDCG release, or a JSONL file) "
+                                          "without calling a model",
+                           description="Replays recorded know-what answers and judge scores: the option an answer "
+                                       "starts with (else a counted failure), the recorded judge's mean part score / 5, "
+                                       "the gap, Wilson and bootstrap intervals, per value and per model.")
+    src = r.add_mutually_exclusive_group(required=True)
+    src.add_argument("--valuedcg", metavar="DIR", help="a folder in the ValueDCG release's layout "
+                                                       "(response/ and/or know_why_save/)")
+    src.add_argument("--jsonl", metavar="FILE", help="recorded rows: value, input, label, answer, optional scores "
+                                                     "(see the README)")
+    r.add_argument("--save", action="store_true", help="save one run per model")
+    r.add_argument("--owner", default="", help="owner recorded with saved runs")
+    r.add_argument("--json", action="store_true", help="print one JSON object on stdout")
+    r.set_defaults(func=run_replay)
 
 
 def _human(result: dict) -> str:
@@ -36,6 +51,32 @@ def _human(result: dict) -> str:
     if result.get("caveat"):
         lines.append(result["caveat"])
     return "\n".join(lines)
+
+
+def _replay_human(result: dict) -> str:
+    from ..vum import replay as R
+
+    lines = [result["caveat"], "", "  |  ".join(R.OVERALL_HEADERS)]
+    lines += ["  |  ".join(str(c) for c in row) for row in R.overall_table(result)]
+    if result.get("consistency"):
+        lines += ["", "judge vs people: " + "  |  ".join(R.CONSISTENCY_HEADERS)]
+        lines += ["  |  ".join(str(c) for c in row) for row in R.consistency_table(result["consistency"])]
+    lines += ["", result["gap_note"]]
+    return "\n".join(lines)
+
+
+def run_replay(args: argparse.Namespace) -> int:
+    from ..inputs import InputError
+    from ..vum import replay as R
+
+    try:
+        result = R.replay(folder=args.valuedcg, jsonl=args.jsonl)
+    except InputError as exc:
+        raise CLIError(str(exc)) from exc
+    if args.save:
+        result["runs"] = R.save_runs(result, origin=args.valuedcg or args.jsonl, owner=args.owner)
+    emit(R.public(result), args.json, _replay_human)
+    return 0
 
 
 def run(args: argparse.Namespace) -> int:
