@@ -244,3 +244,38 @@ def test_cli_replay_json_and_saved_runs(release, tmp_path, capsys):
         assert "not run here" in run["summary"]["caveat"]
     assert main(["vum", "replay", "--valuedcg", str(tmp_path / "missing"), "--json"]) == 2
     assert "not a folder" in capsys.readouterr().err
+
+
+@pytest.mark.slow
+def test_tab_replays_an_uploaded_zip_through_the_api(release, client, tmp_path):
+    import zipfile
+
+    from gradio_client import handle_file
+
+    from valdemo.store import get_store
+
+    root = _subset(release, tmp_path / "up" / "release", ("Llama-2-7b-chat-hf", "Llama-2-70b-chat-hf"),
+                   ("POWER", "HEDONISM"), 12)
+    shutil.copytree(release / "experiments", root / "experiments")
+    z = tmp_path / "release.zip"
+    with zipfile.ZipFile(z, "w") as zf:
+        for p in root.rglob("*.json"):
+            zf.write(p, p.relative_to(tmp_path / "up"))
+    notes, overall, per_value, plot, consistency, summary = client.predict(
+        "", handle_file(str(z)), True, api_name="/vum_replay")
+    assert "not run here" in notes
+    assert overall["headers"] == R.OVERALL_HEADERS
+    assert [row[0] for row in overall["data"]] == ["Llama-2-7b-chat-hf", "Llama-2-70b-chat-hf"]
+    assert [row[1] for row in overall["data"]] == [24, 24]
+    assert len(per_value["data"]) == 4 and {row[1] for row in per_value["data"]} == {"POWER", "HEDONISM"}
+    assert [row[0] for row in consistency["data"]][:4] == ["attribution", "counterfactual", "rebuttal", "mean"]
+    o = summary["models"]["Llama-2-70b-chat-hf"]["overall"]
+    assert o["n"] == 24 and o["parse_failures"]["failed"] >= 22
+    for model, run_id in summary["runs"].items():
+        assert get_store().get_run(run_id)["summary"]["target"] == model
+    with pytest.raises(Exception, match="one source"):
+        client.predict("", None, False, api_name="/vum_replay")
+    bad = tmp_path / "notes.txt"
+    bad.write_text("hello")
+    with pytest.raises(Exception, match="(?i)file type"):
+        client.predict("", handle_file(str(bad)), False, api_name="/vum_replay")

@@ -13,9 +13,11 @@ import gradio as gr
 import pandas as pd
 
 from .. import vum
+from ..core.owner import is_public
 from ..inputs import InputError, check_int, parse_label
 from ..store import vum_overrides
-from .common import caveat_markdown, progress_callback, resolve_model, same_model_warning, ui_errors
+from ..vum import replay as R
+from .common import caveat_markdown, progress_callback, request_owner, resolve_model, same_model_warning, ui_errors
 
 LABEL_CHOICES = [("reflects (1)", "1"), ("opposes (-1)", "-1"), ("unrelated (0)", "0"), ("not given", "none")]
 VALUE_CHOICES = vum.value_names()
@@ -124,6 +126,78 @@ def _plot(summary: dict):
     fig.update_layout(barmode="group", yaxis_title="score (0-1)", height=420, margin={"t": 30},
                       legend={"orientation": "h"})
     return fig
+
+
+REPLAY_INTRO = f"""
+**Replay a recorded release.** Scores what models *already answered* elsewhere, without calling any model:
+a folder in the ValueDCG release's layout (`response/<model>/<VALUE>.json` and/or
+`know_why_save/<model>/<value>.json`, as a zip or, on a private server, a folder path), or a JSONL file
+of recorded rows (see the README). Know what = the option the recorded answer **starts with** (an answer
+that starts with no option is counted as a failure and as wrong; no letter is looked for further on).
+Know why = the recorded judge's mean part score ÷ 5 (for the release: its GPT-4o judge).
+
+_{R.GAP_NOTE}_
+"""
+
+
+def _replay_plot(result: dict):
+    import plotly.graph_objects as go
+
+    pts = R.scaling_points(result)
+    fig = go.Figure()
+    for measure, symbol in (("know what", "circle"), ("know why", "diamond")):
+        sel = [p for p in pts if p["measure"] == measure]
+        if not sel:
+            continue
+        fig.add_scatter(name=measure, x=[p["model"] for p in sel], y=[p["value"] for p in sel],
+                        mode="lines+markers", marker={"size": 11, "symbol": symbol},
+                        error_y={"type": "data", "symmetric": False,
+                                 "array": [p["high"] - p["value"] for p in sel],
+                                 "arrayminus": [p["value"] - p["low"] for p in sel]},
+                        customdata=[p["n"] for p in sel], hovertemplate="%{x}: %{y:.3f} (n=%{customdata})")
+    fig.update_layout(title="Know what vs know why by model (replayed recorded outputs, not run here; 95% CI)",
+                      yaxis_title="score (0-1)", yaxis_range=[0, 1], height=420, margin={"t": 50},
+                      legend={"orientation": "h"})
+    return fig
+
+
+@ui_errors
+def replay_handler(folder: str, upload: str | None, save: bool, request: gr.Request = None):
+    """Replay a release folder (server path; not in public mode), a zip of one, or a JSONL of recorded
+    rows: (notes, overall table, model x value table, plot, consistency table, summary)."""
+    from ..store import get_store
+
+    folder = (folder or "").strip()
+    if folder and is_public():
+        raise InputError("a folder on the server can only be replayed in a private app: upload a zip instead")
+    if bool(folder) == bool(upload):
+        raise InputError("give one source: a folder path or an uploaded zip / JSONL file")
+    if upload:
+        up = Path(upload)
+        if up.suffix.lower() == ".zip":
+            root = R.extract_zip(up, Path(tempfile.mkdtemp(prefix="vum-replay-")))
+            result, origin = R.replay(folder=root), up.name
+        elif up.suffix.lower() in {".jsonl", ".ndjson"}:
+            result, origin = R.replay(jsonl=up), up.name
+        else:
+            raise InputError(f"{up.name}: upload a .zip of a release folder or a .jsonl of recorded rows")
+    else:
+        result, origin = R.replay(folder=folder), folder
+    store = get_store()
+    notes = [f"**{result['caveat']}**"]
+    if save:
+        owner = request_owner(request).id if request is not None else ""
+        runs = R.save_runs(result, origin=origin, owner=owner, store=store)
+        result["runs"] = runs
+        notes.append("Saved runs: " + ", ".join(f"{m} → `{r}`" for m, r in runs.items()))
+    own = R.own_agreement(store)
+    if not any(a["n"] for a in own["parts"].values()):
+        notes.append("_No overrides of this app's judge yet, so its judge-human agreement has no row here._")
+    cons = R.consistency_table(result.get("consistency"), own)
+    summary = R.public(result)
+    return ("\n\n".join(notes), pd.DataFrame(R.overall_table(result), columns=R.OVERALL_HEADERS),
+            pd.DataFrame(R.value_table(result), columns=R.VALUE_HEADERS), _replay_plot(result),
+            pd.DataFrame(cons, columns=R.CONSISTENCY_HEADERS), summary)
 
 
 def build(ctx) -> None:
@@ -249,3 +323,24 @@ def build(ctx) -> None:
     run_batch.click(batch_handler,
                     [values, n_items, data, b_shots, b_tokens, know_why, ctx.target, ctx.judge, ctx.creds],
                     [batch_notes, table, plot, files, summary_json], api_name="vum_batch", **ctx.model_event())
+
+    with gr.Accordion("Replay a recorded release", open=False, elem_id="vum-replay"):
+        gr.Markdown(REPLAY_INTRO)
+        with gr.Row():
+            rp_folder = gr.Textbox(label="Release folder on the server (private app only)", visible=not is_public(),
+                                   placeholder="../shared/data/valuedcg", scale=2)
+            rp_upload = gr.File(label="or upload: a .zip of a release folder, or a .jsonl of recorded rows",
+                                file_types=[".zip", ".jsonl"], type="filepath", scale=2)
+            rp_save = gr.Checkbox(value=True, label="Save one run per model", scale=1)
+        rp_run = gr.Button("Replay", variant="primary", elem_id="vum-replay-run")
+        rp_notes = gr.Markdown(elem_classes="caveat")
+        rp_overall = gr.Dataframe(label="Per model (replayed recorded outputs of the release, not run here)",
+                                  headers=R.OVERALL_HEADERS, interactive=False, elem_id="vum-replay-overall")
+        rp_values = gr.Dataframe(label="Per model × value", headers=R.VALUE_HEADERS, interactive=False)
+        rp_plot = gr.Plot(label="Know what vs know why by model")
+        rp_cons = gr.Dataframe(label="Judge vs people: the release's GPT-4o (its 200-critique study) and this "
+                                     "app's judge (your overrides)", headers=R.CONSISTENCY_HEADERS,
+                               interactive=False)
+        rp_summary = gr.JSON(visible=False)
+    rp_run.click(replay_handler, [rp_folder, rp_upload, rp_save],
+                 [rp_notes, rp_overall, rp_values, rp_plot, rp_cons, rp_summary], api_name="vum_replay")

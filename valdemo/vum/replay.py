@@ -496,9 +496,9 @@ def to_result(model: str, scored: dict, rec: Recorded, origin: str, caveat: str)
         extra={"replay": True, "summary": scored})
 
 
-def save_runs(result: dict, origin: str, owner: str = "") -> dict[str, str]:
+def save_runs(result: dict, origin: str, owner: str = "", store=None) -> dict[str, str]:
     """Save one run per model; returns {model: run_id}. Uses ``valdemo.core.runs`` where it exists,
-    else the store's runs table."""
+    else the store's runs table (``store``, default the configured one)."""
     recs: dict[str, Recorded] = result["_recorded"]
     ids = {}
     try:
@@ -512,10 +512,11 @@ def save_runs(result: dict, origin: str, owner: str = "") -> dict[str, str]:
         else:
             from ..store import get_store
 
+            store = store or get_store()
             summary = {**public({"models": {model: scored}})["models"][model], "replay": True,
                        "target": model, "judge": res.models["judge"], "caveat": result["caveat"],
                        "protocol": res.protocol}
-            ids[model] = get_store().save_run("vum", {"replay": True, "origin": origin, "model": model,
+            ids[model] = store.save_run("vum", {"replay": True, "origin": origin, "model": model,
                                                       "owner": owner}, summary, res.rows)
     return ids
 
