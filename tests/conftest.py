@@ -24,7 +24,15 @@ ROOT = Path(__file__).resolve().parents[1]
 SHARED_DATA = ROOT.parent / "shared" / "data"
 ARTIFACTS = ROOT / "tests" / "artifacts"
 
-_session_tmp = Path(tempfile.mkdtemp(prefix="valdemo-tests-"))
+# This file also runs a second time when a test does `from tests.conftest import ...` (pytest
+# loads it as `conftest`): reuse the first run's directory, or the session's data dir and
+# response cache would switch under the running app mid-session (issue 12).
+_marker = os.environ.get("_VALDEMO_TESTS_TMP", "")
+if _marker.startswith(f"{os.getpid()}:"):
+    _session_tmp = Path(_marker.split(":", 1)[1])
+else:
+    _session_tmp = Path(tempfile.mkdtemp(prefix="valdemo-tests-"))
+    os.environ["_VALDEMO_TESTS_TMP"] = f"{os.getpid()}:{_session_tmp}"
 os.environ["VALDEMO_DATA_DIR"] = str(_session_tmp / "data")
 os.environ.setdefault("VALDEMO_CACHE_DIR", str(ROOT / ".cache" / "valdemo"))
 os.environ["VALDEMO_CACHE_DB"] = str(_session_tmp / "responses.sqlite")

@@ -95,12 +95,21 @@ def test_typed_key_is_used_by_its_session_only_and_never_kept(browser, served_ap
         a.close()
         b.close()
     settings = get_settings()
-    from pathlib import Path
+    import subprocess
+    import sys
 
-    for root in {settings.data_dir, settings.cache_path.parent, settings.db_path.parent}:
-        for path in Path(root).rglob("*"):
-            if path.is_file():
-                assert secret.encode() not in path.read_bytes(), path
+    # The files are read by a child process: opening and closing the live SQLite files in this
+    # process (which holds the app's connections) would drop its POSIX locks, and the next
+    # process to close the database would delete the write-ahead log under the app (the
+    # "disk I/O error" / lost override of issue 12; see valdemo/store.py).
+    roots = sorted({str(settings.data_dir), str(settings.cache_path.parent), str(settings.db_path.parent)})
+    scan = ("import sys, pathlib\n"
+            "secret = sys.argv[1].encode()\n"
+            "hits = [str(p) for r in sys.argv[2:] for p in pathlib.Path(r).rglob('*')\n"
+            "        if p.is_file() and secret in p.read_bytes()]\n"
+            "print('\\n'.join(hits))\n")
+    found = subprocess.run([sys.executable, "-c", scan, secret, *roots], capture_output=True, text=True, check=True)
+    assert found.stdout.strip() == "", found.stdout
     captured = capfd.readouterr()
     assert secret not in captured.out + captured.err
 

@@ -330,9 +330,6 @@ def test_cli_bad_file_through_python_m(tmp_path):
 
 # -- the app's API ----------------------------------------------------------------------------
 @pytest.mark.slow
-@pytest.mark.xfail(strict=False, reason="OPEN BUG (see closing note): in full-suite runs the app's override write "
-                   "has twice hit 'sqlite3.OperationalError: disk I/O error' or gone to a store the test "
-                   "could not see; passes alone. Suspect the session DB shared with CLI subprocesses.")
 def test_api_live_override_and_batch(client, tmp_path, settings):
     from gradio_client import handle_file
 

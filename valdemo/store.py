@@ -4,11 +4,25 @@ One database file (``VALDEMO_DB``). WAL journal with ``synchronous=FULL``: a
 write that returned is on disk, so a label the UI acknowledged survives a
 ``kill -9``. Each thread gets its own connection; writes go through
 :meth:`Store.tx`, which commits before returning.
+
+Several processes may share the file (the app, CLI runs). SQLite's cross-process
+safety rests on POSIX advisory locks, and a process loses *all* its locks on a file
+the moment it closes *any* descriptor of that file (for example by reading the
+database's bytes with ``open()``/``Path.read_bytes()``). Another process closing
+its last connection then believes it is the last user and deletes the ``-wal`` and
+``-shm`` files under this process's open connections: fresh readers fail with
+``disk I/O error`` and the old connection's commits land in an unlinked log (lost).
+Never open the database files directly in a process that uses the store. As a
+guard, every connection remembers the identity (device, inode) of the database and
+of its write-ahead log: a thread whose files were replaced reconnects before its
+next statement, and a commit whose log vanished during the transaction is refused
+with :class:`StoreError` instead of being acknowledged.
 """
 
 from __future__ import annotations
 
 import json
+import os
 import sqlite3
 import threading
 import time
@@ -35,29 +49,74 @@ _SCHEMA = [
 ]
 
 
+class StoreError(sqlite3.OperationalError):
+    """A write could not be made durable (it is not acknowledged)."""
+
+
+def _file_id(path: str) -> tuple[int, int] | None:
+    try:
+        st = os.stat(path)
+    except FileNotFoundError:
+        return None
+    return (st.st_dev, st.st_ino)
+
+
 class Store:
     def __init__(self, path: Path | str):
         self.path = Path(path)
         self.path.parent.mkdir(parents=True, exist_ok=True)
         self._local = threading.local()
+        self._wal_path = f"{self.path}-wal"
         with self.tx() as conn:
             for ddl in _SCHEMA + _EXTRA_SCHEMA:
                 conn.execute(ddl)
+            _migrate(conn)
+
+    def _files_intact(self) -> bool:
+        """True if this thread's connection still writes to the files at ``self.path``."""
+        local = self._local
+        if _file_id(str(self.path)) != local.db_id:
+            return False
+        if local.wal:
+            if local.wal_id is None:  # the log is created by the first transaction
+                local.wal_id = _file_id(self._wal_path)
+            elif _file_id(self._wal_path) != local.wal_id:
+                return False
+        return True
+
+    def _drop(self) -> None:
+        conn = getattr(self._local, "conn", None)
+        self._local.conn = None
+        if conn is not None:
+            try:
+                conn.close()
+            except sqlite3.Error:
+                pass
 
     def conn(self) -> sqlite3.Connection:
+        """This thread's connection, reopened if the database or its log was replaced."""
         conn = getattr(self._local, "conn", None)
+        if conn is not None and not self._files_intact():
+            self._drop()
+            conn = None
         if conn is None:
             conn = sqlite3.connect(str(self.path), timeout=30, isolation_level=None)
             conn.row_factory = sqlite3.Row
-            conn.execute("PRAGMA journal_mode=WAL")
+            mode = conn.execute("PRAGMA journal_mode=WAL").fetchone()[0]
             conn.execute("PRAGMA synchronous=FULL")
             conn.execute("PRAGMA foreign_keys=ON")
             self._local.conn = conn
+            self._local.db_id = _file_id(str(self.path))
+            self._local.wal = str(mode).lower() == "wal"
+            self._local.wal_id = None
         return conn
 
     @contextmanager
     def tx(self) -> Iterator[sqlite3.Connection]:
-        """A write transaction, committed (and synced) when the block ends."""
+        """A write transaction, committed (and synced) when the block ends.
+
+        Raises :class:`StoreError` (and the write counts as not made) if the database's files
+        were removed or replaced while the transaction ran."""
         conn = self.conn()
         conn.execute("BEGIN IMMEDIATE")
         try:
@@ -66,24 +125,25 @@ class Store:
             conn.execute("ROLLBACK")
             raise
         conn.execute("COMMIT")
+        if not self._files_intact():
+            self._drop()
+            raise StoreError(f"the write to {self.path.name} was not kept: its files were removed or replaced while "
+                             "it was being written (another process, or something that opened and closed the "
+                             "database file in this one); try again")
 
     def query(self, sql: str, params: tuple | dict = ()) -> list[sqlite3.Row]:
-        """Read on a fresh connection, so the answer reflects every commit so far: a thread's
-        long-lived connection could otherwise hold an older WAL snapshot."""
-        conn = sqlite3.connect(str(self.path), timeout=30, isolation_level=None)
-        try:
-            conn.row_factory = sqlite3.Row
-            return conn.execute(sql, params).fetchall()
-        finally:
-            conn.close()
+        """Read on this thread's connection (autocommit, fully fetched: no transaction or snapshot
+        outlives the call, so the answer reflects every commit so far)."""
+        return self.conn().execute(sql, params).fetchall()
 
     # -- runs ------------------------------------------------------------------------
-    def save_run(self, method: str, params: dict, summary: dict, rows: list[dict]) -> str:
+    def save_run(self, method: str, params: dict, summary: dict, rows: list[dict], owner: str = "") -> str:
+        """Store a run and its rows in one transaction; ``owner`` is an Owner id ('' = nobody's)."""
         run_id = f"{method}-{time.strftime('%Y%m%d-%H%M%S')}-{uuid.uuid4().hex[:6]}"
         with self.tx() as conn:
             conn.execute(
-                "INSERT INTO runs (id, method, created, params, summary) VALUES (?, ?, ?, ?, ?)",
-                (run_id, method, time.time(), _dumps(params), _dumps(summary)),
+                "INSERT INTO runs (id, method, created, params, summary, owner) VALUES (?, ?, ?, ?, ?, ?)",
+                (run_id, method, time.time(), _dumps(params), _dumps(summary), owner or ""),
             )
             conn.executemany(
                 "INSERT INTO run_rows (run_id, idx, row) VALUES (?, ?, ?)",
@@ -91,27 +151,46 @@ class Store:
             )
         return run_id
 
-    def get_run(self, run_id: str) -> dict | None:
-        rows = self.query("SELECT * FROM runs WHERE id = ?", (run_id,))
+    def get_run(self, run_id: str, owner: str | None = None) -> dict | None:
+        """The run, or None if it does not exist or (``owner`` given) is not readable by that owner."""
+        sql, params = owner_filter("SELECT * FROM runs WHERE id = ?", (run_id,), owner)
+        rows = self.query(sql, params)
         if not rows:
             return None
         r = rows[0]
-        return {"id": r["id"], "method": r["method"], "created": r["created"],
+        return {"id": r["id"], "method": r["method"], "created": r["created"], "owner": r["owner"],
                 "params": json.loads(r["params"]), "summary": json.loads(r["summary"])}
 
-    def run_rows(self, run_id: str) -> list[dict]:
+    def run_rows(self, run_id: str, owner: str | None = None) -> list[dict]:
+        if owner is not None and self.get_run(run_id, owner) is None:
+            return []
         return [json.loads(r["row"]) for r in
                 self.query("SELECT row FROM run_rows WHERE run_id = ? ORDER BY idx", (run_id,))]
 
-    def list_runs(self, method: str | None = None, limit: int = 50) -> list[dict]:
-        sql = "SELECT id, method, created, summary FROM runs"
+    def list_runs(self, method: str | None = None, limit: int = 50, owner: str | None = None) -> list[dict]:
+        """Newest first; ``owner`` given: only the runs that owner may read (None: all, for local tools)."""
+        sql = "SELECT id, method, created, summary, owner FROM runs WHERE 1 = 1"
         params: tuple = ()
         if method:
-            sql += " WHERE method = ?"
+            sql += " AND method = ?"
             params = (method,)
+        sql, params = owner_filter(sql, params, owner)
         sql += " ORDER BY created DESC LIMIT ?"
-        return [{"id": r["id"], "method": r["method"], "created": r["created"],
+        return [{"id": r["id"], "method": r["method"], "created": r["created"], "owner": r["owner"],
                  "summary": json.loads(r["summary"])} for r in self.query(sql, (*params, limit))]
+
+
+def owner_filter(sql: str, params: tuple, owner: str | None, column: str = "owner") -> tuple[str, tuple]:
+    """Append ``AND <column> IN (...)`` for the owners whose rows ``owner`` may read
+    (:func:`valdemo.core.owner.readable_owners`, public mode from the environment); None: no filter."""
+    if owner is None:
+        return sql, params
+    from .core.owner import is_public, readable_owners
+
+    allowed = readable_owners(owner, is_public())
+    if not allowed:
+        return sql + " AND 0", params
+    return sql + f" AND {column} IN ({', '.join('?' for _ in allowed)})", (*params, *allowed)
 
 
 def _dumps(obj: Any) -> str:
@@ -121,6 +200,25 @@ def _dumps(obj: Any) -> str:
 # Tables of individual methods (labels, concepts, judge overrides) are added
 # below, each in its own section, and created with the core tables.
 _EXTRA_SCHEMA: list[str] = []
+
+# Columns added after a table first shipped: (table, column, declaration). Added in place
+# (ALTER TABLE ... ADD COLUMN) when a store opens an older file; additive only, with defaults,
+# so old rows read as owner '' (legacy: nobody's in public mode) and old code keeps working.
+_COLUMNS: list[tuple[str, str, str]] = [
+    ("runs", "owner", "TEXT NOT NULL DEFAULT ''"),
+]
+_INDEXES: list[str] = [
+    "CREATE INDEX IF NOT EXISTS runs_by_owner ON runs (owner, method, created)",
+]
+
+
+def _migrate(conn: sqlite3.Connection) -> None:
+    for table, column, decl in _COLUMNS:
+        have = {r[1] for r in conn.execute(f"PRAGMA table_info({table})")}
+        if column not in have:
+            conn.execute(f"ALTER TABLE {table} ADD COLUMN {column} {decl}")
+    for ddl in _INDEXES:
+        conn.execute(ddl)
 
 
 _stores: dict[Path, Store] = {}
