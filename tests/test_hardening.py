@@ -68,16 +68,23 @@ def _files_containing(root: Path, needle: bytes) -> list[str]:
 
 
 def test_server_side_key_is_used_but_never_sent_or_stored(client, served_app, monkeypatch, capfd):
-    """OPENAI_API_KEY from the server's environment reaches the endpoint and nothing else."""
+    """OPENAI_API_KEY from the server's environment reaches the configured endpoint (OPENAI_BASE_URL)
+    and nothing else: not a URL a visitor writes in the spec or types in the panel (issue 12)."""
     import urllib.request
 
     secret = "sk-valdemo-ENVKEY-0451-do-not-leak"
     monkeypatch.setenv("OPENAI_API_KEY", secret)
-    with FaultServer(["ok"], reply="hello back") as server:
-        out = client.predict(f"openai:fault-model@{server.base_url}", "hi", api_name="/test_model")
+    with FaultServer(["ok"], reply="hello back") as server, FaultServer(["ok"], reply="visitor here") as visitor:
+        monkeypatch.setenv("OPENAI_BASE_URL", server.base_url)
+        out = client.predict("openai:fault-model", "hi", api_name="/test_model")
         assert "hello back" in out
         assert server.requests[-1]["headers"]["authorization"] == f"Bearer {secret}"
-    assert secret not in out
+        visitor_out = client.predict(f"openai:fault-model@{visitor.base_url}", "hi", api_name="/test_model")
+        assert "visitor here" in visitor_out
+        assert visitor.calls == 1
+        assert all(secret not in v for r in visitor.requests for v in r["headers"].values())
+        assert "authorization" not in visitor.requests[-1]["headers"]
+    assert secret not in out and secret not in visitor_out
     base = served_app[1].rstrip("/")
     for path in ["/", "/config", "/gradio_api/info"]:
         body = urllib.request.urlopen(base + path, timeout=10).read().decode("utf-8", "replace")

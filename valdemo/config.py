@@ -48,6 +48,10 @@ def _env_float(name: str, default: float, minimum: float = 0.0) -> float:
     return value
 
 
+def _env_list(name: str) -> tuple[str, ...]:
+    return tuple(x.strip() for x in os.environ.get(name, "").split(",") if x.strip())
+
+
 @dataclass(frozen=True)
 class Settings:
     """All runtime settings; see README 'Configuration'."""
@@ -71,9 +75,13 @@ class Settings:
     max_text_chars: int = field(metadata={"env": "VALDEMO_MAX_TEXT_CHARS", "doc": "longest text accepted from a user"})
     max_upload_mb: float = field(metadata={"env": "VALDEMO_MAX_UPLOAD_MB", "doc": "largest upload accepted, in MB"})
     local_concurrency: int = field(metadata={"env": "VALDEMO_LOCAL_CONCURRENCY", "doc": "queue slots for events that run the local model"})
-    host: str = field(metadata={"env": "VALDEMO_HOST", "doc": "address `make run` binds"})
-    port: int = field(metadata={"env": "VALDEMO_PORT", "doc": "port `make run` binds"})
+    host: str = field(metadata={"env": "VALDEMO_HOST", "doc": "address `make run` binds (unset: GRADIO_SERVER_NAME, else 127.0.0.1)"})
+    port: int = field(metadata={"env": "VALDEMO_PORT", "doc": "port `make run` binds (unset: GRADIO_SERVER_PORT, else 7860)"})
     clave_hub_repo: str = field(metadata={"env": "VALDEMO_CLAVE_HUB_REPO", "doc": "Hugging Face dataset repo (or a local folder) the CLAVE tab pushes labels to and pulls them from; empty = none"})
+    public: bool = field(metadata={"env": "VALDEMO_PUBLIC", "doc": "1 for public mode (always on when SPACE_ID is set, i.e. on a Hugging Face Space): visitor endpoints must be public addresses, local models are allow-listed"})
+    allowed_base_urls: tuple[str, ...] = field(metadata={"env": "VALDEMO_ALLOWED_BASE_URLS", "doc": "comma-separated base URLs whose origins visitors may use in public mode even if they are loopback or private"})
+    allowed_local_models: tuple[str, ...] = field(metadata={"env": "VALDEMO_ALLOWED_LOCAL_MODELS", "doc": "comma-separated ids or paths allowed as `local:<id>` in public mode; empty = the bundled model and VALDEMO_HUB_FALLBACK"})
+    max_local_models: int = field(metadata={"env": "VALDEMO_MAX_LOCAL_MODELS", "doc": "most local models kept loaded at once; the least recently used is unloaded"})
 
     @classmethod
     def from_env(cls) -> Settings:
@@ -99,9 +107,13 @@ class Settings:
             max_text_chars=_env_int("VALDEMO_MAX_TEXT_CHARS", 20_000, minimum=100),
             max_upload_mb=_env_float("VALDEMO_MAX_UPLOAD_MB", 20.0, minimum=0.01),
             local_concurrency=_env_int("VALDEMO_LOCAL_CONCURRENCY", 1, minimum=1),
-            host=_env("VALDEMO_HOST", "127.0.0.1"),
-            port=_env_int("VALDEMO_PORT", 7860, minimum=1),
+            host=_env("VALDEMO_HOST", _env("GRADIO_SERVER_NAME", "127.0.0.1")),
+            port=_env_int("VALDEMO_PORT", _env_int("GRADIO_SERVER_PORT", 7860, minimum=1), minimum=1),
             clave_hub_repo=os.environ.get("VALDEMO_CLAVE_HUB_REPO", "").strip(),
+            public=_env_bool("VALDEMO_PUBLIC", False) or bool(os.environ.get("SPACE_ID", "").strip()),
+            allowed_base_urls=_env_list("VALDEMO_ALLOWED_BASE_URLS"),
+            allowed_local_models=_env_list("VALDEMO_ALLOWED_LOCAL_MODELS"),
+            max_local_models=_env_int("VALDEMO_MAX_LOCAL_MODELS", 2, minimum=1),
         )
 
 

@@ -17,6 +17,7 @@ from .base import (
     user,
 )
 from .cache import CachedModel, ResponseCache, get_cache
+from .endpoint import ModelRefused
 from .registry import Credentials, get_model, parse_spec, unwrap
 
 __all__ = [
@@ -29,6 +30,7 @@ __all__ = [
     "ModelAuthError",
     "ModelError",
     "ModelRateLimited",
+    "ModelRefused",
     "ModelResponseError",
     "ModelSpecError",
     "ModelTimeout",

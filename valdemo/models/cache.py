@@ -1,8 +1,12 @@
 """SQLite response cache, and a ChatModel wrapper that uses it.
 
 Keys hash the backend, the model id, the messages, the generation parameters
-and the kind of call. Never the API key: a cached answer is an answer of the
-model, whoever asked. Greedy and seeded calls are deterministic, so caching is
+and the kind of call, scoped by what the model really is: the normalised base
+URL of an endpoint (two servers that both call their model "m" never share an
+answer), or the resolved folder or hub revision of a local model. Never the API
+key: a cached answer is an answer of the model, whoever asked. Keys are
+versioned (:data:`KEY_VERSION`); entries written under an older format are
+never served. Greedy and seeded calls are deterministic, so caching is
 sound for them; sampled calls without a seed are cached too, so callers that
 want n distinct samples pass n distinct seeds.
 """
@@ -14,7 +18,7 @@ import json
 import sqlite3
 import threading
 import time
-from collections.abc import Iterator, Sequence
+from collections.abc import Callable, Iterator, Sequence
 from pathlib import Path
 
 from .base import ChatModel, Conversation, GenParams, ProgressFn, Reply
@@ -28,6 +32,50 @@ def cache_key(kind: str, backend: str, model: str, payload: dict) -> str:
         separators=(",", ":"),
     )
     return hashlib.sha256(blob.encode("utf-8")).hexdigest()
+
+
+#: Bumped whenever what a key means changes; entries under older keys are never looked up.
+KEY_VERSION = 2
+
+
+class ScopedCache:
+    """A view of a :class:`ResponseCache` whose keys are scoped to one model identity.
+
+    ``scope`` is called once, on first use (so a local model's folder is resolved
+    only when the model is used). Counters, ``stats`` and ``clear`` are the shared
+    cache's.
+    """
+
+    def __init__(self, cache: ResponseCache, scope: Callable[[], str]):
+        self._cache = cache
+        self._scope_fn = scope
+        self._scope: str | None = None
+
+    def _key(self, key: str) -> str:
+        if self._scope is None:
+            self._scope = self._scope_fn()
+        blob = json.dumps({"v": KEY_VERSION, "scope": self._scope, "key": key}, sort_keys=True)
+        return hashlib.sha256(blob.encode("utf-8")).hexdigest()
+
+    def get(self, key: str) -> dict | None:
+        return self._cache.get(self._key(key))
+
+    def put(self, key: str, value: dict) -> None:
+        self._cache.put(self._key(key), value)
+
+    def __len__(self) -> int:
+        return len(self._cache)
+
+    def __getattr__(self, name: str):
+        if name.startswith("_"):
+            raise AttributeError(name)
+        return getattr(self._cache, name)
+
+
+def model_scope(model: ChatModel) -> str:
+    """What a model is, for cache keys: ``backend|endpoint`` (see ``endpoint`` on each backend)."""
+    endpoint = getattr(model, "endpoint", None)
+    return f"{model.backend}|{endpoint if endpoint is not None else model.spec}"
 
 
 class ResponseCache:
@@ -95,7 +143,7 @@ class CachedModel:
 
     def __init__(self, inner: ChatModel, cache: ResponseCache):
         self.inner = inner
-        self.cache = cache
+        self.cache = ScopedCache(cache, lambda: model_scope(inner))
         self.spec = inner.spec
         self.backend = inner.backend
         self.model_id = inner.model_id

@@ -18,11 +18,20 @@ import logging
 import os
 import threading
 import time
+from collections import OrderedDict
 from collections.abc import Iterator, Sequence
 from pathlib import Path
 
 from ..config import get_settings
-from .base import Conversation, GenParams, ModelError, ModelUnavailable, ProgressFn, Reply, validate_conversation
+from .base import (
+    Conversation,
+    GenParams,
+    ModelError,
+    ModelUnavailable,
+    ProgressFn,
+    Reply,
+    validate_conversation,
+)
 
 log = logging.getLogger(__name__)
 
@@ -127,7 +136,8 @@ class _Loaded:
         self.lock = threading.Lock()
 
 
-_loaded: dict[str, _Loaded] = {}
+#: Loaded models, least recently used first; at most VALDEMO_MAX_LOCAL_MODELS of them.
+_loaded: OrderedDict[str, _Loaded] = OrderedDict()
 _load_lock = threading.Lock()
 
 
@@ -140,10 +150,48 @@ def _pick_device() -> str:
     return "cuda" if torch.cuda.is_available() else "cpu"
 
 
+def _free(path: str) -> None:
+    """Drop one loaded model and give its memory back (a generation still running on it keeps
+    its own reference and finishes; the memory goes when it does)."""
+    import gc
+
+    entry = _loaded.pop(path)
+    del entry
+    gc.collect()
+    try:
+        import torch
+
+        if torch.cuda.is_available():
+            torch.cuda.empty_cache()
+    except ImportError:  # pragma: no cover - torch is a requirement
+        pass
+    log.info("unloaded %s (least recently used)", path)
+
+
+def _make_room(keep: int) -> None:
+    """Unload least recently used models until at most ``keep`` remain; busy ones are skipped."""
+    for path in list(_loaded):
+        if len(_loaded) <= keep:
+            return
+        if not _loaded[path].lock.locked():
+            _free(path)
+
+
+def unload(path: str) -> bool:
+    """Unload one model now; False if it was not loaded."""
+    with _load_lock:
+        if path not in _loaded:
+            return False
+        _free(path)
+        return True
+
+
 def _load(path: str) -> _Loaded:
     with _load_lock:
         if path in _loaded:
+            _loaded.move_to_end(path)
             return _loaded[path]
+        _make_room(get_settings().max_local_models - 1)
         import torch
         from transformers import AutoModelForCausalLM, AutoTokenizer
         from transformers.utils import logging as hf_logging
@@ -169,7 +217,28 @@ def _load(path: str) -> _Loaded:
 
 
 def loaded_models() -> list[str]:
+    """Paths of the loaded models, least recently used first."""
     return list(_loaded)
+
+
+def model_identity(path: str) -> str:
+    """What a local model is, for cache keys: a folder's resolved path and its weight files'
+    sizes and times, or a hub id with the revision in the local hub cache (if any)."""
+    folder = Path(path).expanduser()
+    if folder.is_dir():
+        weights = sorted(p for p in folder.iterdir() if p.suffix in {".safetensors", ".bin", ".gguf"})
+        stamp = ",".join(f"{p.name}:{p.stat().st_size}:{p.stat().st_mtime_ns}" for p in weights)
+        return f"dir:{folder.resolve()}|{stamp}"
+    revision = ""
+    try:
+        from huggingface_hub import try_to_load_from_cache
+
+        cached = try_to_load_from_cache(path, "config.json")
+        if isinstance(cached, str):
+            revision = Path(cached).parent.name  # snapshots/<commit>/config.json
+    except Exception:  # a malformed id: the load will say so
+        revision = ""
+    return f"hub:{path}@{revision or 'unresolved'}"
 
 
 class LocalChatModel:
@@ -188,10 +257,18 @@ class LocalChatModel:
         return f"LocalChatModel({self.model_id!r})"
 
     # -- loading -----------------------------------------------------------------
-    def _get(self) -> _Loaded:
+    def _resolve(self) -> str:
         if self._path is None:
             self._path, self.is_bundled = resolve_local_model(self._name)
-        return _load(self._path)
+        return self._path
+
+    def _get(self) -> _Loaded:
+        return _load(self._resolve())
+
+    @property
+    def endpoint(self) -> str:
+        """The resolved model (folder or hub revision): part of every cache key."""
+        return model_identity(self._resolve())
 
     def warm(self) -> None:
         """Load now rather than on first use."""

@@ -32,11 +32,10 @@ from .base import (
     Reply,
     validate_conversation,
 )
+from .endpoint import DEFAULT_BASE_URL, ModelRefused, guarded_transport, normalise_base_url
 
 log = logging.getLogger(__name__)
 T = TypeVar("T")
-
-DEFAULT_BASE_URL = "https://api.openai.com/v1"
 
 
 def _retry_after(exc: Exception) -> float | None:
@@ -65,7 +64,14 @@ class OpenAIChatModel:
         retries: int | None = None,
         concurrency: int | None = None,
         backoff_s: float | None = None,
+        guard: bool = False,
+        key_note: str = "",
+        server_endpoint: bool = False,
     ):
+        """``guard``: check every connection against the public-mode address rules (visitor URLs).
+        ``key_note``: why no key is sent (shown with a 401/403). ``server_endpoint``: this is
+        the server-configured endpoint, so the server's own OPENAI_* settings (organisation,
+        project, custom headers) apply; elsewhere they are stripped from every request."""
         try:
             import openai
         except ImportError as exc:  # pragma: no cover - openai is in requirements
@@ -74,17 +80,29 @@ class OpenAIChatModel:
         self._openai = openai
         self.model_id = model
         self.base_url = (base_url or DEFAULT_BASE_URL).rstrip("/")
+        self.endpoint = normalise_base_url(self.base_url)  # part of every cache key
+        self.key_note = key_note
         self.spec = spec or f"openai:{model}@{self.base_url}"
         self.timeout_s = timeout_s if timeout_s is not None else settings.openai_timeout_s
         self.retries = retries if retries is not None else settings.openai_retries
         self.concurrency = concurrency or settings.openai_concurrency
         self.backoff_s = backoff_s if backoff_s is not None else settings.openai_backoff_s
+        # Redirects are never followed: a redirect could carry a request (and, to the same
+        # origin, a key) somewhere the checks above never saw.
+        http_client = openai.DefaultHttpxClient(
+            timeout=self.timeout_s,
+            follow_redirects=False,
+            transport=guarded_transport(self.base_url) if guard else None,
+            trust_env=not guard,
+            event_hooks={} if server_endpoint else {"request": [_strip_server_headers(api_key)]},
+        )
         # Servers without auth (local vLLM, transformers serve) still need a non-empty key.
         self._client = openai.OpenAI(
             base_url=self.base_url,
             api_key=api_key or "not-needed",
             timeout=self.timeout_s,
             max_retries=0,
+            http_client=http_client,
         )
         self._logprobs_supported: bool | None = None
         self.calls = 0  # requests actually sent (retries included)
@@ -103,15 +121,21 @@ class OpenAIChatModel:
             try:
                 return fn()
             except openai.AuthenticationError as exc:
+                if self.key_note:
+                    raise ModelAuthError(f"{self.base_url} wants a key (401): {self.key_note}") from exc
                 raise ModelAuthError(f"{self.base_url} refused the API key (401); check the key") from exc
             except openai.PermissionDeniedError as exc:
-                raise ModelAuthError(f"{self.base_url} denied access to {self.model_id!r} (403)") from exc
+                raise ModelAuthError(f"{self.base_url} denied access to {self.model_id!r} (403)"
+                                     + (f": {self.key_note}" if self.key_note else "")) from exc
             except openai.NotFoundError as exc:
                 raise ModelUnavailable(f"{self.base_url} has no model {self.model_id!r} (404)") from exc
             except openai.BadRequestError as exc:
                 raise ModelResponseError(f"{self.base_url} rejected the request (400): {_short(exc)}") from exc
             except (openai.RateLimitError, openai.InternalServerError, openai.APITimeoutError,
                     openai.APIConnectionError) as exc:
+                refused = _refusal_in(exc)
+                if refused is not None:
+                    raise ModelRefused(str(refused)) from exc
                 if attempt >= self.retries:
                     raise _final_error(exc, self, attempt + 1) from exc
                 delay = _retry_after(exc)
@@ -123,6 +147,12 @@ class OpenAIChatModel:
                 time.sleep(delay)
                 attempt += 1
             except openai.APIStatusError as exc:
+                if 300 <= exc.status_code < 400:
+                    where = exc.response.headers.get("location", "") if exc.response is not None else ""
+                    raise ModelResponseError(
+                        f"{self.base_url} answered with a redirect ({exc.status_code}"
+                        + (f" to {where[:200]}" if where else "")
+                        + "); redirects are not followed: use the final URL as the base URL") from exc
                 if exc.status_code >= 500 and attempt < self.retries:
                     time.sleep(self.backoff_s * (2**attempt))
                     attempt += 1
@@ -250,6 +280,42 @@ class OpenAIChatModel:
         if progress:
             progress(len(conversations), len(conversations))
         return [first, *rest]
+
+
+def _refusal_in(exc: BaseException) -> ModelRefused | None:
+    """A public-mode refusal raised while connecting, wrapped by the client's own errors."""
+    seen = 0
+    while exc is not None and seen < 10:
+        if isinstance(exc, ModelRefused):
+            return exc
+        exc = exc.__cause__ or exc.__context__
+        seen += 1
+    return None
+
+
+#: Headers the openai client fills from the server's environment (OPENAI_ORG_ID, OPENAI_PROJECT_ID).
+_SERVER_HEADERS = ("openai-organization", "openai-project")
+
+
+def _strip_server_headers(api_key: str | None):
+    """A request hook for endpoints other than the configured one: only the visitor's key (or
+    no Authorization header at all) may travel, and nothing the client took from the server's
+    environment (organisation, project, OPENAI_CUSTOM_HEADERS) goes along."""
+    import os
+
+    custom = [line.split(":", 1)[0].strip().lower()
+              for line in os.environ.get("OPENAI_CUSTOM_HEADERS", "").splitlines() if ":" in line]
+
+    def hook(request) -> None:
+        for name in (*_SERVER_HEADERS, *custom):
+            if name and name in request.headers:
+                del request.headers[name]
+        if api_key:
+            request.headers["authorization"] = f"Bearer {api_key}"
+        elif "authorization" in request.headers:
+            del request.headers["authorization"]
+
+    return hook
 
 
 def _short(exc: Exception) -> str:

@@ -7,13 +7,16 @@ Specs:
                                    session's settings panel, else OPENAI_BASE_URL / OPENAI_API_KEY
     ``openai:<model>@<base_url>``  the same with the base URL in the spec
 
+The server's OPENAI_API_KEY only ever goes to the server-configured base URL; any
+other URL gets the session's own key or none (see :mod:`.endpoint`). In public mode
+visitor URLs and ``local:<id>`` are checked there too.
+
 Local models are shared per process (one load); the response cache wraps every
 model unless bypassed.
 """
 
 from __future__ import annotations
 
-import os
 import re
 import threading
 from dataclasses import dataclass, field
@@ -21,6 +24,15 @@ from dataclasses import dataclass, field
 from ..config import get_settings
 from .base import ChatModel, ModelSpecError
 from .cache import CachedModel, get_cache
+from .endpoint import (
+    check_local,
+    check_visitor_url,
+    configured_base_url,
+    is_configured,
+    key_for,
+    needs_guard,
+    normalise_base_url,
+)
 
 BACKENDS = ("local", "openai")
 SPEC_HELP = "use `local`, `local:<hub id or path>`, `openai:<model>` or `openai:<model>@<base_url>`"
@@ -64,7 +76,7 @@ def parse_spec(spec: str) -> ParsedSpec:
     name, base_url = name.strip(), base_url.strip()
     if not name:
         raise ModelSpecError(f"{spec!r} names no model: {SPEC_HELP}")
-    if at and not re.match(r"^https?://[^\s/]+", base_url):
+    if at and not re.match(r"^https?://[^\s/]+", base_url, re.IGNORECASE):
         raise ModelSpecError(f"{spec!r}: the base URL must start with http:// or https://")
     return ParsedSpec("openai", name, base_url)
 
@@ -88,16 +100,19 @@ def get_model(spec: str, creds: Credentials | None = None, use_cache: bool | Non
     parsed = parse_spec(spec)
     settings = get_settings()
     if parsed.backend == "local":
+        check_local(parsed.name)
         model: ChatModel = _local(parsed.name, spec.strip())
     else:
         from .openai_api import OpenAIChatModel
 
         creds = creds or Credentials()
-        base_url = parsed.base_url or creds.base_url or os.environ.get("OPENAI_BASE_URL", "")
-        if base_url and not re.match(r"^https?://[^\s/]+", base_url):
-            raise ModelSpecError(f"base URL {base_url!r} must start with http:// or https://")
-        api_key = creds.api_key or os.environ.get("OPENAI_API_KEY", "")
-        model = OpenAIChatModel(parsed.name, base_url=base_url or None, api_key=api_key or None, spec=spec.strip())
+        base_url = parsed.base_url or creds.base_url or configured_base_url()
+        normalise_base_url(base_url)  # a clear error for a URL that cannot be a base URL
+        check_visitor_url(base_url)  # public mode: public addresses or the allow-list only
+        key = key_for(base_url, creds.api_key)
+        model = OpenAIChatModel(parsed.name, base_url=base_url, api_key=key.api_key, spec=spec.strip(),
+                                guard=needs_guard(base_url), key_note=key.note,
+                                server_endpoint=is_configured(base_url))
     if use_cache is None:
         use_cache = settings.cache_enabled
     return CachedModel(model, get_cache(settings.cache_path)) if use_cache else model

@@ -9,10 +9,36 @@ from __future__ import annotations
 import gradio as gr
 
 from ..inputs import check_text
-from ..models import GenParams, unwrap, user
+from ..models import GenParams, ModelSpecError, unwrap, user
+from ..models.endpoint import configured_base_url, host_of, is_configured, key_for, normalise_base_url, public_mode
 from .common import caveat_markdown, resolve_model, ui_errors
 
 SPEC_CHOICES = ["local", "openai:gpt-4o-mini", "openai:<model>@http://127.0.0.1:8000/v1"]
+
+
+def set_creds(url: str, key: str) -> tuple[dict, str]:
+    """The session's endpoint settings, and a note saying where requests (and which key) will go."""
+    url, key = (url or "").strip(), (key or "").strip()
+    if url:
+        try:
+            normalise_base_url(url)
+        except ModelSpecError as exc:
+            return {"base_url": "", "api_key": key}, f"⚠️ {exc}"
+    if not (url or key):
+        return {"base_url": "", "api_key": ""}, ""
+    target = url or configured_base_url()
+    where = f"base URL {url}" if url else f"the server's base URL ({host_of(target)})"
+    if key:
+        note = f"Using {where} with your key (this session only)."
+    elif key_for(target).api_key:
+        note = f"Using {where} with the server's key."
+    else:
+        withheld = key_for(target).note
+        note = f"Using {where} without a key" + (f": {withheld}." if withheld else ".")
+    if url and public_mode() and not is_configured(url):
+        note += (" This is a public instance: the URL must reach a public address (or be allowed by "
+                 "the server's owner), which is checked when a model uses it.")
+    return {"base_url": url, "api_key": key}, note
 
 
 def build(settings) -> tuple[gr.Dropdown, gr.Dropdown, gr.State, dict]:
@@ -34,17 +60,6 @@ def build(settings) -> tuple[gr.Dropdown, gr.Dropdown, gr.State, dict]:
             message = gr.Textbox(value="In one sentence, what is honesty?", label="Test message", scale=4)
             test_btn = gr.Button("Test model", variant="secondary", scale=1, elem_id="test-model")
         test_out = gr.Markdown(elem_id="test-model-output")
-
-    def set_creds(url: str, key: str):
-        url, key = (url or "").strip(), (key or "").strip()
-        note = ""
-        if url and not url.startswith(("http://", "https://")):
-            note = "⚠️ The base URL must start with http:// or https://"
-            url = ""
-        elif url or key:
-            note = f"Using {'base URL ' + url if url else 'the default base URL'}" + \
-                   (" with your key (this session only)." if key else " without a key.")
-        return {"base_url": url, "api_key": key}, note
 
     for box in (base_url, api_key):
         box.change(set_creds, [base_url, api_key], [creds, creds_note], api_visibility="private", queue=False)
