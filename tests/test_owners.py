@@ -79,3 +79,17 @@ def test_request_owner_from_gradio_request(monkeypatch):
     assert request_owner(req, SimpleNamespace(username="alice")) == hf_owner("alice")
     monkeypatch.setenv("VALDEMO_PUBLIC", "0")
     assert request_owner(req, None) == LOCAL
+
+
+def test_resolve_annotator_with_and_without_sign_in():
+    from valdemo.core.owner import OwnerError, resolve_annotator
+
+    alice = hf_owner("alice")
+    assert resolve_annotator(alice, "", signin=True) == ("alice", True)
+    assert resolve_annotator(alice, "alice", signin=True) == ("alice", True)
+    with pytest.raises(OwnerError, match="signed in as 'alice'.*not as 'bob'"):
+        resolve_annotator(alice, "bob", signin=True)
+    with pytest.raises(OwnerError, match="sign in with Hugging Face"):
+        resolve_annotator(session_owner("s"), "bob", signin=True)
+    assert resolve_annotator(session_owner("s"), " bob ", signin=False) == ("bob", False)
+    assert issubclass(OwnerError, ValueError)  # ui_errors shows it as a plain message

@@ -15,6 +15,8 @@ import sys
 import threading
 from pathlib import Path
 
+import pytest
+
 from valdemo import store as st
 from valdemo.store import Store, StoreError
 
@@ -175,3 +177,28 @@ def test_runs_are_per_owner_in_public_mode(tmp_path, monkeypatch):
     assert store.get_run(b, owner="session:a") is None and store.run_rows(b, owner="session:a") == []
     assert store.run_rows(a, owner="session:a") == [{"i": 0}]
     assert {r["id"] for r in store.list_runs()} == {a, b}  # local tools (no owner) see all
+
+
+def test_overrides_and_labels_record_who_made_them(tmp_path, monkeypatch):
+    monkeypatch.delenv("SPACE_ID", raising=False)
+    monkeypatch.setenv("VALDEMO_PUBLIC", "1")
+    store = Store(tmp_path / "who.sqlite")
+    base = {"item_id": "i", "text": "t", "part": "attribution", "part_text": "p", "judge_score": 3}
+    ids = st.vum_save_overrides(store, [{**base, "human_score": 4, "owner": "hf:alice", "owner_name": "alice",
+                                         "verified": 1},
+                                        {**base, "part": "rebuttal", "human_score": 2, "owner": "hf:alice",
+                                         "owner_name": "alice", "verified": 1}])
+    st.vum_save_override(store, {**base, "human_score": 5, "owner": "session:bob", "owner_name": "visitor-b"})
+    mine = st.vum_overrides(store, "hf:alice")
+    assert [o["id"] for o in mine] == ids and {(o["owner_name"], o["verified"]) for o in mine} == {("alice", 1)}
+    assert [o["human_score"] for o in st.vum_overrides(store, "session:bob")] == [5]
+    assert len(st.vum_overrides(store)) == 3
+    with pytest.raises(sqlite3.IntegrityError):  # all or none: the valid first part is not kept either
+        st.vum_save_overrides(store, [{**base, "human_score": 4}, {**base, "human_score": 9}])
+    assert len(st.vum_overrides(store)) == 3
+
+    [sid] = st.clave_add_samples(store, [("POWER", "text")], "test")
+    st.clave_add_label(store, sid, "alice", 1, owner="hf:alice", verified=True)
+    st.clave_add_label(store, sid, "carol", -1, owner="session:c")
+    got = {r["annotator"]: r["verified"] for r in st.clave_current_labels(store)}
+    assert got == {"alice": 1, "carol": 0}

@@ -206,9 +206,20 @@ _EXTRA_SCHEMA: list[str] = []
 # so old rows read as owner '' (legacy: nobody's in public mode) and old code keeps working.
 _COLUMNS: list[tuple[str, str, str]] = [
     ("runs", "owner", "TEXT NOT NULL DEFAULT ''"),
+    # CLAVE: who submitted a label (Owner id) and whether the annotator name was the signed-in
+    # Hugging Face user; concepts and recognizers belong to their owner.
+    ("clave_labels", "owner", "TEXT NOT NULL DEFAULT ''"),
+    ("clave_labels", "verified", "INTEGER NOT NULL DEFAULT 0"),
+    ("clave_concepts", "owner", "TEXT NOT NULL DEFAULT ''"),
+    ("clave_recognizers", "owner", "TEXT NOT NULL DEFAULT ''"),
+    # VUM: who overrode the judge.
+    ("vum_overrides", "owner", "TEXT NOT NULL DEFAULT ''"),
+    ("vum_overrides", "owner_name", "TEXT NOT NULL DEFAULT ''"),
+    ("vum_overrides", "verified", "INTEGER NOT NULL DEFAULT 0"),
 ]
 _INDEXES: list[str] = [
     "CREATE INDEX IF NOT EXISTS runs_by_owner ON runs (owner, method, created)",
+    "CREATE INDEX IF NOT EXISTS vum_overrides_by_owner ON vum_overrides (owner, id)",
 ]
 
 
@@ -293,14 +304,19 @@ def clave_add_samples(store: Store, rows: list[tuple[str, str]], source: str) ->
 
 
 def clave_add_label(store: Store, sample_id: int, annotator: str, label: int | None, note: str = "",
-                    created: float | None = None) -> int:
-    """Record one submission (``label`` None = skipped), committed before returning; its seq."""
+                    created: float | None = None, owner: str = "", verified: bool = False) -> int:
+    """Record one submission (``label`` None = skipped), committed before returning; its seq.
+
+    ``owner`` is the submitter's Owner id; ``verified`` is True only when ``annotator`` is the
+    signed-in Hugging Face user (see valdemo.core.owner.resolve_annotator)."""
     with store.tx() as conn:
         if conn.execute("SELECT 1 FROM clave_samples WHERE id = ?", (sample_id,)).fetchone() is None:
             raise KeyError(f"no calibration sample with id {sample_id}")
         cur = conn.execute(
-            "INSERT INTO clave_labels (sample_id, annotator, label, note, created) VALUES (?, ?, ?, ?, ?)",
-            (sample_id, annotator, label, note, created if created is not None else time.time()))
+            "INSERT INTO clave_labels (sample_id, annotator, label, note, created, owner, verified) "
+            "VALUES (?, ?, ?, ?, ?, ?, ?)",
+            (sample_id, annotator, label, note, created if created is not None else time.time(), owner or "",
+             int(bool(verified))))
         return int(cur.lastrowid)
 
 
@@ -326,7 +342,7 @@ def clave_undo(store: Store, annotator: str) -> dict | None:
 
 
 _CLAVE_CURRENT = (
-    "SELECT l.seq, l.sample_id, l.annotator, l.label, l.note, l.created, s.value, s.text, s.source "
+    "SELECT l.seq, l.sample_id, l.annotator, l.label, l.note, l.created, l.verified, s.value, s.text, s.source "
     "FROM clave_labels l JOIN clave_samples s ON s.id = l.sample_id "
     "WHERE l.undone = 0 AND l.seq = (SELECT MAX(m.seq) FROM clave_labels m WHERE m.undone = 0 "
     "AND m.annotator = l.annotator AND m.sample_id = l.sample_id)"
@@ -424,19 +440,35 @@ _EXTRA_SCHEMA.append(
 
 _VUM_OVERRIDE_FIELDS = ("item_id", "text", "value", "label", "part", "part_text", "judge_score", "human_score",
                         "target", "judge")
+#: Who made the override: Owner id, shown name, signed in (1) or not (0).
+_VUM_OWNER_FIELDS = (("owner", ""), ("owner_name", ""), ("verified", 0))
+
+
+def _override_values(entry: dict) -> tuple:
+    return (*[entry.get(k) for k in _VUM_OVERRIDE_FIELDS],
+            *[entry.get(k) if entry.get(k) is not None else default for k, default in _VUM_OWNER_FIELDS])
+
+
+_VUM_INSERT = (f"INSERT INTO vum_overrides (created, {', '.join(_VUM_OVERRIDE_FIELDS)}, "
+               f"{', '.join(k for k, _ in _VUM_OWNER_FIELDS)}) "
+               f"VALUES (?, {', '.join('?' for _ in range(len(_VUM_OVERRIDE_FIELDS) + len(_VUM_OWNER_FIELDS)))})")
 
 
 def vum_save_override(store: Store, entry: dict) -> int:
-    """Store one human score for one judged critique part; returns its row id."""
+    """Store one human score for one judged critique part; returns its row id. ``entry`` may
+    carry ``owner``, ``owner_name`` and ``verified`` (who made it)."""
     with store.tx() as conn:
-        cur = conn.execute(
-            f"INSERT INTO vum_overrides (created, {', '.join(_VUM_OVERRIDE_FIELDS)}) "
-            f"VALUES (?, {', '.join('?' for _ in _VUM_OVERRIDE_FIELDS)})",
-            (time.time(), *[entry.get(k) for k in _VUM_OVERRIDE_FIELDS]),
-        )
-        return int(cur.lastrowid)
+        return int(conn.execute(_VUM_INSERT, (time.time(), *_override_values(entry))).lastrowid)
 
 
-def vum_overrides(store: Store) -> list[dict]:
-    """Every stored override, oldest first."""
-    return [dict(r) for r in store.query("SELECT * FROM vum_overrides ORDER BY id")]
+def vum_save_overrides(store: Store, entries: list[dict]) -> list[int]:
+    """Several overrides (the parts of one judged answer) in one transaction: all or none."""
+    now = time.time()
+    with store.tx() as conn:
+        return [int(conn.execute(_VUM_INSERT, (now, *_override_values(e))).lastrowid) for e in entries]
+
+
+def vum_overrides(store: Store, owner: str | None = None) -> list[dict]:
+    """Stored overrides, oldest first; ``owner`` given: only those that owner may read."""
+    sql, params = owner_filter("SELECT * FROM vum_overrides WHERE 1 = 1", (), owner)
+    return [dict(r) for r in store.query(sql + " ORDER BY id", params)]

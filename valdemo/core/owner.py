@@ -103,3 +103,25 @@ def is_public(env: dict | None = None) -> bool:
 def annotator_label(name: str, verified: bool) -> str:
     """How an annotator is shown in exports and agreement tables: unverified names say so."""
     return name if verified else f"{name} (unverified)"
+
+
+class OwnerError(ValueError):
+    """An action for an identity the visitor does not hold (shown to them as a plain message)."""
+
+
+def resolve_annotator(owner: Owner, name: str | None, signin: bool) -> tuple[str, bool]:
+    """The annotator name a label or an undo is recorded under, and whether it is verified.
+
+    With sign-in on, the annotator is the signed-in Hugging Face user: nobody signed in, or a
+    different name typed (or sent through the API), is refused. Without sign-in, the typed name
+    is kept as given and marked unverified (anyone could have typed it)."""
+    name = (name or "").strip()
+    if signin:
+        if not owner.verified:
+            raise OwnerError("sign in with Hugging Face to label: on this Space labels are kept under your "
+                             "Hugging Face name")
+        if name and name != owner.name:
+            raise OwnerError(f"you are signed in as {owner.name!r}: you can label or undo only as yourself, "
+                             f"not as {name!r}")
+        return owner.name, True
+    return name, False
