@@ -9,8 +9,17 @@ from __future__ import annotations
 import pytest
 
 from tests.fault_server import FaultServer
-from valdemo.config import reload_settings
-from valdemo.models import Credentials, ModelAuthError, ModelSpecError, get_model, user
+from valdemo.config import get_settings, reload_settings
+from valdemo.models import (
+    Credentials,
+    GenParams,
+    ModelAuthError,
+    ModelError,
+    ModelRefused,
+    ModelSpecError,
+    get_model,
+    user,
+)
 
 SERVER_KEY = "sk-server-OWNER-7781-never-to-visitors"
 HF = "hf_OWNER_token_5512"
@@ -169,3 +178,191 @@ def _hardlinked_copy(src, dst):
             except OSError:
                 shutil.copy2(f, dst / f.name)
     return dst
+
+
+# -- 3. public mode ------------------------------------------------------------------------------
+def test_public_mode_is_on_with_space_id_or_the_setting(env):
+    assert not get_settings().public
+    assert _set(env, VALDEMO_PUBLIC="1").public
+    env.delenv("VALDEMO_PUBLIC")
+    assert _set(env, SPACE_ID="someone/valdemo").public
+
+
+def test_public_mode_refuses_a_loopback_visitor_url_and_the_allow_list_lets_it_through(env):
+    with FaultServer(["ok"], reply="inside") as server:
+        _set(env, VALDEMO_PUBLIC="1")
+        for make in (lambda: get_model(f"openai:m@{server.base_url}", use_cache=False),
+                     lambda: get_model("openai:m", Credentials(base_url=server.base_url), use_cache=False),
+                     lambda: get_model(f"openai:m@http://localhost:{server.port}/v1", use_cache=False)):
+            with pytest.raises(ModelRefused, match=r"resolves to (127\.0\.0\.1|::1) \(loopback\).*"
+                                                    r"VALDEMO_ALLOWED_BASE_URLS"):
+                make()
+        assert server.calls == 0
+        # The owner allows this origin (any path on it): it goes through.
+        _set(env, VALDEMO_ALLOWED_BASE_URLS=f"http://example.invalid:1/v1, http://127.0.0.1:{server.port}/")
+        assert get_model(f"openai:m@{server.base_url}", use_cache=False).chat(user("hi")).text == "inside"
+        assert server.calls == 1
+
+
+def test_outside_public_mode_a_loopback_url_is_fine(env):
+    with FaultServer(["ok"], reply="local server") as server:
+        assert get_model(f"openai:m@{server.base_url}", use_cache=False).chat(user("hi")).text == "local server"
+
+
+def test_the_configured_endpoint_may_be_private_in_public_mode(env):
+    with FaultServer(["ok"], reply="owner's server") as server:
+        _set(env, VALDEMO_PUBLIC="1", OPENAI_BASE_URL=server.base_url)
+        assert get_model("openai:m", use_cache=False).chat(user("hi")).text == "owner's server"
+
+
+@pytest.mark.parametrize("url,why", [
+    ("http://10.0.0.5:8000/v1", "private network"),
+    ("http://192.168.1.10/v1", "private network"),
+    ("http://169.254.169.254/latest", "cloud metadata service"),
+    ("http://[fd00:ec2::254]/v1", "cloud metadata service"),
+    ("http://[::1]:8000/v1", "loopback"),
+    ("http://[::ffff:127.0.0.1]:8000/v1", "loopback"),
+    ("http://0.0.0.0:8000/v1", "unspecified"),
+    ("http://224.0.0.1/v1", "multicast"),
+    ("http://100.64.0.1/v1", "not a public address"),
+])
+def test_public_mode_refuses_private_and_metadata_addresses(env, url, why):
+    _set(env, VALDEMO_PUBLIC="1")
+    with pytest.raises(ModelRefused, match=f"\\({why}\\)"):
+        get_model(f"openai:m@{url}", use_cache=False)
+
+
+def test_public_address_passes_the_check(env):
+    import ipaddress
+
+    from valdemo.models.endpoint import address_problem
+
+    assert address_problem(ipaddress.ip_address("8.8.8.8")) is None
+    assert address_problem(ipaddress.ip_address("2606:4700:4700::1111")) is None
+    assert address_problem(ipaddress.ip_address("64:ff9b::7f00:1")) == "loopback"  # NAT64 of 127.0.0.1
+
+
+def test_every_connection_is_checked_not_only_the_first_resolution(env):
+    """A name that passed the first check but resolves to loopback by the time the request
+    connects (DNS rebinding) is refused at connect time: the guard sits in the transport."""
+    from valdemo.models.openai_api import OpenAIChatModel
+
+    with FaultServer(["ok"]) as server:
+        _set(env, VALDEMO_PUBLIC="1")
+        model = OpenAIChatModel("m", base_url=server.base_url, guard=True)  # as if the first check passed
+        with pytest.raises(ModelRefused, match="loopback"):
+            model.chat(user("hi"))
+        assert server.calls == 0 and model.calls == 1  # refused at once, no retries
+
+
+class _Redirector:
+    """A loopback server that answers every POST with a 307 to ``target`` (a real redirect)."""
+
+    def __init__(self, target: str):
+        import threading
+        from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+
+        class Handler(BaseHTTPRequestHandler):
+            def log_message(self, *args):
+                pass
+
+            def do_POST(self):
+                self.rfile.read(int(self.headers.get("content-length") or 0))
+                self.send_response(307)
+                self.send_header("location", target)
+                self.send_header("content-length", "0")
+                self.end_headers()
+
+        self.httpd = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
+        self.base_url = f"http://127.0.0.1:{self.httpd.server_address[1]}/v1"
+        threading.Thread(target=self.httpd.serve_forever, daemon=True).start()
+
+    def close(self):
+        self.httpd.shutdown()
+        self.httpd.server_close()
+
+
+@pytest.mark.parametrize("public", [True, False])
+def test_redirects_are_not_followed(env, public):
+    with FaultServer(["ok"]) as inner:
+        hop = _Redirector(f"{inner.base_url}/chat/completions")
+        try:
+            _set(env, VALDEMO_PUBLIC="1" if public else "0", VALDEMO_ALLOWED_BASE_URLS=hop.base_url,
+                 OPENAI_API_KEY=SERVER_KEY)
+            with pytest.raises(ModelError, match=r"redirect \(307 to http://127\.0\.0\.1:\d+/v1/chat"):
+                get_model(f"openai:m@{hop.base_url}", use_cache=False).chat(user("hi"))
+            assert inner.calls == 0
+        finally:
+            hop.close()
+
+
+def test_local_models_are_allow_listed_in_public_mode(env, tmp_path):
+    _set(env, VALDEMO_PUBLIC="1")
+    get_model("local")  # the server's own model: always (nothing loads here)
+    get_model(f"local:{get_settings().hub_fallback_model}")  # the Space fallback: allowed by default
+    with pytest.raises(ModelRefused, match=r"local:someone/huge-model is not available on this public instance"
+                                           r".*VALDEMO_ALLOWED_LOCAL_MODELS") as err:
+        get_model("local:someone/huge-model")
+    assert str(get_settings().cache_dir) not in str(err.value)  # no server paths in the message
+    with pytest.raises(ModelRefused):
+        get_model(f"local:{tmp_path}")
+    _set(env, VALDEMO_ALLOWED_LOCAL_MODELS=f"someone/huge-model,{tmp_path}")
+    get_model("local:someone/huge-model")
+    get_model(f"local:{tmp_path}/")  # the same folder, written differently
+    env.delenv("VALDEMO_PUBLIC")
+    _set(env, VALDEMO_ALLOWED_LOCAL_MODELS="")
+    get_model("local:someone/huge-model")  # outside public mode anything goes
+
+
+@pytest.mark.slow
+def test_least_recently_used_local_model_is_unloaded(env, bundled_dir, tmp_path):
+    """Four loads of the bundled model under two folder names (about a minute on 2 busy cores)."""
+    import gc
+    import weakref
+
+    from valdemo.models import local as local_backend
+
+    copy = _hardlinked_copy(bundled_dir, tmp_path / "second")
+    _set(env, VALDEMO_MAX_LOCAL_MODELS="1", VALDEMO_PUBLIC="1", VALDEMO_ALLOWED_LOCAL_MODELS=str(copy))
+    for path in local_backend.loaded_models():
+        local_backend.unload(path)
+    params = GenParams(max_new_tokens=2)
+    get_model("local", use_cache=False).chat(user("Hi"), params)
+    assert local_backend.loaded_models() == [str(bundled_dir)]
+    first = weakref.ref(local_backend._loaded[str(bundled_dir)].model)
+    get_model(f"local:{copy}", use_cache=False).chat(user("Hi"), params)
+    assert local_backend.loaded_models() == [str(copy)]
+    gc.collect()
+    assert first() is None, "the unloaded model is still in memory"
+    get_model("local", use_cache=False).chat(user("Hi"), params)  # loads again when asked
+    assert local_backend.loaded_models() == [str(bundled_dir)]
+    _set(env, VALDEMO_MAX_LOCAL_MODELS="2")
+    get_model(f"local:{copy}", use_cache=False).chat(user("Hi"), params)
+    get_model("local", use_cache=False).chat(user("Hi"), params)  # a hit moves it to the back
+    assert local_backend.loaded_models() == [str(copy), str(bundled_dir)]
+    local_backend.unload(str(copy))
+
+
+@pytest.mark.slow
+def test_the_app_api_reports_refusals_clearly(env, client):
+    with FaultServer(["ok"]) as server:
+        _set(env, VALDEMO_PUBLIC="1")
+        with pytest.raises(Exception, match=r"refused 127\.0\.0\.1:\d+: it resolves to 127\.0\.0\.1 \(loopback\)"):
+            client.predict(f"openai:m@{server.base_url}", "hi", api_name="/test_model")
+        with pytest.raises(Exception, match="local:someone/huge-model is not available on this public instance"):
+            client.predict("local:someone/huge-model", "hi", api_name="/test_model")
+        assert server.calls == 0
+
+
+# -- 7. Gradio's host/port convention ----------------------------------------------------------------
+def test_gradio_server_name_and_port_apply_when_valdemo_settings_are_unset(env):
+    for var in ("VALDEMO_HOST", "VALDEMO_PORT", "GRADIO_SERVER_NAME", "GRADIO_SERVER_PORT"):
+        env.delenv(var, raising=False)
+    assert (reload_settings().host, reload_settings().port) == ("127.0.0.1", 7860)
+    s = _set(env, GRADIO_SERVER_NAME="0.0.0.0", GRADIO_SERVER_PORT="7861")
+    assert (s.host, s.port) == ("0.0.0.0", 7861)
+    s = _set(env, VALDEMO_HOST="127.0.0.2", VALDEMO_PORT="9000")
+    assert (s.host, s.port) == ("127.0.0.2", 9000)
+    env.delenv("VALDEMO_PORT")
+    with pytest.raises(ValueError, match="GRADIO_SERVER_PORT must be an integer"):
+        _set(env, GRADIO_SERVER_PORT="http")

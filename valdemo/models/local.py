@@ -28,6 +28,7 @@ from .base import (
     GenParams,
     ModelError,
     ModelUnavailable,
+    OlderOptionProbs,
     ProgressFn,
     Reply,
     validate_conversation,
@@ -241,7 +242,7 @@ def model_identity(path: str) -> str:
     return f"hub:{path}@{revision or 'unresolved'}"
 
 
-class LocalChatModel:
+class LocalChatModel(OlderOptionProbs):
     """A transformers causal LM behind the ChatModel interface."""
 
     backend = "local"

@@ -28,6 +28,7 @@ from .base import (
     ModelResponseError,
     ModelTimeout,
     ModelUnavailable,
+    OlderOptionProbs,
     ProgressFn,
     Reply,
     validate_conversation,
@@ -48,7 +49,7 @@ def _retry_after(exc: Exception) -> float | None:
         return None
 
 
-class OpenAIChatModel:
+class OpenAIChatModel(OlderOptionProbs):
     """A model behind an OpenAI-compatible ``/v1/chat/completions``."""
 
     backend = "openai"
