@@ -142,7 +142,6 @@ def test_two_endpoints_with_one_model_name_each_answer_for_themselves(env, tmp_p
 
 
 def test_entries_under_the_old_key_format_are_not_served(env, tmp_path):
-    from valdemo.models import GenParams
     from valdemo.models.cache import ResponseCache, cache_key
 
     _set(env, VALDEMO_CACHE="1", VALDEMO_CACHE_DB=str(tmp_path / "responses.sqlite"))
