@@ -365,3 +365,14 @@ def test_gradio_server_name_and_port_apply_when_valdemo_settings_are_unset(env):
     env.delenv("VALDEMO_PORT")
     with pytest.raises(ValueError, match="GRADIO_SERVER_PORT must be an integer"):
         _set(env, GRADIO_SERVER_PORT="http")
+
+
+def test_readme_reliability_states_the_public_mode_rules():
+    from tests.conftest import ROOT
+
+    readme = (ROOT / "README.md").read_text()
+    section = readme.split("## Reliability", 1)[1].split("\n## ", 1)[0]
+    for needle in ("SPACE_ID", "VALDEMO_PUBLIC", "VALDEMO_ALLOWED_BASE_URLS", "VALDEMO_ALLOWED_LOCAL_MODELS",
+                   "VALDEMO_MAX_LOCAL_MODELS", "169.254.169.254", "fd00:ec2::254", "OPENAI_BASE_URL",
+                   "GRADIO_SERVER_NAME", "normalised base URL"):
+        assert needle in section, needle

@@ -43,11 +43,14 @@ def set_creds(url: str, key: str) -> tuple[dict, str]:
 
 def build(settings) -> tuple[gr.Dropdown, gr.Dropdown, gr.State, dict]:
     creds = gr.State({})
+    # A public instance refuses loopback URLs, so it does not offer one as the example.
+    choices = [c.replace("http://127.0.0.1:8000", "https://<host>") for c in SPEC_CHOICES] if settings.public \
+        else SPEC_CHOICES
     with gr.Accordion("Models", open=True, elem_id="models-panel"):
         with gr.Row():
-            target = gr.Dropdown(SPEC_CHOICES, value=settings.default_target, allow_custom_value=True,
+            target = gr.Dropdown(choices, value=settings.default_target, allow_custom_value=True,
                                  label="Target model", info="the model under evaluation", elem_id="target-spec")
-            judge = gr.Dropdown(SPEC_CHOICES, value=settings.default_judge, allow_custom_value=True,
+            judge = gr.Dropdown(choices, value=settings.default_judge, allow_custom_value=True,
                                 label="Judge / large model", info="scores, extracts concepts, attacks",
                                 elem_id="judge-spec")
         with gr.Accordion("OpenAI-compatible endpoint (this session only)", open=False):
