@@ -116,8 +116,15 @@ def test_bundled_demo_set_is_small_and_consistent():
     assert np.allclose(np.linalg.norm(es.raw, axis=1), 1.0, atol=1e-2)
     qids = {q.qid for q in U.load_questions()}
     assert all(p.qid in qids and p.answer for p in es.pairs)
-    assert ("raw", U.demo_projection_params()) in es.projections  # the tab opens without computing
-    assert es.qa.bundled and "raw" in es.metrics
+    # the tab opens on the value space (the trained head) without computing
+    assert es.head is not None and es.default_space == "head" == U.demo_projection_space()
+    assert ("head", U.demo_projection_params()) in es.projections
+    assert es.qa.bundled and es.qa.meta.get("demo")
+    idents = U.identifications(es)
+    assert {i.space for i in idents} == {"raw", "head"} and all(i.metrics for i in idents)
+    assert all(es.encoder in i.space_label for i in idents)
+    assert all(i.metric(1).interval is not None and i.metric(1).n > 0 for i in idents)
+    assert "truncated_answers" in es.qa.meta  # answers cut at the token limit are counted
 
 
 # ----------------------------------------------------------------------------- generation
@@ -137,13 +144,94 @@ def test_generate_two_personas_with_bundled_model(local_model):
     assert again.id == qa.id
 
 
-# ----------------------------------------------------------------------------- kNN and the head
-def test_knn_accuracy_on_hand_built_vectors():
+# ----------------------------------------------------------------------------- views
+def test_a_view_is_its_pairs_joined_and_encoded_together():
+    pairs = _pairs(3, sources=("a",))
+    text = U.view_text(pairs)
+    assert text.split(U.VIEW_SEPARATOR) == [f"Q: {p.question} A: {p.answer}" for p in pairs]
+    enc = U.resolve_encoder("")
+    emb, cut = U.encode_views(enc, [pairs, pairs[:1]])
+    assert emb.shape == (2, 384) and cut == 0
+    # one encoding of the joined text, not the mean of the pairs' encodings
+    assert np.allclose(emb[0], enc.encode([text])[0], atol=1e-5)
+    mean = U._normalise(enc.encode([p.text() for p in pairs]).mean(axis=0, keepdims=True))[0]
+    assert float(emb[0] @ mean) < 0.999
+    assert np.allclose(emb[1], enc.encode([pairs[0].text()])[0], atol=1e-5)
+    long_view = [U.QAPair("a", f"Question {i} about duty?", "A long answer. " * 20, qid=f"x{i}") for i in range(5)]
+    assert U.count_over_limit(enc, [U.view_text(long_view)]) == 1  # MiniLM reads 256 tokens: counted
+    with pytest.raises(InputError, match="at most 80"):
+        U.view_text(pairs * 30)
+    with pytest.raises(InputError, match="at least one"):
+        U.view_text([])
+
+
+def test_head_params_follow_the_paper_and_check_ranges():
+    p = U.HeadParams()
+    assert p.temperature == U.PAPER_TEMPERATURE == 0.02
+    assert U.HeadParams(lam=80).lam == 80
+    with pytest.raises(InputError, match="lambda"):
+        U.HeadParams(lam=81)
+    with pytest.raises(InputError, match="k-NN"):
+        U.HeadParams(k=51)
+    assert U.HeadParams(k=50).k == 50
+
+
+def test_training_views_hold_one_to_lambda_distinct_pairs_of_one_source():
+    members = [np.arange(0, 10), np.arange(10, 30)]
+    views = U.draw_views(members, 5, 40, np.random.default_rng(0))
+    assert len(views) == 80
+    sizes = set()
+    for s, idx in views:
+        assert len(set(idx)) == len(idx) and 1 <= len(idx) <= 5 and set(idx) <= set(members[s].tolist())
+        sizes.add(len(idx))
+    assert sizes == {1, 2, 3, 4, 5}
+    chunks = U.chunk_views(members, 3, np.random.default_rng(0))
+    assert len(chunks) == 3 + 6
+    flat = [i for _, idx in chunks for i in idx]
+    assert len(flat) == len(set(flat))  # evaluation views share no pair
+
+
+# ----------------------------------------------------------------------------- evaluation
+def _clusters(n_per, sources=4, dim=32, spread=1.0, seed=0):
+    rng = np.random.default_rng(seed)
+    centres = rng.normal(size=(sources, dim)) * 2
+    labels = np.repeat(np.arange(sources), n_per)
+    return centres[labels] + spread * rng.normal(size=(len(labels), dim)), labels
+
+
+def test_knn_and_probe_identify_separable_sources():
+    ref, ref_l = _clusters(30, seed=1)
+    query, query_l = _clusters(25, seed=1)
+    query = query + np.random.default_rng(9).normal(size=query.shape) * 0.3
+    idents = U.identify(ref, ref_l, query, query_l, ["a", "b", "c", "d"], k=5)
+    assert [i.evaluator for i in idents] == ["k-NN (k=5)", "linear probe"]
+    for ident in idents:
+        assert [m.name.rsplit("_", 1)[1] for m in ident.metrics] == ["acc@1", "acc@3"]  # acc@5, @10 trivial
+        top1 = ident.metric(1)
+        assert top1.value >= 0.97 and top1.n == 100 and top1.interval_kind == "wilson"
+        assert top1.interval[0] > 0.9 and ident.chance(1) == 0.25 and ident.chance(3) == 0.75
+    assert "UniVaR" in idents[1].metric(3).source and "own" in idents[0].metric(3).source
+    assert "UniVaR" in idents[0].metric(1).source
+
+
+def test_shuffled_sources_score_near_chance_within_the_interval():
+    ref, ref_l = _clusters(60, seed=2)
+    query, query_l = _clusters(60, seed=4)
+    rng = np.random.default_rng(3)
+    idents = U.identify(ref, rng.permutation(ref_l), query, rng.permutation(query_l), list("abcd"), k=15)
+    for ident in idents:
+        m = ident.metric(1)
+        assert m.n == 240
+        assert m.interval[0] <= 0.25 <= m.interval[1], (ident.evaluator, m.fmt())
+        assert abs(m.value - 0.25) < 0.1
+
+
+def test_knn_scores_rank_sources_by_votes():
     ref = np.array([[1, 0], [0.9, 0.1], [0, 1], [0.1, 0.9]], dtype=np.float32)
     query = np.array([[0.95, 0.05], [0.05, 0.95], [0.8, 0.2]], dtype=np.float32)
-    acc = U.knn_accuracy(ref, [0, 0, 1, 1], query, [0, 1, 1])
-    assert acc[1] == pytest.approx(2 / 3)
-    assert acc[3] == pytest.approx(2 / 3)  # 3-NN: two votes for the nearer cluster
+    scores = U.knn_scores(ref, [0, 0, 1, 1], query, 2, k=1)
+    assert U.hits_at(scores, [0, 1, 1], 1) == 2 and U.hits_at(scores, [0, 1, 1], 2) == 3
+    assert U.hits_at(U.knn_scores(ref, [0, 0, 1, 1], query, 2, k=3), [0, 1, 1], 1) == 2
     split = U.split_questions(_pairs(10), 0.3, seed=0)
     assert split.sum() == 6  # 3 of 10 questions, both sources
     qs_test = {p.qid for p, t in zip(_pairs(10), split, strict=True) if t}
@@ -151,15 +239,28 @@ def test_knn_accuracy_on_hand_built_vectors():
 
 
 @pytest.mark.slow
-def test_value_head_beats_raw_encoder_on_constructed_set():
-    pairs = constructed_pairs()
+def test_head_training_and_evaluation_groups_on_constructed_set():
+    """Seen, unseen and control groups are evaluated apart; control pairs never train the head."""
+    qs = [q for q in U.load_questions() if not q.family == "control"][:40]
+    qs += [q for q in U.load_questions() if q.family == "control"][:10]
+    signs = {"alpha": "Cheers.", "beta": "Regards.", "gamma": "Best wishes.", "delta": "Take care."}
+    pairs = [U.QAPair(src, q.text, f"{q.text} {sign}", q.dimension, q.family, "en", q.qid, src, "")
+             for src, sign in signs.items() for q in qs]
     raw = U.resolve_encoder("").encode([p.text() for p in pairs])
-    head, emb, m = U.evaluate_head(pairs, raw, U.HeadParams(steps=150, seed=0))
-    assert m["n_sources"] == 3 and m["n_test"] > 100
-    assert m["final_loss"] < m["first_loss"] / 2
-    assert emb.shape == (len(pairs), 128)
-    assert m["head"][1] >= m["raw"][1] + 0.08, m
-    assert m["head"][1] > 0.6
+    params = U.HeadParams(steps=120, views_per_source=24, unseen_sources=1, lam=3, eval_lambda=2)
+    head, emb, m = U.evaluate_head(pairs, raw, params, encoder=U.resolve_encoder(""), encoder_name="MiniLM")
+    assert m["seen_sources"] == ["alpha", "beta", "gamma"] and m["unseen_sources"] == ["delta"]
+    assert m["final_loss"] < m["first_loss"] / 2 and emb.shape == (len(pairs), 128)
+    idents = [U.Identification.from_dict(d) for d in m["identification"]]
+    groups = {(i.group, i.space) for i in idents}
+    assert ("seen sources", "head") in groups and ("control questions (non-value)", "raw") in groups
+    assert not any(i.group == "unseen sources" for i in idents)  # one unseen source: nothing to tell apart
+    n_control_q = len({p.qid for p in pairs if p.is_control})
+    control = next(i for i in idents if i.group.startswith("control"))
+    assert control.n <= 4 * n_control_q  # control views come from control questions only
+    seen = next(i for i in idents if i.group == "seen sources" and i.space == "head")
+    assert "MiniLM" in seen.space_label and seen.metric(1).n >= 15
+    assert m["over_limit"]["training views"][1] == 3 * 24
 
 
 def test_head_needs_two_sources():
@@ -169,6 +270,15 @@ def test_head_needs_two_sources():
     assert head is None and "two sources" in m["note"]
 
 
+def test_encoder_mismatch_is_refused():
+    U.check_same_encoder("all-MiniLM-L6-v2 (bundled)", "all-MiniLM-L6-v2 (bundled)")
+    with pytest.raises(InputError, match="encoder mismatch"):
+        U.check_same_encoder("all-MiniLM-L6-v2 (bundled)", "CAiRE/UniVaR-lambda-80", "the landmarks")
+    es = _embedded()
+    assert "not UniVaR" in es.space_label("raw") and "test" in es.space_label("raw")
+    assert U.space_label("CAiRE/UniVaR-lambda-80", "raw") == "UniVaR encoder CAiRE/UniVaR-lambda-80"
+
+
 # ----------------------------------------------------------------------------- explorer
 def _embedded(n_per_source=12, sources=("a", "b", "c"), dim=16) -> U.EmbeddedSet:
     pairs = _pairs(n_per_source, sources)
@@ -176,7 +286,7 @@ def _embedded(n_per_source=12, sources=("a", "b", "c"), dim=16) -> U.EmbeddedSet
     centres = rng.normal(size=(len(sources), dim)) * 3
     x = np.vstack([centres[i // n_per_source] + rng.normal(size=dim) for i in range(len(pairs))])
     x = U._normalise(x)
-    return U.EmbeddedSet(U.QASet(pairs), "test", x, None, U.raw_knn_metrics(pairs, x), "emb-test-" + str(dim))
+    return U.EmbeddedSet(U.QASet(pairs), "test", x, None, {}, "emb-test-" + str(dim))
 
 
 def test_pca_projection_shape_and_cache():
@@ -238,6 +348,36 @@ def test_neighbours_similarity_and_export(tmp_path):
     assert len(df) == 36 and {"x", "y", "source", "question", "answer", "e0", "e15"} <= set(df.columns)
 
 
+def test_sets_survive_a_restart_and_stay_with_their_owner(tmp_path):
+    from valdemo.store import Store
+
+    db = tmp_path / "valdemo.sqlite"
+    es = _embedded()
+    es.metrics = {"identification": [i.as_dict() for i in U.identify(
+        es.raw[:18], [0] * 9 + [1] * 9, es.raw[18:27], [2] * 9, ["a", "b", "c"])]}
+    U.remember(es.qa, owner="ana", store=Store(db))
+    U.remember(es, owner="ana", store=Store(db))
+    U.forget_cache()  # what a restart does to the process; the store keeps the sets
+    again = U.get_embedded(es.id, "ana", store=Store(db))  # a new Store on the same SQLite file
+    assert again is not es and again.owner == "ana"
+    assert np.array_equal(again.raw, es.raw) and again.pairs == es.pairs and again.encoder == es.encoder
+    assert U.identifications(again)[0].metric(1).fmt() == U.identifications(es)[0].metric(1).fmt()
+    assert U.get_qa_set(es.qa.id, "ana", store=Store(db)).pairs == es.pairs
+    assert [s["id"] for s in U.list_sets("ana", "emb", store=Store(db))] == [es.id]
+    # another visitor neither sees nor reaches it
+    assert U.list_sets("bob", store=Store(db)) == []
+    with pytest.raises(InputError, match="unknown embedding set"):
+        U.get_embedded(es.id, "bob", store=Store(db))
+    U.forget_cache()
+    with pytest.raises(InputError, match="unknown QA set"):
+        U.get_qa_set(es.qa.id, "bob", store=Store(db))
+    # bob's many sets do not evict ana's
+    for n in range(U.REGISTRY_SIZE + 2):
+        U.remember(U.QASet(_pairs(2, sources=(f"s{n}",))), owner="bob", store=Store(db))
+    assert U.get_embedded(es.id, "ana", store=Store(db)).id == es.id
+    assert len(U.list_sets("bob", store=Store(db))) == U.REGISTRY_SIZE + 2
+
+
 def test_unknown_set_ids_are_input_errors():
     with pytest.raises(InputError, match="unknown QA set"):
         U.get_qa_set("qa-nope")
@@ -291,9 +431,13 @@ def test_cli_json_with_ready_qa_pairs(tmp_path):
     assert r.returncode == 0, r.stderr
     s = json.loads(r.stdout)
     assert s["n_points"] == 16 and s["sources"] == ["kind", "selfish"]
-    for k in (1, 3, 5):
-        assert 0 <= s[f"knn_acc_at_{k}"]["raw"] <= 1 and 0 <= s[f"knn_acc_at_{k}"]["head"] <= 1
-    assert s["knn_acc_at_1"]["raw"] == 1.0  # the two sources' answers differ completely
+    rows = s["identification"]
+    assert {(r["space"].split(":")[0], r["classifier"]) for r in rows} >= {
+        ("all-MiniLM-L6-v2 (bundled)", "k-NN (k=5)"), ("all-MiniLM-L6-v2 (bundled)", "linear probe")}
+    raw_knn = next(r for r in rows if r["classifier"].startswith("k-NN") and "not UniVaR" in r["space"])
+    assert raw_knn["acc@1 [95% CI]"].startswith("1.000")  # the two sources' answers differ completely
+    assert raw_knn["chance@1"] == 0.5 and raw_knn["n (test views)"] > 0
+    assert any("value head" in r["space"] for r in rows)
     for name in ("qa.jsonl", "embeddings.npy", "embeddings_head.npy", "points.csv", "figure.html"):
         assert (out / name).stat().st_size > 0, name
     assert np.load(out / "embeddings.npy").shape == (16, 384)
@@ -328,12 +472,18 @@ def test_api_generate_embed_project_neighbours(client, tmp_path):
 
     qa_id2, table2, _ = client.predict(handle_file(str(_qa_file(tmp_path))), api_name="/univar_upload_qa")
     assert len(table2["data"]) == 16
-    emb_id, md, metrics, _ = client.predict(qa_id2, "bundled", True, 3, 40, api_name="/univar_embed")
-    assert emb_id.startswith("emb-") and "held-out" in md
-    assert [row[0] for row in metrics["data"]] == [1, 3, 5]
+    emb_id, md, metrics, _, space = client.predict(qa_id2, "bundled", True, 3, 40, 0.02, 5, 1, 0,
+                                                   api_name="/univar_embed")
+    assert emb_id.startswith("emb-") and "held-out" in md and "all-MiniLM-L6-v2" in md
+    assert space == "head"
+    assert metrics["headers"][:3] == ["group", "space", "classifier"]
+    assert {row[2] for row in metrics["data"]} == {"k-NN (k=5)", "linear probe"}
     plot, note = client.predict(emb_id, "head", "pca", 2, 15, 0.1, "cosine", "source", "profit",
                                 api_name="/univar_project")
     assert "matches" in json.dumps(plot) and "acc@1" in note and "Demo model" not in note
+    assert "value head" in json.dumps(plot) and "UMAP keeps neighbourhoods" in note
+    saved = client.predict(api_name="/univar_saved_sets")
+    assert emb_id in json.dumps(saved)
     nn = client.predict(emb_id, "raw", 0, 3, api_name="/univar_neighbours")
     assert len(nn["data"]) == 3
     heat, ranked = client.predict(emb_id, "raw", api_name="/univar_similarity")

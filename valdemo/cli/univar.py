@@ -32,8 +32,16 @@ def register(sub: argparse._SubParsersAction) -> None:
                                                    "bundled all-MiniLM-L6-v2; CAiRE/UniVaR-lambda-* needs the hub")
     emb.add_argument("--train-head", action="store_true", help="train the value head (UniVaR objective) and "
                                                                "report kNN accuracy raw vs head")
-    emb.add_argument("--lambda", dest="lam", type=int, default=5, help="views hold 1..lambda QA pairs")
+    emb.add_argument("--lambda", dest="lam", type=int, default=5,
+                     help="training views hold 1..lambda QA pairs joined and encoded together (up to 80)")
     emb.add_argument("--steps", type=int, default=300, help="head training steps")
+    emb.add_argument("--temperature", type=float, default=0.02,
+                     help="InfoNCE temperature (default 0.02: the paper's logit scale 50)")
+    emb.add_argument("--views-per-source", type=int, default=48, help="training views drawn per source")
+    emb.add_argument("--k", type=int, default=5, help="k-NN neighbours in the evaluation (1..50)")
+    emb.add_argument("--eval-lambda", type=int, default=1, help="QA pairs per evaluation view (1..80)")
+    emb.add_argument("--unseen-sources", type=int, default=0,
+                     help="hold the last N sources out of head training and evaluate them as unseen")
     emb.add_argument("--seed", type=int, default=0)
     pr = p.add_argument_group("projection")
     pr.add_argument("--projection", choices=["umap", "pca"], default="umap")
@@ -56,7 +64,9 @@ def run(args: argparse.Namespace) -> int:
         raise CLIError("give either --qa (ready QA pairs) or --questions, not both")
     if not args.qa and not args.questions:
         raise CLIError("--questions PATH (or 'bundled') is required unless --qa is given")
-    head = U.HeadParams(lam=args.lam, steps=args.steps, seed=args.seed)
+    head = U.HeadParams(lam=args.lam, steps=args.steps, seed=args.seed, temperature=args.temperature,
+                        views_per_source=args.views_per_source, k=args.k, eval_lambda=args.eval_lambda,
+                        unseen_sources=args.unseen_sources)
     proj = U.ProjectionParams(method=args.projection, dims=args.dims, n_neighbors=args.n_neighbors,
                               min_dist=args.min_dist, metric=args.metric)
     qa_pairs = questions = specs = None
@@ -93,10 +103,18 @@ def _human(s: dict) -> str:
         lines.append(f"  {src}: {n}")
     if s["empty_answers"]:
         lines.append(f"empty answers (left out): {s['empty_answers']}")
-    lines.append("kNN source identification on test questions (raw / head):")
-    for k in (1, 3, 5):
-        acc = s[f"knn_acc_at_{k}"]
-        lines.append(f"  acc@{k}: {acc['raw']} / {acc['head'] if acc['head'] is not None else '-'}")
+    if s["truncated_answers"]:
+        lines.append(f"answers cut at the token limit (kept): {s['truncated_answers']}")
+    for what, (cut, total) in s.get("over_encoder_limit", {}).items():
+        if cut:
+            lines.append(f"{what} cut at the encoder's input limit: {cut} of {total}")
+    if s.get("note"):
+        lines.append(s["note"])
+    lines.append("Source identification on held-out questions (acc@r [95% Wilson interval], n test views, chance):")
+    for r in s["identification"]:
+        accs = "  ".join(f"acc@{k} {r[f'acc@{k} [95% CI]']} (chance {r[f'chance@{k}']})"
+                         for k in (1, 3, 5, 10) if r[f"chance@{k}"] is not None)
+        lines.append(f"  {r['group']} | {r['space']} | {r['classifier']} | n={r['n (test views)']}: {accs}")
     for name, path in s.get("files", {}).items():
         lines.append(f"{name}: {path}")
     if s.get("caveat"):

@@ -7,7 +7,6 @@ import json
 import numpy as np
 
 from ..inputs import InputError
-from .evaluation import raw_knn_metrics
 from .projection import ProjectionParams
 from .sets import DEMO_DIR, EmbeddedSet, QAPair, QASet, _normalise, _registry_get, remember
 
@@ -35,13 +34,20 @@ def load_demo() -> EmbeddedSet:
     pairs = [QAPair(**json.loads(line)) for line in DEMO_QA.read_text(encoding="utf-8").splitlines() if line]
     raw = _normalise(np.load(DEMO_EMB).astype(np.float32))
     qa = remember(QASet(pairs, {**meta.get("qa_meta", {}), "bundled": True, "demo": True}), pin=True)
-    metrics = meta.get("metrics") or raw_knn_metrics(pairs, raw)
-    metrics = {**metrics, **{s: {int(k): v for k, v in metrics[s].items()} for s in ("raw", "head") if s in metrics}}
+    metrics = meta.get("metrics") or {}
     head = _normalise(np.load(DEMO_HEAD).astype(np.float32)) if DEMO_HEAD.is_file() else None
     es = EmbeddedSet(qa, meta.get("encoder", "all-MiniLM-L6-v2 (bundled)"), raw, head, metrics, set_id)
     if DEMO_PROJ.is_file():
-        es.projections[("raw", ProjectionParams(**meta["projection"]))] = np.load(DEMO_PROJ).astype(np.float32)
+        space = meta.get("projection_space", "raw")
+        es.projections[(space, ProjectionParams(**meta["projection"]))] = np.load(DEMO_PROJ).astype(np.float32)
     return remember(es, pin=True)
+
+
+def demo_projection_space() -> str:
+    """The space the bundled projection was computed in (the value head where the demo has one)."""
+    if DEMO_META.is_file():
+        return json.loads(DEMO_META.read_text()).get("projection_space", "raw")
+    return "raw"
 
 
 def demo_projection_params() -> ProjectionParams:

@@ -2,10 +2,14 @@
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from pathlib import Path
 
-from ..inputs import check_text
+import numpy as np
+
+from ..inputs import InputError, check_text
 from ..models import ModelUnavailable
+from .sets import ProgressFn, QAPair
 
 
 # ----------------------------------------------------------------------------- encoders
@@ -57,3 +61,47 @@ def _hub_or_cached(repo_id: str) -> bool:
     return hub_reachable()
 
 
+
+
+# ----------------------------------------------------------------------------- views
+#: The largest view UniVaR trains with (its published encoders go up to lambda = 80).
+MAX_LAMBDA = 80
+#: How the QA pairs of one view are joined before the encoder reads them (one pair a line).
+VIEW_SEPARATOR = "\n"
+
+
+def view_text(pairs: Sequence[QAPair]) -> str:
+    """One view: its QA pairs (``Q: ... A: ...``) joined into one text, encoded together as in
+    UniVaR's multi-view training, not encoded one by one and averaged."""
+    if not pairs:
+        raise InputError("a view needs at least one QA pair")
+    if len(pairs) > MAX_LAMBDA:
+        raise InputError(f"a view holds at most {MAX_LAMBDA} QA pairs, got {len(pairs)}")
+    return VIEW_SEPARATOR.join(p.text() for p in pairs)
+
+
+def token_limit(enc) -> int | None:
+    """The encoder's input limit in tokens (longer views are cut by the encoder), if it says."""
+    try:
+        limit = getattr(enc._get(), "max_seq_length", None)
+    except Exception:  # noqa: BLE001 - an encoder that cannot say has no known limit
+        return None
+    return int(limit) if limit else None
+
+
+def count_over_limit(enc, texts: Sequence[str]) -> int:
+    """How many texts the encoder will cut at its input limit (they are encoded, cut: counted and shown)."""
+    limit = token_limit(enc)
+    if not limit or not texts:
+        return 0
+    tok = getattr(enc._get(), "tokenizer", None)
+    if tok is None:
+        return 0
+    lengths = [len(ids) for ids in tok(list(texts), add_special_tokens=True, truncation=False)["input_ids"]]
+    return sum(n > limit for n in lengths)
+
+
+def encode_views(enc, views: Sequence[Sequence[QAPair]], progress: ProgressFn | None = None) -> tuple[np.ndarray, int]:
+    """Each view's joined text encoded once; returns the embeddings and how many views the encoder cut."""
+    texts = [view_text(v) for v in views]
+    return enc.encode(texts, progress=progress), count_over_limit(enc, texts)

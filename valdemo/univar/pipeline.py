@@ -5,6 +5,7 @@ from __future__ import annotations
 import json
 from collections import Counter
 from collections.abc import Callable, Sequence
+from dataclasses import asdict
 from pathlib import Path
 
 import numpy as np
@@ -12,8 +13,8 @@ import numpy as np
 from ..inputs import InputError
 from ..models import ChatModel, GenParams, get_model
 from .demo import DEMO_QA, demo_available, load_demo
-from .encoding import resolve_encoder
-from .evaluation import KS, _r, raw_knn_metrics
+from .encoding import count_over_limit, resolve_encoder
+from .evaluation import Identification, identification_rows
 from .projection import (
     ProjectionParams,
     export_points,
@@ -34,34 +35,39 @@ from .sets import (
     _digest,
     _normalise,
     _registry_get,
+    check_same_encoder,
     generate_qa,
     load_questions,
     pick_questions,
     qa_set_from_pairs,
     remember,
+    space_label,
 )
 from .training import HeadParams, evaluate_head
 
 
 def embed_qa(qa: QASet, encoder: str = "", train_head: bool = False, head_params: HeadParams | None = None,
-             progress: ProgressFn | None = None) -> EmbeddedSet:
-    """Embed every QA pair with a frozen encoder; optionally train the value head.
+             progress: ProgressFn | None = None, owner: str | None = None) -> EmbeddedSet:
+    """Embed every QA pair with a frozen encoder (each pair a view of one); with ``train_head``
+    train the value head on joined views; evaluate source identification (raw and head) on
+    held-out questions (:func:`valdemo.univar.training.evaluate_head`).
 
-    Cached: the same QA set, encoder and head settings give the same registered set.
+    Kept in the store under ``owner`` (default: the local owner); the same QA set, encoder and
+    settings give the same set, reopened instead of recomputed.
     """
     head_params = head_params or HeadParams()
-    set_id = "emb-" + _digest(qa.id, encoder or "bundled", train_head, head_params.__dict__ if train_head else None)
-    existing = _registry_get(set_id)
+    set_id = "emb-" + _digest(qa.id, encoder or "bundled", train_head, asdict(head_params))
+    existing = _registry_get(set_id, owner)
     if existing is not None:
         return existing
     enc = resolve_encoder(encoder)
-    raw = enc.encode([p.text() for p in qa.pairs], progress=progress)
-    if train_head:
-        _, head_emb, metrics = evaluate_head(qa.pairs, raw, head_params)
-    else:
-        head_emb, metrics = None, raw_knn_metrics(qa.pairs, raw, head_params.test_fraction, head_params.seed)
+    texts = [p.text() for p in qa.pairs]
+    raw = enc.encode(texts, progress=progress)
+    _, head_emb, metrics = evaluate_head(qa.pairs, raw, head_params, encoder=enc, train_head=train_head,
+                                         encoder_name=enc.name)
+    metrics["over_limit"]["single QA pairs"] = [count_over_limit(enc, texts), len(texts)]
     es = EmbeddedSet(qa, enc.name, raw, head_emb, metrics, set_id)
-    return remember(es)
+    return remember(es, owner=owner)
 
 
 
@@ -81,7 +87,7 @@ def run_pipeline(specs: Sequence[str] | None, questions: Sequence[Question] | No
         qa = generate_qa(models, questions or [], personas, params, progress("answers") if progress else None)
     remember(qa)
     es = embed_qa(qa, encoder, train_head, head_params, progress("embeddings") if progress else None)
-    space = "head" if es.head is not None else "raw"
+    space = es.default_space
     proj = proj or ProjectionParams()
     coords = project_set(es, space, proj)
     summary = summarise(es)
@@ -94,7 +100,7 @@ def run_pipeline(specs: Sequence[str] | None, questions: Sequence[Question] | No
         if es.head is not None:
             files["embeddings_head"] = _save_npy(out / "embeddings_head.npy", es.head)
         files["points"] = export_points(es, out, coords, space, export_format)
-        fig = scatter_figure(es.pairs, coords, "source", title=f"Value space ({space}, {proj.method})")
+        fig = scatter_figure(es.pairs, coords, "source", title=f"{es.space_label(space)} · {proj.method.upper()}")
         files["figure"] = write_figure_html(fig, out / "figure.html")
         summary["files"] = {k: str(v) for k, v in files.items()}
         (out / "summary.json").write_text(json.dumps(summary, indent=2, ensure_ascii=False, default=str))
@@ -106,18 +112,31 @@ def _save_npy(path: Path, x: np.ndarray) -> Path:
     return path
 
 
+def identifications(es: EmbeddedSet) -> list[Identification]:
+    """The set's source-identification results (k-NN and probe per space and group)."""
+    return [Identification.from_dict(d) for d in (es.metrics or {}).get("identification", [])]
+
+
 def summarise(es: EmbeddedSet) -> dict:
-    m = es.metrics
+    """What a run reports: counts, failures, the encoder, and every acc@r with n and interval."""
+    m = es.metrics or {}
     counts = Counter(p.source for p in es.pairs)
     out = {"n_points": len(es.pairs), "sources": list(counts), "points_per_source": dict(counts),
            "encoder": es.encoder, "embedding_set": es.id, "qa_set": es.qa.id,
+           "spaces": {s: es.space_label(s) for s in (["raw", "head"] if es.head is not None else ["raw"])},
            "empty_answers": es.qa.meta.get("empty_answers", 0),
            "empty_by_source": es.qa.meta.get("empty_by_source", {}),
            "truncated_answers": es.qa.meta.get("truncated_answers", 0),
+           "over_encoder_limit": m.get("over_limit", {}),
            "bundled_model": es.qa.bundled, "head_trained": es.head is not None,
-           "knn": {k: v for k, v in m.items() if k not in ("raw", "head")}}
-    for k in KS:
-        out[f"knn_acc_at_{k}"] = {"raw": _r((m.get("raw") or {}).get(k)), "head": _r((m.get("head") or {}).get(k))}
+           "split": {k: m.get(k) for k in ("split", "n_train_pairs", "n_test_pairs", "n_control_pairs",
+                                           "seen_sources", "unseen_sources")},
+           "training": {k: m.get(k) for k in ("first_loss", "final_loss", "train_s", "n_training_views")
+                        if k in m},
+           "params": m.get("params", {}),
+           "identification": identification_rows(identifications(es))}
+    if m.get("note"):
+        out["note"] = m["note"]
     return out
 
 
@@ -174,6 +193,7 @@ def profile_summary(models: Sequence[ChatModel | str], size: str = "quick", prog
     reference: list[str] = []
     if with_reference and demo_available():
         demo = load_demo()
+        check_same_encoder(enc.name, demo.encoder, "the reference landmarks (bundled demo set)")
         qids = {q.qid for q in questions}
         keep = [i for i, p in enumerate(demo.pairs) if p.qid in qids]
         if keep:
@@ -197,5 +217,9 @@ def profile_summary(models: Sequence[ChatModel | str], size: str = "quick", prog
             "nearest": [{"source": names[j], "distance": round(float(dist[i, j]), 4)} for j in order],
         }
     return {"size": size, "n_questions": len(questions), "encoder": enc.name, "projection": "pca-2d",
+            "space": space_label(enc.name, "raw"),
+            "note": "centroids of each source's single-QA-pair embeddings from the encoder named here; no value "
+                    "head or UniVaR encoder is applied, so distances are sentence-embedding similarity, not "
+                    "UniVaR value positions",
             "sources": sources, "empty_answers": qa.meta["empty_answers"],
             "bundled_model": qa.bundled or bool(reference)}

@@ -6,6 +6,7 @@ import hashlib
 import json
 import logging
 import threading
+import time
 from collections import Counter, OrderedDict
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
@@ -66,8 +67,14 @@ class QAPair:
     persona: str = ""
 
     def text(self) -> str:
-        """What the encoder sees: UniVaR's ``Q: ... A: ...`` form."""
-        return f"Q: {self.question}\nA: {self.answer}"
+        """One QA pair as the encoder sees it: UniVaR's ``Q: ... A: ...`` on one line (a view of
+        several pairs joins these lines with newlines: :func:`valdemo.univar.encoding.view_text`)."""
+        return f"Q: {self.question.strip()} A: {self.answer.strip()}"
+
+    @property
+    def is_control(self) -> bool:
+        """A non-value control question (never used for training or the main evaluation)."""
+        return self.family == "control" or self.dimension == "CONTROL"
 
     def as_dict(self) -> dict:
         return {"source": self.source, "model": self.model, "persona": self.persona, "qid": self.qid,
@@ -280,6 +287,12 @@ def qa_set_from_pairs(pairs: list[QAPair], origin: str = "upload") -> QASet:
 # ----------------------------------------------------------------------------- embedded sets
 @dataclass
 class EmbeddedSet:
+    """A QA set with its embeddings: ``raw`` is the encoder's output for every pair (a view of one
+    pair); ``head`` the trained value head's output for the same pairs, when one was trained.
+
+    ``encoder`` names the encoder that produced ``raw`` (and under ``head``); every figure and
+    number names it. ``metrics`` holds the evaluation (see :mod:`valdemo.univar.evaluation`)."""
+
     qa: QASet
     encoder: str
     raw: np.ndarray
@@ -288,10 +301,21 @@ class EmbeddedSet:
     id: str = ""
     projections: dict = field(default_factory=dict)
     lock: threading.Lock = field(default_factory=threading.Lock, repr=False)
+    owner: str = ""
 
     @property
     def pairs(self) -> list[QAPair]:
         return self.qa.pairs
+
+    @property
+    def default_space(self) -> str:
+        """The value space where one exists (the trained head, or a published UniVaR encoder)."""
+        return "head" if self.head is not None else "raw"
+
+    def space_label(self, name: str = "raw") -> str:
+        """What a space is, naming its encoder: a plot title or table row says this."""
+        self.space(name)
+        return space_label(self.encoder, name)
 
     def space(self, name: str = "raw") -> np.ndarray:
         if name == "head":
@@ -303,6 +327,27 @@ class EmbeddedSet:
         return self.raw
 
 
+def space_label(encoder: str, space: str) -> str:
+    """What a space is, naming its encoder (``raw``: the encoder itself; ``head``: the value head)."""
+    if space == "head":
+        return f"value head (UniVaR objective, trained here) over {encoder}"
+    if is_univar_encoder(encoder):
+        return f"UniVaR encoder {encoder}"
+    return f"{encoder}: sentence-embedding similarity (not UniVaR)"
+
+
+def is_univar_encoder(name: str) -> bool:
+    """True for a published UniVaR encoder (its raw space is a value space)."""
+    return "univar" in (name or "").lower()
+
+
+def check_same_encoder(a: str, b: str, what: str = "the reference") -> None:
+    """Refuse to compare embeddings from two encoders: their spaces are not the same space."""
+    if (a or "") != (b or ""):
+        raise InputError(f"encoder mismatch: this set was embedded with {a!r} but {what} with {b!r}; "
+                         f"positions from different encoders cannot be compared. Embed both with one encoder.")
+
+
 
 def _normalise(x: np.ndarray) -> np.ndarray:
     norms = np.linalg.norm(x, axis=1, keepdims=True)
@@ -310,40 +355,154 @@ def _normalise(x: np.ndarray) -> np.ndarray:
 
 
 
-# ----------------------------------------------------------------------------- registry
-_REGISTRY: OrderedDict[str, Any] = OrderedDict()
-_PINNED: set[str] = set()
-_REGISTRY_LOCK = threading.Lock()
+# ----------------------------------------------------------------------------- storage
+# Sets live in the store (SQLite), one row per (owner, set id): a visitor reads, lists and
+# overwrites only their own; a restart reopens them. The process keeps a small cache in front
+# (least recently used first out): leaving the cache loses nothing. The bundled demo set is
+# pinned in the cache and readable by every owner; it is never written to the store.
+LOCAL_OWNER = "local"
+PUBLIC = "*"  # owner key of pinned, bundled sets (readable by everyone)
 REGISTRY_SIZE = 16
+_REGISTRY: OrderedDict[tuple[str, str], Any] = OrderedDict()
+_PINNED: set[tuple[str, str]] = set()
+_REGISTRY_LOCK = threading.Lock()
+_TABLE = """CREATE TABLE IF NOT EXISTS univar_sets (
+    owner TEXT NOT NULL,
+    id TEXT NOT NULL,
+    kind TEXT NOT NULL,
+    created REAL NOT NULL,
+    summary TEXT NOT NULL,
+    data BLOB NOT NULL,
+    PRIMARY KEY (owner, id)
+)"""
+_READY: set[str] = set()
 
 
-def remember(obj: Any, pin: bool = False) -> Any:
-    """Keep a QA set or embedded set in this process (LRU, pinned ones never evicted)."""
+def _the_store(store=None):
+    from ..store import get_store
+
+    store = store or get_store()
+    key = str(store.path)
+    if key not in _READY:
+        with store.tx() as conn:
+            conn.execute(_TABLE)
+        _READY.add(key)
+    return store
+
+
+def _owner(owner: str | None) -> str:
+    owner = LOCAL_OWNER if owner is None else str(owner)
+    if not owner or owner == PUBLIC:
+        raise InputError("sets need an owner")
+    return owner
+
+
+def _encode_set(obj: Any) -> tuple[str, bytes, dict]:
+    import io
+    import zlib
+
+    qa = obj.qa if isinstance(obj, EmbeddedSet) else obj
+    qa_doc = {"id": qa.id, "meta": qa.meta, "pairs": [p.as_dict() for p in qa.pairs]}
+    if isinstance(obj, QASet):
+        data = zlib.compress(json.dumps(qa_doc, ensure_ascii=False, default=str).encode("utf-8"))
+        return "qa", data, {"sources": qa.sources, "n_pairs": len(qa.pairs)}
+    doc = {"qa": qa_doc, "encoder": obj.encoder, "metrics": obj.metrics, "id": obj.id}
+    buf = io.BytesIO()
+    arrays = {"raw": obj.raw.astype(np.float32)}
+    if obj.head is not None:
+        arrays["head"] = obj.head.astype(np.float32)
+    np.savez_compressed(buf, doc=np.frombuffer(zlib.compress(json.dumps(doc, ensure_ascii=False, default=str)
+                                                             .encode("utf-8")), dtype=np.uint8), **arrays)
+    return "emb", buf.getvalue(), {"sources": qa.sources, "n_pairs": len(qa.pairs), "encoder": obj.encoder,
+                                   "head": obj.head is not None, "qa_set": qa.id}
+
+
+def _decode_set(kind: str, data: bytes, owner: str) -> Any:
+    import io
+    import zlib
+
+    def qa_from(doc: dict) -> QASet:
+        return QASet([QAPair(**p) for p in doc["pairs"]], doc["meta"], doc["id"])
+
+    if kind == "qa":
+        return qa_from(json.loads(zlib.decompress(data)))
+    npz = np.load(io.BytesIO(data))
+    doc = json.loads(zlib.decompress(npz["doc"].tobytes()))
+    return EmbeddedSet(qa_from(doc["qa"]), doc["encoder"], npz["raw"], npz["head"] if "head" in npz else None,
+                       doc["metrics"], doc["id"], owner=owner)
+
+
+def remember(obj: Any, pin: bool = False, owner: str | None = None, store=None) -> Any:
+    """Keep a QA set or embedded set: in the store under ``owner`` (default: the local owner),
+    and in this process's cache. ``pin`` (bundled sets only) keeps it in the cache for everyone
+    and writes nothing."""
+    key = (PUBLIC if pin else _owner(owner), obj.id)
     with _REGISTRY_LOCK:
-        if obj.id in _REGISTRY:
-            _REGISTRY.move_to_end(obj.id)
-            return _REGISTRY[obj.id]
-        _REGISTRY[obj.id] = obj
+        if key in _REGISTRY:
+            _REGISTRY.move_to_end(key)
+            return _REGISTRY[key]
+    if not pin:
+        if isinstance(obj, EmbeddedSet):
+            obj.owner = key[0]
+        kind, data, summary = _encode_set(obj)
+        with _the_store(store).tx() as conn:
+            conn.execute("INSERT OR REPLACE INTO univar_sets (owner, id, kind, created, summary, data) "
+                         "VALUES (?, ?, ?, ?, ?, ?)", (key[0], obj.id, kind, time.time(),
+                                                        json.dumps(summary, default=str), data))
+    _cache(key, obj, pin)
+    return obj
+
+
+def _cache(key: tuple[str, str], obj: Any, pin: bool = False) -> None:
+    with _REGISTRY_LOCK:
+        _REGISTRY[key] = obj
+        _REGISTRY.move_to_end(key)
         if pin:
-            _PINNED.add(obj.id)
-        for key in list(_REGISTRY):
+            _PINNED.add(key)
+        for k in list(_REGISTRY):
             if len(_REGISTRY) <= REGISTRY_SIZE + len(_PINNED):
                 break
-            if key not in _PINNED:
-                del _REGISTRY[key]
-        return obj
+            if k not in _PINNED:
+                del _REGISTRY[k]
 
 
-def _registry_get(set_id: str) -> Any:
+def _registry_get(set_id: str, owner: str | None = None, store=None) -> Any:
+    """The owner's set ``set_id`` (cache, then store), else a bundled one; None if neither."""
+    set_id = (set_id or "").strip()
+    owner = _owner(owner)
     with _REGISTRY_LOCK:
-        obj = _REGISTRY.get(set_id)
-        if obj is not None:
-            _REGISTRY.move_to_end(set_id)
-        return obj
+        for key in ((owner, set_id), (PUBLIC, set_id)):
+            if key in _REGISTRY:
+                _REGISTRY.move_to_end(key)
+                return _REGISTRY[key]
+    rows = _the_store(store).query("SELECT kind, data FROM univar_sets WHERE owner = ? AND id = ?", (owner, set_id))
+    if not rows:
+        return None
+    obj = _decode_set(rows[0]["kind"], rows[0]["data"], owner)
+    _cache((owner, set_id), obj)
+    return obj
 
 
-def get_qa_set(set_id: str) -> QASet:
-    obj = _registry_get((set_id or "").strip())
+def list_sets(owner: str | None = None, kind: str | None = None, store=None, limit: int = 50) -> list[dict]:
+    """The owner's saved sets, newest first: id, kind, created, summary."""
+    sql = "SELECT id, kind, created, summary FROM univar_sets WHERE owner = ?"
+    params: tuple = (_owner(owner),)
+    if kind:
+        sql += " AND kind = ?"
+        params += (kind,)
+    rows = _the_store(store).query(sql + " ORDER BY created DESC LIMIT ?", (*params, limit))
+    return [{"id": r["id"], "kind": r["kind"], "created": r["created"], **json.loads(r["summary"])} for r in rows]
+
+
+def forget_cache() -> None:
+    """Empty this process's cache (the store keeps every set): what a restart does."""
+    with _REGISTRY_LOCK:
+        for key in [k for k in _REGISTRY if k not in _PINNED]:
+            del _REGISTRY[key]
+
+
+def get_qa_set(set_id: str, owner: str | None = None, store=None) -> QASet:
+    obj = _registry_get(set_id, owner, store)
     if isinstance(obj, EmbeddedSet):
         return obj.qa
     if not isinstance(obj, QASet):
@@ -351,10 +510,8 @@ def get_qa_set(set_id: str) -> QASet:
     return obj
 
 
-def get_embedded(set_id: str) -> EmbeddedSet:
-    obj = _registry_get((set_id or "").strip())
+def get_embedded(set_id: str, owner: str | None = None, store=None) -> EmbeddedSet:
+    obj = _registry_get(set_id, owner, store)
     if not isinstance(obj, EmbeddedSet):
         raise InputError(f"unknown embedding set {set_id!r}: embed a QA set first")
     return obj
-
-
