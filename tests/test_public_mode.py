@@ -106,6 +106,10 @@ def test_panel_note_says_no_key_goes_to_a_visitor_url(env):
     assert "your key" in set_creds("http://10.1.2.3:8000/v1", "sk-mine")[1]
     _, bad = set_creds("http://user:pw@host/v1", "")
     assert "must not carry a user name or password" in bad
+    assert "refused" not in set_creds("http://127.0.0.1:8000/v1", "")[1]
+    _set(env, VALDEMO_PUBLIC="1")
+    assert "⚠️ refused 127.0.0.1:8000: it resolves to 127.0.0.1 (loopback)" in set_creds("http://127.0.0.1:8000/v1", "")[1]
+    assert "checked when a model uses it" in set_creds("https://api.example.org:8443/v1", "")[1]
 
 
 @pytest.mark.parametrize("url", ["ftp://x/v1", "http://", "http://h:99999/v1", "http://u:p@h/v1", "http://h/v1?x=1"])

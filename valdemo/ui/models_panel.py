@@ -9,8 +9,16 @@ from __future__ import annotations
 import gradio as gr
 
 from ..inputs import check_text
-from ..models import GenParams, ModelSpecError, unwrap, user
-from ..models.endpoint import configured_base_url, host_of, is_configured, key_for, normalise_base_url, public_mode
+from ..models import GenParams, ModelError, ModelSpecError, unwrap, user
+from ..models.endpoint import (
+    check_visitor_url,
+    configured_base_url,
+    host_of,
+    is_configured,
+    key_for,
+    normalise_base_url,
+    public_mode,
+)
 from .common import caveat_markdown, resolve_model, ui_errors
 
 SPEC_CHOICES = ["local", "openai:gpt-4o-mini", "openai:<model>@http://127.0.0.1:8000/v1"]
@@ -36,9 +44,31 @@ def set_creds(url: str, key: str) -> tuple[dict, str]:
         withheld = key_for(target).note
         note = f"Using {where} without a key" + (f": {withheld}." if withheld else ".")
     if url and public_mode() and not is_configured(url):
+        refused = _literal_refusal(url)
+        if refused:
+            return {"base_url": url, "api_key": key}, f"⚠️ {refused}"
         note += (" This is a public instance: the URL must reach a public address (or be allowed by "
                  "the server's owner), which is checked when a model uses it.")
     return {"base_url": url, "api_key": key}, note
+
+
+def _literal_refusal(url: str) -> str:
+    """The public-mode refusal for a URL whose host is an IP address or localhost (no DNS wait
+    while typing); other hosts are checked when a model uses them."""
+    import ipaddress
+    from urllib.parse import urlsplit
+
+    host = (urlsplit(url).hostname or "").lower()
+    try:
+        ipaddress.ip_address(host)
+    except ValueError:
+        if host != "localhost":
+            return ""
+    try:
+        check_visitor_url(url)
+    except ModelError as exc:
+        return str(exc)
+    return ""
 
 
 def build(settings) -> tuple[gr.Dropdown, gr.Dropdown, gr.State, dict]:
