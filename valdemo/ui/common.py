@@ -15,7 +15,7 @@ from typing import Any
 import gradio as gr
 
 from ..config import Settings
-from ..core.owner import Owner, derive_owner, is_public
+from ..core.owner import Owner, derive_owner, is_public, resolve_annotator
 from ..inputs import InputError
 from ..models import BUNDLED_CAVEAT, ChatModel, Credentials, ModelError, get_model, unwrap
 from ..store import Store
@@ -70,6 +70,16 @@ def request_owner(request: gr.Request | None, profile: gr.OAuthProfile | None = 
     username = getattr(profile, "username", None) if profile is not None else None
     session_hash = getattr(request, "session_hash", None) if request is not None else None
     return derive_owner(username, session_hash, is_public())
+
+
+def label_identity(name: str | None, request: gr.Request | None,
+                   profile: gr.OAuthProfile | None = None) -> tuple[str, bool, Owner]:
+    """(annotator name, verified, owner) for a CLAVE label or undo: with sign-in on, only the
+    signed-in user's own name (anything else raises OwnerError, a ValueError); without it the
+    typed name, unverified."""
+    owner = request_owner(request, profile)
+    annotator, verified = resolve_annotator(owner, name, oauth_enabled())
+    return annotator, verified, owner
 
 
 def session_credentials(creds: Any) -> Credentials:
