@@ -21,7 +21,7 @@ import time
 from collections.abc import Callable, Iterator, Sequence
 from pathlib import Path
 
-from .base import ChatModel, Conversation, GenParams, OlderOptionProbs, ProgressFn, Reply
+from .base import ChatModel, Conversation, GenParams, ProgressFn, Reply
 
 
 def cache_key(kind: str, backend: str, model: str, payload: dict) -> str:
@@ -138,7 +138,7 @@ def get_cache(path: Path | str) -> ResponseCache:
         return _caches[resolved]
 
 
-class CachedModel(OlderOptionProbs):
+class CachedModel:
     """Wraps any ChatModel; answers from the cache where it can, stores what it gets."""
 
     def __init__(self, inner: ChatModel, cache: ResponseCache):

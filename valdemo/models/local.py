@@ -28,7 +28,6 @@ from .base import (
     GenParams,
     ModelError,
     ModelUnavailable,
-    OlderOptionProbs,
     ProgressFn,
     Reply,
     validate_conversation,
@@ -242,7 +241,7 @@ def model_identity(path: str) -> str:
     return f"hub:{path}@{revision or 'unresolved'}"
 
 
-class LocalChatModel(OlderOptionProbs):
+class LocalChatModel:
     """A transformers causal LM behind the ChatModel interface."""
 
     backend = "local"

@@ -28,7 +28,6 @@ from .base import (
     ModelResponseError,
     ModelTimeout,
     ModelUnavailable,
-    OlderOptionProbs,
     ProgressFn,
     Reply,
     validate_conversation,
@@ -49,7 +48,7 @@ def _retry_after(exc: Exception) -> float | None:
         return None
 
 
-class OpenAIChatModel(OlderOptionProbs):
+class OpenAIChatModel:
     """A model behind an OpenAI-compatible ``/v1/chat/completions``."""
 
     backend = "openai"
