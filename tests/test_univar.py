@@ -128,6 +128,7 @@ def test_bundled_demo_set_is_small_and_consistent():
 
 
 # ----------------------------------------------------------------------------- generation
+@pytest.mark.slow
 def test_generate_two_personas_with_bundled_model(local_model):
     qs = U.load_questions()[:3]
     personas = U.select_personas(["caring", "ambitious"])
@@ -261,6 +262,38 @@ def test_head_training_and_evaluation_groups_on_constructed_set():
     seen = next(i for i in idents if i.group == "seen sources" and i.space == "head")
     assert "MiniLM" in seen.space_label and seen.metric(1).n >= 15
     assert m["over_limit"]["training views"][1] == 3 * 24
+
+
+def test_translated_questions_share_an_id_and_get_a_per_language_report(tmp_path):
+    qfile = tmp_path / "q.csv"
+    qfile.write_text("id,question,language\nq1,Should you help a stranger?,en\nq1,Sollte man Fremden helfen?,de\n"
+                     "q2,Is tradition important?,en\nq2,Ist Tradition wichtig?,de\n")
+    qs = U.load_questions(qfile)
+    assert [(q.qid, q.language) for q in qs] == [("q1", "en"), ("q1", "de"), ("q2", "en"), ("q2", "de")]
+    qfile.write_text("id,question,language\nq1,A?,en\nq1,B?,en\n")
+    with pytest.raises(InputError, match="duplicate question id 'q1'.*'en'"):
+        U.load_questions(qfile)
+    # synthetic: each source has its own place, each language shifts every source the same way
+    rng = np.random.default_rng(0)
+    centres = rng.normal(size=(3, 24)) * 2
+    shift = {"en": np.zeros(24), "de": rng.normal(size=24)}
+    pairs, rows = [], []
+    for s_i, src in enumerate(("a", "b", "c")):
+        for lang in ("en", "de"):
+            for q in range(30):
+                pairs.append(U.QAPair(src, f"q{q} {lang}", "x", "CARE", "schwartz", lang, f"q{q}", src))
+                rows.append(centres[s_i] + shift[lang] + rng.normal(size=24) * 0.5)
+    x = U._normalise(np.array(rows))
+    test = U.split_questions(pairs, 0.3, 0)
+    assert all(test[i] == test[j] for i, p in enumerate(pairs) for j, p2 in enumerate(pairs) if p.qid == p2.qid)
+    report = U.language_report(pairs, x, test, "raw", "test encoder")
+    cells = {(r["train language"], r["test language"], r["classifier"]) for r in report}
+    assert ("en", "de", "linear probe") in cells and ("de", "de", "k-NN (k=5)") in cells and len(cells) == 8
+    for r in report:
+        assert r["sources"] == 3 and r["chance@1"] == 0.333 and r["n (test views)"] == 27
+        assert float(r["acc@1 [95% CI]"].split()[0]) > 0.9  # the sources stay in place across languages
+    one_language = [p for p in pairs if p.language == "en"]
+    assert U.language_report(one_language, x[: len(one_language)], test[: len(one_language)], "raw", "t") == []
 
 
 def test_head_needs_two_sources():

@@ -115,6 +115,11 @@ def _human(s: dict) -> str:
         accs = "  ".join(f"acc@{k} {r[f'acc@{k} [95% CI]']} (chance {r[f'chance@{k}']})"
                          for k in (1, 3, 5, 10) if r[f"chance@{k}"] is not None)
         lines.append(f"  {r['group']} | {r['space']} | {r['classifier']} | n={r['n (test views)']}: {accs}")
+    if s.get("languages"):
+        lines.append("Per language (train language -> test language, held-out questions; this project's own table):")
+        for r in s["languages"]:
+            lines.append(f"  {r['train language']} -> {r['test language']} | {r['space']} | {r['classifier']} | "
+                         f"n={r['n (test views)']}: acc@1 {r['acc@1 [95% CI]']} (chance {r['chance@1']})")
     for name, path in s.get("files", {}).items():
         lines.append(f"{name}: {path}")
     if s.get("caveat"):

@@ -16,7 +16,7 @@ import pandas as pd
 from .. import univar as U
 from ..inputs import check_int
 from ..models import BUNDLED_CAVEAT, GenParams
-from .common import progress_callback, request_owner, resolve_model, ui_errors
+from .common import progress_callback, request_owner, resolve_model, stop_button, ui_errors
 
 QUESTION_SETS = ["quick (30 questions)", "full bundled set", "uploaded questions"]
 QA_COLUMNS = ["id", "source", "dimension", "question", "answer"]
@@ -94,6 +94,14 @@ def _metrics_md(es: U.EmbeddedSet) -> str:
                      f"views, temperature {p.get('temperature')}, {p.get('steps')} steps, InfoNCE loss "
                      f"{m.get('first_loss')} → {m.get('final_loss')} ({m.get('train_s')} s). A falling training loss "
                      f"is not success: read the held-out table.")
+    langs = m.get("languages") or []
+    if langs:
+        lines.append("**Per language** (does a source stay in place across languages? classifiers fitted on one "
+                     "language's train questions, scored on another's held-out questions; this project's own "
+                     "table):\n\n| train | test | space | classifier | n | acc@1 [95% CI] | chance |\n"
+                     "|---|---|---|---|---|---|---|\n"
+                     + "\n".join(f"| {r['train language']} | {r['test language']} | {r['space']} | {r['classifier']} "
+                                 f"| {r['n (test views)']} | {r['acc@1 [95% CI]']} | {r['chance@1']} |" for r in langs))
     cut = [f"{what}: {c} of {n}" for what, (c, n) in (m.get("over_limit") or {}).items() if c]
     if cut:
         lines.append("⚠️ Cut at the encoder's input limit (read only in part): " + "; ".join(cut) + ".")
@@ -339,8 +347,10 @@ def build(ctx) -> None:
         qa = U.write_qa_jsonl(es.pairs, out / "qa.jsonl")
         return [str(table), str(html), str(qa)]
 
-    gen_btn.click(generate, [models, persona_names, personas_file, question_set, upload, max_new_tokens, ctx.creds],
-                  [qa_id, qa_table, qa_status], api_name="univar_generate", **ctx.model_event())
+    gen_event = gen_btn.click(generate, [models, persona_names, personas_file, question_set, upload, max_new_tokens,
+                                         ctx.creds], [qa_id, qa_table, qa_status], api_name="univar_generate",
+                              **ctx.model_event())
+    stop_button(gen_event, "univar-generate-stop")  # issue 12: Stop ends generation at its next answer
     qa_btn.click(upload_qa, [upload], [qa_id, qa_table, qa_status], api_name="univar_upload_qa")
     embed_btn.click(embed, [qa_id, encoder, train_head, lam, steps, temperature, k_nn, eval_lam, unseen],
                     [emb_id, metrics_md, metrics_df, point, space], api_name="univar_embed", **ctx.model_event())

@@ -186,3 +186,41 @@ def raw_knn_metrics(pairs: Sequence[QAPair], raw: np.ndarray, test_fraction: flo
         out["raw"] = {k: hits_at(knn_scores(raw[~test], labels[~test], raw[test], len(names), k), labels[test], 1)
                       / int(test.sum()) for k in KS}
     return out
+
+
+# ----------------------------------------------------------------------------- languages
+def language_report(pairs: Sequence[QAPair], x: np.ndarray, test: np.ndarray, space: str, space_label: str,
+                    k: int = DEFAULT_K, seed: int = 0) -> list[dict]:
+    """Does a source stay in place across languages? For every (train language A, test language B):
+    classifiers fitted on A's views of the train questions, scored on B's views of the held-out
+    questions (A = B: within one language). High acc@1 off the diagonal means a source's position
+    survives translation. This project's own use of the paper's k-NN / probe evaluation (UniVaR
+    studies languages by training on many; it has no such table). Value questions only; sources
+    present in both languages."""
+    pairs = list(pairs)
+    langs = sorted({p.language for p in pairs if not p.is_control})
+    if len(langs) < 2:
+        return []
+    rows = []
+    for a in langs:
+        for b in langs:
+            ref_i = [i for i, p in enumerate(pairs) if p.language == a and not test[i] and not p.is_control]
+            q_i = [i for i, p in enumerate(pairs) if p.language == b and test[i] and not p.is_control]
+            names = sorted({pairs[i].source for i in ref_i} & {pairs[i].source for i in q_i})
+            ref_i = [i for i in ref_i if pairs[i].source in names]
+            q_i = [i for i in q_i if pairs[i].source in names]
+            if len(names) < 2 or not ref_i or not q_i:
+                continue
+            for ident in identify(x[ref_i], [names.index(pairs[i].source) for i in ref_i], x[q_i],
+                                  [names.index(pairs[i].source) for i in q_i], names, k, seed, space, space_label,
+                                  f"train {a} → test {b}"):
+                m = ident.metric(1)
+                rows.append({"train language": a, "test language": b, "space": space_label,
+                             "classifier": ident.evaluator, "sources": len(names), "n (test views)": m.n,
+                             "acc@1 [95% CI]": m.fmt().rsplit(" (n=", 1)[0], "chance@1": round(ident.chance(1), 3),
+                             "source": OWN})
+    return rows
+
+
+LANGUAGE_COLUMNS = ["train language", "test language", "space", "classifier", "sources", "n (test views)",
+                    "acc@1 [95% CI]", "chance@1"]

@@ -134,7 +134,8 @@ def summarise(es: EmbeddedSet) -> dict:
            "training": {k: m.get(k) for k in ("first_loss", "final_loss", "train_s", "n_training_views")
                         if k in m},
            "params": m.get("params", {}),
-           "identification": identification_rows(identifications(es))}
+           "identification": identification_rows(identifications(es)),
+           "languages": m.get("languages", [])}
     if m.get("note"):
         out["note"] = m["note"]
     return out

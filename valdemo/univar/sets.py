@@ -99,6 +99,8 @@ def load_questions(path: str | Path | None = None) -> list[Question]:
     """Questions from the bundled set (``None``) or an uploaded CSV/JSONL.
 
     Columns: ``question`` (required); ``id``, ``dimension``, ``family``, ``language`` optional.
+    A translated question set repeats an ``id`` once per ``language`` (the same question in
+    several languages): translations of one question share its train/test split.
     """
     if path is None or str(path) in ("", "bundled"):
         path = QUESTIONS_PATH
@@ -109,11 +111,12 @@ def load_questions(path: str | Path | None = None) -> list[Question]:
     for n, row in enumerate(rows, start=1):
         text = check_text(row["question"], f"{name} question {n}", max_chars=2000)
         qid = row.get("id") or f"q{n:04d}"
-        if qid in seen:
-            raise InputError(f"{name}: duplicate question id {qid!r} (question {n})")
-        seen.add(qid)
-        out.append(Question(qid, text, (row.get("dimension") or "").upper(), row.get("family") or "",
-                            row.get("language") or "en"))
+        language = (row.get("language") or "en").strip()
+        if (qid, language) in seen:
+            raise InputError(f"{name}: duplicate question id {qid!r} (question {n})"
+                             + (f" in language {language!r}" if row.get("language") else ""))
+        seen.add((qid, language))
+        out.append(Question(qid, text, (row.get("dimension") or "").upper(), row.get("family") or "", language))
     return out
 
 

@@ -22,7 +22,7 @@ import numpy as np
 
 from ..inputs import InputError, check_float, check_int
 from .encoding import MAX_LAMBDA, encode_views
-from .evaluation import DEFAULT_K, MAX_K, Identification, identify, split_questions
+from .evaluation import DEFAULT_K, MAX_K, Identification, identify, language_report, split_questions
 from .sets import ProgressFn, QAPair, space_label
 
 #: The paper's logit scale 50 as a temperature (1 / 50); see the module docstring.
@@ -237,6 +237,11 @@ def evaluate_head(pairs: Sequence[QAPair], raw: np.ndarray, params: HeadParams, 
             idents += identify(a, [s for s, _ in ref_views], b, [s for s, _ in test_views], group_names,
                                params.k, params.seed, space, space_label(encoder_name or "encoder", space), group)
     metrics["identification"] = [i.as_dict() for i in idents]
+    metrics["languages"] = language_report(pairs, raw, test, "raw", space_label(encoder_name or "encoder", "raw"),
+                                           params.k, params.seed)
+    if head_emb is not None and metrics["languages"]:
+        metrics["languages"] += language_report(pairs, head_emb, test, "head",
+                                                space_label(encoder_name or "encoder", "head"), params.k, params.seed)
     return head, head_emb, metrics
 
 
