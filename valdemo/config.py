@@ -82,6 +82,8 @@ class Settings:
     allowed_base_urls: tuple[str, ...] = field(metadata={"env": "VALDEMO_ALLOWED_BASE_URLS", "doc": "comma-separated base URLs whose origins visitors may use in public mode even if they are loopback or private"})
     allowed_local_models: tuple[str, ...] = field(metadata={"env": "VALDEMO_ALLOWED_LOCAL_MODELS", "doc": "comma-separated ids or paths allowed as `local:<id>` in public mode; empty = the bundled model and VALDEMO_HUB_FALLBACK"})
     max_local_models: int = field(metadata={"env": "VALDEMO_MAX_LOCAL_MODELS", "doc": "most local models kept loaded at once; the least recently used is unloaded"})
+    model_events: int = field(metadata={"env": "VALDEMO_MODEL_EVENTS", "doc": "events that use a model and may run at once (remote calls proceed while local generation waits for its own slots)"})
+    queue_max_size: int = field(metadata={"env": "VALDEMO_QUEUE_MAX", "doc": "most requests waiting in the queue; beyond it a visitor is told the app is busy and to try again"})
 
     @classmethod
     def from_env(cls) -> Settings:
@@ -114,6 +116,8 @@ class Settings:
             allowed_base_urls=_env_list("VALDEMO_ALLOWED_BASE_URLS"),
             allowed_local_models=_env_list("VALDEMO_ALLOWED_LOCAL_MODELS"),
             max_local_models=_env_int("VALDEMO_MAX_LOCAL_MODELS", 2, minimum=1),
+            model_events=_env_int("VALDEMO_MODEL_EVENTS", 4, minimum=1),
+            queue_max_size=_env_int("VALDEMO_QUEUE_MAX", 64, minimum=1),
         )
 
 

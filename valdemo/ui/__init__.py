@@ -9,7 +9,7 @@ import gradio as gr
 from ..config import Settings, get_settings
 from ..store import get_store
 from . import models_panel
-from .common import Context
+from .common import Context, oauth_enabled
 
 #: (tab label, module in valdemo.ui, element id)
 TABS = [
@@ -34,13 +34,17 @@ def build_app(settings: Settings | None = None) -> gr.Blocks:
     store = get_store(settings.db_path)
     with gr.Blocks(title="valdemo: human values of language models") as demo:
         gr.Markdown("# valdemo · human values of language models")
+        if oauth_enabled():  # Hugging Face sign-in: labels, runs and sets are kept under your name
+            gr.LoginButton(elem_id="login")
         target, judge, creds, _ = models_panel.build(settings)
         ctx = Context(settings=settings, store=store, target=target, judge=judge, creds=creds)
         with gr.Tabs():
             for label, module_name, elem_id in TABS:
                 with gr.Tab(label, id=module_name, elem_id=elem_id):
                     importlib.import_module(f"{__name__}.{module_name}").build(ctx)
-    demo.queue(default_concurrency_limit=4)
+    # Beyond max_size waiting requests, Gradio refuses new ones: the page says "This application
+    # is currently busy. Please try again.", the Python client raises "Queue is full! Please try again."
+    demo.queue(default_concurrency_limit=4, max_size=settings.queue_max_size)
     return demo
 
 

@@ -8,6 +8,8 @@ from __future__ import annotations
 
 import functools
 import logging
+import threading
+import time
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass
 from typing import Any
@@ -22,8 +24,10 @@ from ..store import Store
 
 log = logging.getLogger(__name__)
 
-#: Events that run a model share this queue slot, so two users do not
-#: oversubscribe a 2-core CPU with two local generations at once.
+#: Events that use a model share this concurrency group (``VALDEMO_MODEL_EVENTS`` at once). Local
+#: generation itself waits for its own slots in the models layer (``VALDEMO_LOCAL_CONCURRENCY``,
+#: ``valdemo.models.local.generation_slot``), so an event that calls a remote endpoint is not
+#: queued behind a local generation on the CPU (issue 12).
 MODEL_CONCURRENCY_ID = "model"
 
 
@@ -44,8 +48,8 @@ class Context:
     creds: gr.State
 
     def model_event(self) -> dict:
-        """kwargs for an event that runs a model (queue slot shared by all such events)."""
-        return {"concurrency_id": MODEL_CONCURRENCY_ID, "concurrency_limit": self.settings.local_concurrency}
+        """kwargs for an event that uses a model (a concurrency group shared by all such events)."""
+        return {"concurrency_id": MODEL_CONCURRENCY_ID, "concurrency_limit": self.settings.model_events}
 
 
 def oauth_enabled() -> bool:
@@ -57,7 +61,8 @@ def oauth_enabled() -> bool:
 
     on_space = bool(os.environ.get("SPACE_ID") and os.environ.get("OAUTH_CLIENT_ID"))
     forced = os.environ.get("VALDEMO_OAUTH", "").strip().lower() in {"1", "true", "yes", "on"}
-    return bool((on_space or forced) and importlib.util.find_spec("itsdangerous"))
+    needs = ["itsdangerous", "authlib"] if os.environ.get("SPACE_ID") else ["itsdangerous"]  # real vs mocked
+    return bool((on_space or forced) and all(importlib.util.find_spec(m) for m in needs))
 
 
 def request_owner(request: gr.Request | None, profile: gr.OAuthProfile | None = None) -> Owner:
@@ -146,9 +151,71 @@ def ui_errors(fn: Callable) -> Callable:
 
 
 def progress_callback(progress: gr.Progress, label: str) -> Callable[[int, int], None]:
-    """Adapt a ``gr.Progress`` to the methods' ``(done, total)`` callbacks."""
+    """Adapt a ``gr.Progress`` to the methods' ``(done, total)`` callbacks. Create it inside the
+    handler: it also ends the run (raises :class:`Stopped`) at the next step after the visitor
+    presses Stop (see :func:`stop_button`)."""
+    flag = StopFlag()
 
     def report(done: int, total: int) -> None:
+        flag.check()
         progress((done, max(total, 1)), desc=label)
 
     return report
+
+
+# -- Stop (issue 12 part 6) ---------------------------------------------------------------
+# Python cannot kill the thread a long handler runs in, and Gradio's ``cancels=`` only drops
+# the event. So Stop also records the session's request here; the run's progress callback sees
+# it at its next step and ends the run (``Stopped``), which frees the CPU and the model's lock.
+
+class Stopped(Exception):
+    """The visitor pressed Stop."""
+
+
+_stops: dict[str, float] = {}
+_stops_lock = threading.Lock()
+
+
+def _current_session() -> str | None:
+    from gradio.context import LocalContext
+
+    request = LocalContext.request.get(None)
+    return getattr(request, "session_hash", None)
+
+
+class StopFlag:
+    """Made at the start of a run (inside its handler): is a Stop for this session newer than the run?"""
+
+    def __init__(self) -> None:
+        self.session = _current_session()
+        self.started = time.time()
+
+    def requested(self) -> bool:
+        with _stops_lock:
+            pressed = _stops.get(self.session or "")
+        return pressed is not None and pressed >= self.started
+
+    def check(self) -> None:
+        if self.requested():
+            raise Stopped("stopped: you pressed Stop")
+
+
+def request_stop(request: gr.Request) -> None:
+    """Record a Stop for the caller's session (the running event sees it at its next step)."""
+    session = getattr(request, "session_hash", None)
+    if session:
+        with _stops_lock:
+            _stops[session] = time.time()
+            if len(_stops) > 10_000:  # forget the oldest; a Stop matters only while its run is on
+                for key in sorted(_stops, key=_stops.get)[:5_000]:
+                    del _stops[key]
+
+
+def stop_button(event, elem_id: str, cancel: bool = True, api_name: str | None = None) -> gr.Button:
+    """A Stop button for a long run, placed where it is called. ``cancel``: also cancel the event
+    (Gradio ``cancels=``: the page is freed at once and keeps what the run streamed so far); pass
+    False where the handler itself returns what finished when it sees the Stop (the profile)."""
+    btn = gr.Button("⏹ Stop", variant="stop", size="sm", elem_id=elem_id)
+    named = {"api_name": api_name} if api_name else {"api_visibility": "private"}
+    btn.click(request_stop, None, None, cancels=[event] if cancel else None, concurrency_limit=None, **named)
+    return btn

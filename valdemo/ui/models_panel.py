@@ -115,5 +115,5 @@ def build(settings) -> tuple[gr.Dropdown, gr.Dropdown, gr.State, dict]:
         return "\n".join(lines)
 
     test_btn.click(test_model, [target, message, creds], test_out, api_name="test_model",
-                   concurrency_id="model", concurrency_limit=settings.local_concurrency)
+                   concurrency_id="model", concurrency_limit=settings.model_events)
     return target, judge, creds, {"message": message, "test_btn": test_btn, "test_out": test_out}
