@@ -202,3 +202,14 @@ def test_overrides_and_labels_record_who_made_them(tmp_path, monkeypatch):
     st.clave_add_label(store, sid, "carol", -1, owner="session:c")
     got = {r["annotator"]: r["verified"] for r in st.clave_current_labels(store)}
     assert got == {"alice": 1, "carol": 0}
+
+
+def test_annotator_verified_only_when_every_current_label_is(tmp_path):
+    store = Store(tmp_path / "v.sqlite")
+    a, b = st.clave_add_samples(store, [("POWER", "one"), ("POWER", "two")], "test")
+    st.clave_add_label(store, a, "alice", 1, owner="hf:alice", verified=True)
+    st.clave_add_label(store, b, "alice", 0, owner="hf:alice", verified=True)
+    st.clave_add_label(store, a, "bob", 1, owner="session:x")
+    st.clave_add_label(store, a, "carol", 1, owner="hf:carol", verified=True)
+    st.clave_add_label(store, b, "carol", -1)  # an imported/typed label under her name
+    assert st.clave_annotator_verified(store) == {"alice": True, "bob": False, "carol": False}

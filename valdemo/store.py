@@ -382,6 +382,13 @@ def clave_sample_counts(store: Store) -> dict[str, int]:
             store.query("SELECT value, COUNT(*) AS n FROM clave_samples GROUP BY value")}
 
 
+def clave_annotator_verified(store: Store) -> dict[str, bool]:
+    """annotator -> True only if every one of their current labels was made by the signed-in
+    Hugging Face user of that name (exports and agreement tables mark the others unverified)."""
+    return {r["annotator"]: bool(r["v"]) for r in store.query(
+        f"SELECT annotator, MIN(verified) AS v FROM ({_CLAVE_CURRENT}) GROUP BY annotator")}
+
+
 def clave_annotators(store: Store) -> list[str]:
     return [r["annotator"] for r in
             store.query("SELECT DISTINCT annotator FROM clave_labels WHERE undone = 0 ORDER BY annotator")]
