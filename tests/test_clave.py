@@ -20,6 +20,7 @@ import pytest
 
 from valdemo import clave
 from valdemo.inputs import InputError
+from valdemo.models import BUNDLED_CAVEAT
 from valdemo.store import Store
 from valdemo.values import SCHWARTZ_KEYS
 
@@ -226,14 +227,40 @@ def test_judge_extracts_concepts_and_labels_zero_shot_tiny(local_model):
     preds, stats, how = clave.llm_zero_shot(local_model, [s.text for s in samples[:2]], ["BENEVOLENCE"] * 2)
     assert len(preds) == 2 and stats.ok + stats.failed == 2
     assert all(p in (1, -1, 0, None) for p in preds) and how
-    # the judge's two variants scored beside the recognizer on the same (tiny) held-out rows
-    concepts = {"BENEVOLENCE": {"adheres": ["helps friends and family"], "opposes": ["betrays people close to them"]}}
-    report, _ = clave.calibrate(samples[:8], concepts, eval_samples=samples[-2:], judge=local_model,
-                                learning_curve=False)
-    assert {"llm_concepts", "llm_zero_shot", "recognizer"} <= set(report["methods"])
-    assert report["llm"]["parse"]["ok"] + report["llm"]["parse"]["failed"] == 2
-    assert report["overall"]["llm_concepts"]["n_eval"] == 2 and report["concept_note"]
-    assert "helps friends and family" in clave.llm_prompt("x", clave.get_value("BENEVOLENCE"), concepts["BENEVOLENCE"])
+    # per-response concepts (CLAVE step 1): one batched call, every answer counted
+    got, fails = clave.response_concepts(local_model, [s.text for s in samples[:3]], ["BENEVOLENCE"] * 3,
+                                         max_new_tokens=8)
+    assert len(got) == 3 and fails.total == 3 and all(isinstance(c, list) for c in got)
+    # the recognizer reads them; the ablation and the judge's two variants are scored on the same rows
+    train = [s for s in clave.bundled_samples() if s.value == "BENEVOLENCE"][:6]
+    report, rec = clave.calibrate(train, eval_samples=samples[-2:], judge=local_model, learning_curve=False,
+                                  concept_tokens=8, guideline_tokens=16)
+    assert {"recognizer", "no_concepts", "llm_concepts", "llm_zero_shot", "embed_zero_shot"} <= set(report["methods"])
+    assert report["concepts"]["per_response"] and report["concepts"]["protocol"]["hash"]
+    steps = {f["step"]: f for f in report["failures"]}
+    assert steps["concept extraction"]["total"] == 8  # 6 training + 2 held-out texts
+    assert steps["judge zero-shot"]["total"] == 2
+    assert report["per_value"]["BENEVOLENCE"]["llm_zero_shot"]["n_train"] == 0
+    assert rec.uses_concepts and rec.meta["concept_model"] == "local"
+    assert BUNDLED_CAVEAT in report["caveats"]
+    assert "helps friends" in clave.llm_prompt("x", clave.get_value("BENEVOLENCE"), {"adheres": ["helps friends"]})
+
+
+def test_response_concepts_are_parsed_and_failures_named():
+    ok = clave.parse_response_concepts("Here:\n- helps a neighbour\n- keeps a promise\n- helps a neighbour")
+    assert ok.ok and ok.value == ["helps a neighbour", "keeps a promise"]
+    assert clave.parse_response_concepts('["obeys rules", "none"]').value == ["obeys rules"]
+    assert clave.parse_response_concepts("None.").ok and clave.parse_response_concepts("None.").value == []
+    assert not clave.parse_response_concepts("I cannot tell.").ok
+    assert clave.parse_response_concepts("").reason == "empty answer"
+    many = clave.parse_response_concepts("\n".join(f"- c{i}" for i in range(9)))
+    assert len(many.value) == clave.MAX_CONCEPTS
+    proto = clave.load_concept_protocol()
+    text = proto.render("user", value_name="Power", definition="d", text_block="<<<TEXT>>>\nx\n<<<END TEXT>>>",
+                        max_concepts=5)
+    assert "Power" in text and "<<<TEXT>>>" in text and len(proto.hash) == 12
+    with pytest.raises(InputError, match="not found"):
+        clave.load_concept_protocol("no-such-protocol")
 
 
 def test_concepts_file_is_read_per_value_and_bad_rows_are_named(tmp_path):
@@ -251,20 +278,104 @@ def test_concepts_file_is_read_per_value_and_bad_rows_are_named(tmp_path):
 # -- calibration ----------------------------------------------------------------------
 
 
+def _two_values(n_per_value=30):
+    out = []
+    for key in ("POWER", "BENEVOLENCE"):
+        out += [s for s in clave.bundled_samples() if s.value == key][:n_per_value]
+    return out
+
+
+def test_calibration_reports_per_value_metrics_with_n_train_and_intervals():
+    samples = _two_values()
+    report, rec = clave.calibrate(samples, folds=3, learning_curve=True, curve_orders=1)
+    assert report["methods"] == ["recognizer", "embed_zero_shot", "majority"]  # no judge: no concepts, no ablation
+    for value in ("POWER", "BENEVOLENCE"):
+        block = report["per_value"][value]
+        n_value = sum(s.value == value for s in samples)
+        # n_train is this value's own training rows per fold (2/3 of them with k=3), 0 for zero-shot
+        assert block["recognizer"]["n_train"] == pytest.approx(n_value * 2 / 3, abs=1)
+        assert block["majority"]["n_train"] == block["recognizer"]["n_train"]
+        assert block["embed_zero_shot"]["n_train"] == 0
+        for m in report["methods"]:
+            f1 = block[m]["macro_f1"]
+            assert f1["n"] == n_value and f1["interval"][0] <= f1["value"] <= f1["interval"][1]
+            assert block[m]["classes"] == report["classes"][value]
+    goal = report["goal"]
+    assert goal["best_baseline"] in clave.UNCALIBRATED and set(goal["margins"]) == {"POWER", "BENEVOLENCE"}
+    assert [c["n_per_value"] for c in report["learning_curve"]][:2] == [10, 20]
+    assert all(c["runs"] == 3 for c in report["learning_curve"])
+    cal = report["calibration"]["POWER"]
+    assert cal["ece_raw"]["n"] == 30 and 0 <= cal["ece_scaled"]["value"] <= 1
+    assert set(rec.temperature) == {"POWER", "BENEVOLENCE"}
+    rows = clave.summary_table(report)
+    assert len(rows) == 2 * 3 + 3 and all(len(r) == len(clave.SUMMARY_HEADERS) for r in rows)
+
+
+def test_a_value_with_two_classes_is_scored_over_its_two():
+    samples = [s for s in clave.bundled_samples() if s.value == "POWER" and s.label != 0][:24]
+    report, rec = clave.calibrate(samples, folds=3, learning_curve=False)
+    assert report["classes"]["POWER"] == [1, -1]
+    assert set(rec.predict(["He seizes control of the board."], ["POWER"])[0]["probs"]) == {"adheres", "opposes"}
+
+
+def test_held_out_predictions_never_see_held_out_labels():
+    train = _two_values(20)
+    held = _two_values(30)[20:] + _two_values(30)[50:]
+    flipped = [clave.Sample(s.text, s.value, {1: -1, -1: 0, 0: 1}[s.label]) for s in held]
+    a, _ = clave.calibrate(train, eval_samples=held, learning_curve=False)
+    b, _ = clave.calibrate(train, eval_samples=flipped, learning_curve=False)
+    # the same predictions, so each confusion matrix is the other's with its rows permuted
+    for m in ("recognizer", "embed_zero_shot"):
+        ca, cb = a["overall"][m]["confusion"], b["overall"][m]["confusion"]
+        assert [sum(col) for col in zip(*ca, strict=True)] == [sum(col) for col in zip(*cb, strict=True)]
+    assert a["per_value"]["POWER"]["recognizer"]["n_train"] == 20
+
+
+def test_labels_per_value_cap_and_kmeans_choice():
+    samples = _two_values()
+    report, rec = clave.calibrate(samples, folds=3, learning_curve=False, per_value=10, selection="kmeans")
+    assert report["per_value"]["POWER"]["recognizer"]["n_train"] == 10
+    assert report["per_value"]["POWER"]["majority"]["n_train"] == 20  # the majority reads the whole fold
+    assert rec.meta["n_train_per_value"] == {"BENEVOLENCE": 10, "POWER": 10}
+    import numpy as np
+
+    embs = np.random.default_rng(0).normal(size=(40, 8))
+    picked = clave.select_rows(list(range(40)), embs, 7, "kmeans", 0)
+    assert len(picked) == len(set(picked)) == 7
+    with pytest.raises(InputError, match="sample choice"):
+        clave.calibrate(samples, folds=3, selection="best")
+
+
+def test_ece_temperature_and_fast_f1_match_their_definitions():
+    import numpy as np
+
+    from valdemo.clave.evaluation import _fast_macro_f1
+    from valdemo.core.metrics import macro_f1
+
+    # two bins: conf 0.9 (2 rows, 1 right) and 0.6 (2 rows, both right) -> 0.5*0.4 + 0.5*0.4
+    assert clave.ece([(0.9, True), (0.9, False), (0.6, True), (0.6, True)]) == pytest.approx(0.4)
+    rng = np.random.default_rng(1)
+    gold = list(rng.choice([1, -1, 0], 200))
+    pred = [g if rng.random() < 0.6 else None if rng.random() < 0.1 else 0 for g in gold]
+    rows = list(zip(gold, pred, strict=True))
+    assert _fast_macro_f1([1, -1, 0])(rows) == pytest.approx(macro_f1(gold, pred, [1, -1, 0]))
+    # overconfident logits: the fitted temperature is above 1
+    logits = [np.array([8.0, 0.0, 0.0]) if i % 2 else np.array([0.0, 8.0, 0.0]) for i in range(40)]
+    gold_idx = [0 if (i % 4 in (1, 2)) else 1 for i in range(40)]
+    assert clave.fit_temperature(logits, gold_idx) > 2.0
+
+
 @pytest.mark.slow
-def test_calibration_on_valuenet_beats_majority_on_held_out_rows(valuenet_dir):
-    samples = _valuenet_subset(valuenet_dir, per_file=40)
-    report, rec = clave.calibrate(samples, folds=4, learning_curve=False)
-    o = report["overall"]
-    for m in ("recognizer", "embed_zero_shot", "majority"):
-        for key in ("accuracy", "macro_f1", "kappa", "n_train", "n_eval"):
-            assert key in o[m], (m, key)
-        assert o[m]["n_eval"] == len(samples)
-    print({m: round(o[m]["macro_f1"], 3) for m in report["methods"]})
-    assert o["recognizer"]["macro_f1"] >= o["majority"]["macro_f1"]
+def test_calibration_on_valuenet_beats_zero_shot_on_every_value(valuenet_dir):
+    samples = _valuenet_subset(valuenet_dir, per_file=150)
+    report, rec = clave.calibrate(samples, folds=3, learning_curve=False)
+    goal = report["goal"]
+    print({v: round(d, 3) for v, d in goal["margins"].items()}, goal["mean_margin"]["value"])
+    assert goal["best_baseline"] == "embed_zero_shot"
+    assert goal["mean_margin"]["value"] > 0.03
     assert set(report["per_value"]) == {s.value for s in samples}
-    probs = rec.predict_proba([samples[0].text], [samples[0].value])
-    assert probs.shape == (1, 3) and probs.sum() == pytest.approx(1.0, abs=1e-5)
+    probs = rec.proba([samples[0].text], [samples[0].value])[0]
+    assert probs.sum() == pytest.approx(1.0, abs=1e-5)
 
 
 @pytest.mark.slow
@@ -274,12 +385,13 @@ def test_calibrate_store_persists_the_latest_recognizer(store):
     clave.import_samples(store, picked, "test", annotator="ana")
     clave.save_concepts(store, "POWER", {"adheres": ["controls others"], "opposes": ["shares control"]}, "test")
     report = clave.calibrate_store(store, "ana", folds=3)
-    assert report["n_labels"] == 48 and report["concept_values"] == ["POWER"]
-    assert report["learning_curve"][-1]["n_labels"] == report["n_train"]
+    assert report["n_labels"] == 48
+    assert report["learning_curve"][-1]["n_per_value"] == max(
+        r["recognizer"]["n_train"] for r in report["per_value"].values()) or report["learning_curve"]
     from valdemo.ui.clave import confusion_figure, curve_figure, report_markdown
 
     text = report_markdown(report, None)
-    assert "macro-F1" in text and report["recognizer_id"] in text and "left out" in text
+    assert "macro-F1" in text and report["recognizer_id"] in text and "(n=" in text
     assert len(confusion_figure(report).data) == len(report["methods"])
     assert len(curve_figure(report).data[0].x) == len(report["learning_curve"])
     clave._loaded.clear()  # read it back from disk, as a new process would
@@ -287,8 +399,36 @@ def test_calibrate_store_persists_the_latest_recognizer(store):
     assert rec is not None and rec.meta["id"] == report["recognizer_id"]
     out = rec.predict(["She controls every decision in the company."], ["POWER"])
     assert out[0]["label"] in (1, -1, 0) and sum(out[0]["probs"].values()) == pytest.approx(1.0, abs=1e-3)
-    assert clave.predict_text(store, "He gives orders.", "power")["trained_on_value"] is True
-    assert clave.predict_text(store, "He gives orders.", "HEDONISM")["trained_on_value"] is False
+    got = clave.predict_text(store, "He gives orders.", "power")
+    assert got["held_out"]["macro_f1"]["n"] > 0 and got["calibrated_probabilities"]
+    with pytest.raises(InputError, match="saw no labels for HEDONISM"):
+        clave.predict_text(store, "He gives orders.", "HEDONISM")
+
+
+def test_valeval_rows_for_any_value_system_calibrate_and_survive_a_reload(store, tmp_path):
+    """ValEval-style rows (text, value, label) for values this project does not ship, defined in the file."""
+    rows = []
+    for i in range(12):
+        rows.append([f"I rented a tiny flat so I could save for the journey number {i}.", "Frugality",
+                     "1", "Spending little and saving resources.", "my system"])
+        rows.append([f"I bought the third gold watch this month, ticket {i}.", "Frugality", "-1", "", ""])
+        rows.append([f"The train left platform {i} on time.", "Frugality", "0", "", ""])
+    f = _write_csv(tmp_path / "valeval.csv", ["text", "value", "label", "definition", "system"], rows)
+    samples = clave.read_samples(f)
+    assert {s.value for s in samples} == {"FRUGALITY"}
+    assert clave.value_info("frugality").definition == "Spending little and saving resources."
+    report, rec = clave.calibrate(samples, folds=3, learning_curve=False)
+    assert report["per_value"]["FRUGALITY"]["recognizer"]["macro_f1"]["n"] == 36
+    clave.import_file(store, f, "ana")
+    assert (Path(store.path).parent / clave.CUSTOM_VALUES_FILE).is_file()
+    rid = clave.save_recognizer(store, rec, report)
+    clave._loaded.clear()
+    clave.inputs._custom_values.clear()  # a new process: definitions come back from the saved files
+    back = clave.latest_recognizer(store)
+    assert back.meta["id"] == rid and back.values == ["FRUGALITY"]
+    assert clave.predict_text(store, "I saved every coin for a year.", "Frugality")["label"] in (1, -1, 0)
+    with pytest.raises(InputError, match="definition"):
+        clave.check_value("Unheard-of value")
 
 
 def test_calibrate_refuses_too_few_labels():
@@ -330,10 +470,10 @@ def test_cli_import_calibrate_export(tmp_path):
     r = _cli("calibrate", "--labels", str(f), "--folds", "3", "--no-learning-curve", "--json", env=env)
     assert r.returncode == 0, r.stderr
     report = json.loads(r.stdout)
-    for block in [report["overall"], *report["per_value"].values()]:
+    for block in report["per_value"].values():
         for m in ("recognizer", "embed_zero_shot", "majority"):
-            assert {"accuracy", "macro_f1", "kappa", "n_train", "n_eval"} <= set(block[m])
-    assert report["skipped"]["llm_zero_shot"]
+            assert {"accuracy", "macro_f1", "n_train", "n_eval", "failed"} <= set(block[m])
+    assert "llm_zero_shot" not in report["methods"]
     clave.import_file(Store(env["VALDEMO_DB"]), f, "ana")  # (the import subcommand shares this function)
     out = tmp_path / "out.jsonl"
     r = _cli("export", "--format", "jsonl", "--out", str(out), "--json", env=env)

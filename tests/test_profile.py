@@ -192,7 +192,8 @@ def test_failed_method_shows_its_error_and_the_rest_renders(cli_runs, tmp_path, 
     reload_settings()
     store = Store(tmp_path / "profile.sqlite")
     samples = [s for s in clave.bundled_samples() if s.label is not None][:60]
-    clave.save_recognizer(store, clave.train_recognizer(samples))
+    rec = clave.train_recognizer(samples)
+    clave.save_recognizer(store, rec)
     dead = f"openai:nobody@http://127.0.0.1:{_closed_port()}/v1"
     profile = prof.run_profile("local", dead, TINY_CONFIG, store=store)
     methods = profile["profiles"]["local"]["methods"]
@@ -201,7 +202,8 @@ def test_failed_method_shows_its_error_and_the_rest_renders(cli_runs, tmp_path, 
     for name in ("svo", "univar", "clave"):
         assert methods[name]["status"] == "ok", (name, methods[name]["error"])
     per_value = methods["clave"]["summary"]["per_value"]
-    assert len(per_value) == 10
+    assert set(per_value) == set(rec.values)  # only values it was calibrated on (CLAVE, issue 15)
+    assert len(methods["clave"]["summary"]["values_not_calibrated"]) == 10 - len(rec.values)
     for v in per_value.values():
         assert v["adheres"] + v["opposes"] + v["unrelated"] == pytest.approx(1.0, abs=1e-3)
     html = prof.report_html(profile)

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import logging
 import re
 from collections.abc import Sequence
@@ -9,11 +10,12 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from .. import store as st
+from ..core.result import Failures
 from ..inputs import InputError, read_records
 from ..models import ChatModel, GenParams, unwrap, user
 from ..parsing import Parsed, fence, parse_json_object
 from ..values import Value
-from .inputs import LABEL_NAMES, Sample, check_value
+from .inputs import LABEL_NAMES, ProgressFn, Sample, check_value, value_info
 
 log = logging.getLogger(__name__)
 
@@ -134,3 +136,106 @@ def read_concepts(path: str | Path) -> dict[str, dict]:
             raise InputError(f"{where}: kind must be adheres or opposes, got {r['kind']!r}")
         out.setdefault(key, {"adheres": [], "opposes": []})[kind].append(r["concept"])
     return out
+
+
+# ---------------------------------------------------------------------------------
+# per-response concepts (CLAVE step 1, Sec. 3): the judge reads each text
+# ---------------------------------------------------------------------------------
+
+PROTOCOL_DIR = Path(__file__).resolve().parents[2] / "assets" / "protocols" / "clave"
+MAX_CONCEPTS = 5
+CONCEPT_MAX_CHARS = 80
+
+
+@dataclass(frozen=True)
+class ConceptProtocol:
+    """Prompt templates from a data file (``assets/protocols/clave/<name>.toml``), with the
+    hash of the file's text so a run records exactly which prompt wrote its concepts."""
+
+    name: str
+    hash: str
+    templates: dict
+
+    def render(self, key: str, **fields) -> str:
+        return self.templates[key].format(**fields)
+
+    def as_dict(self) -> dict:
+        return {"name": self.name, "hash": self.hash}
+
+
+def load_concept_protocol(name_or_path: str = "concepts") -> ConceptProtocol:
+    """Load the concept-extraction prompt (a bundled name or a user's .toml path)."""
+    import hashlib
+    import tomllib
+
+    p = Path(name_or_path)
+    if not p.suffix:
+        p = PROTOCOL_DIR / f"{name_or_path}.toml"
+    if not p.is_file():
+        raise InputError(f"concept protocol {name_or_path!r} not found")
+    raw = p.read_text(encoding="utf-8")
+    try:
+        data = tomllib.loads(raw)
+    except tomllib.TOMLDecodeError as exc:
+        raise InputError(f"{p.name}: not valid TOML ({exc})") from None
+    templates = data.get("templates", data)
+    for key in ("system", "user"):
+        if not isinstance(templates.get(key), str):
+            raise InputError(f"{p.name}: templates.{key} is missing")
+    return ConceptProtocol(str(data.get("name", p.stem)), hashlib.sha256(raw.encode()).hexdigest()[:12],
+                           {k: v for k, v in templates.items() if isinstance(v, str)})
+
+
+def parse_response_concepts(text: str | None) -> Parsed:
+    """Concepts from a judge's answer: ``- phrase`` lines (or a JSON list); ``none`` is a valid
+    empty answer; anything else without a phrase is a failure."""
+    text = (text or "").strip()
+    if not text:
+        return Parsed.fail("empty answer")
+    items: list[str] = []
+    start = text.find("[")
+    if start >= 0 and text.rfind("]") > start:
+        try:
+            got = json.loads(text[start:text.rfind("]") + 1])
+            items = [str(i) for i in got if isinstance(i, (str, int, float))] if isinstance(got, list) else []
+        except json.JSONDecodeError:
+            items = []
+    if not items:
+        for line in text.splitlines():
+            m = re.match(r"^\s*(?:[-*•]|\d+[.)])\s*(.+)$", line)
+            if m:
+                items.append(m.group(1))
+    clean = []
+    for item in items:
+        c = item.strip().strip('"').strip()
+        if c and c.lower().rstrip(".") != "none" and c not in clean:
+            clean.append(c[:CONCEPT_MAX_CHARS])
+    if clean:
+        return Parsed(clean[:MAX_CONCEPTS], True)
+    if re.fullmatch(r"(?is)\W*none\W*", text):
+        return Parsed([], True)
+    return Parsed.fail("no concept lines")
+
+
+def response_concepts(model: ChatModel, texts: Sequence[str], values: Sequence[str],
+                      protocol: ConceptProtocol | None = None, max_new_tokens: int = 64,
+                      progress: ProgressFn | None = None) -> tuple[list[list[str]], Failures]:
+    """CLAVE step 1 per response: the judge reads each text with its value's definition and
+    lists the text's value concepts. One batched call through the model (cached when the
+    model is the cached wrapper, as ``get_model`` returns it). An unreadable answer is a
+    counted failure and that row gets no concepts (the small model sees "no concepts")."""
+    protocol = protocol or load_concept_protocol()
+    convs = []
+    for t, k in zip(texts, values, strict=True):
+        v = value_info(k)
+        convs.append(user(protocol.render("user", value_name=v.name, definition=v.definition,
+                                          text_block=fence(t, "TEXT"), max_concepts=MAX_CONCEPTS),
+                          protocol.render("system")))
+    replies = model.chat_batch(convs, GenParams(max_new_tokens=max_new_tokens, temperature=0.0), progress=progress)
+    fails = Failures("concept extraction")
+    out = []
+    for r in replies:
+        parsed = parse_response_concepts(r.text)
+        fails.add(parsed.ok, parsed.reason)
+        out.append(list(parsed.value) if parsed.ok else [])
+    return out, fails

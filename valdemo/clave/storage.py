@@ -6,12 +6,25 @@ import logging
 import time
 import uuid
 from collections import Counter, defaultdict
+from collections.abc import Sequence
 from pathlib import Path
 
 from .. import store as st
+from ..core.result import Failures
 from ..inputs import InputError, check_int, check_text
-from ..values import SCHWARTZ_KEYS, get_value
-from .inputs import DEFAULT_TARGET, LABEL_NAMES, Sample, check_annotator, check_label, check_value, ensure_bundled
+from ..models import ChatModel
+from ..values import SCHWARTZ_KEYS
+from .concepts import load_concept_protocol, response_concepts
+from .inputs import (
+    DEFAULT_TARGET,
+    LABEL_NAMES,
+    Sample,
+    check_annotator,
+    check_label,
+    check_value,
+    ensure_bundled,
+    value_info,
+)
 from .recognizers import Recognizer
 
 log = logging.getLogger(__name__)
@@ -22,7 +35,7 @@ log = logging.getLogger(__name__)
 
 
 def value_card(value_key: str) -> dict:
-    v = get_value(value_key)
+    v = value_info(value_key)
     return {"value": v.key, "name": v.name, "definition": v.definition, "examples": list(v.examples)}
 
 
@@ -38,7 +51,8 @@ def next_sample(store: st.Store, annotator: str, value: str | None = None) -> di
             **value_card(sample["value"])}
 
 
-def submit_label(store: st.Store, annotator: str, sample_id: int, label: object, note: str = "") -> dict:
+def submit_label(store: st.Store, annotator: str, sample_id: int, label: object, note: str = "",
+                 owner: str = "", verified: bool = False) -> dict:
     """Record a label; returns the acknowledgement only after the commit (durable on disk).
 
     ``label`` may be 1/-1/0, a label word, or ``"skip"`` (recorded, so the sample is not shown
@@ -54,8 +68,8 @@ def submit_label(store: st.Store, annotator: str, sample_id: int, label: object,
     note = (note or "").strip()
     if len(note) > 2000:
         raise InputError(f"note is {len(note)} characters; the limit is 2000")
-    seq = st.clave_add_label(store, sid, annotator, value, note)
-    return {"ok": True, "seq": seq, "sample_id": sid, "annotator": annotator,
+    seq = st.clave_add_label(store, sid, annotator, value, note, owner=owner, verified=verified)
+    return {"ok": True, "seq": seq, "sample_id": sid, "annotator": annotator, "verified": bool(verified),
             "label": value, "label_name": "skipped" if skipped else LABEL_NAMES[value], "durable": True}
 
 
@@ -112,9 +126,9 @@ def recognizer_dir(store: st.Store) -> Path:
 def save_recognizer(store: st.Store, rec: Recognizer, report: dict | None = None) -> str:
     rec_id = f"clave-{time.strftime('%Y%m%d-%H%M%S')}-{uuid.uuid4().hex[:6]}"
     path = rec.save(recognizer_dir(store) / f"{rec_id}.npz")
-    summary = {"n_train": rec.meta.get("n_train"), "values": rec.meta.get("values"),
-               "protocol": (report or {}).get("protocol"),
-               "overall": (report or {}).get("overall", {}).get("recognizer")}
+    summary = {"n_train": rec.meta.get("n_train"), "values": rec.values, "kind": rec.model.kind,
+               "uses_concepts": rec.uses_concepts, "protocol": (report or {}).get("protocol"),
+               "held_out": rec.meta.get("held_out")}
     st.clave_save_recognizer(store, rec_id, str(path), summary)
     rec.meta["id"] = rec_id
     return rec_id
@@ -140,11 +154,38 @@ def latest_recognizer(store: st.Store | None = None) -> Recognizer | None:
     return _loaded[row["id"]]
 
 
-def predict_text(store: st.Store, text: str, value: str) -> dict:
+def texts_concepts(rec: Recognizer, texts: Sequence[str], values: Sequence[str],
+                   judge: ChatModel | None = None) -> tuple[list[list[str]] | None, Failures | None]:
+    """A concept-based recognizer reads each new text's concepts first (CLAVE step 1): written
+    by ``judge``, else by the model that wrote its calibration concepts."""
+    if not rec.uses_concepts:
+        return None, None
+    if judge is None:
+        from ..models import get_model
+
+        spec = rec.meta.get("concept_model")
+        if not spec:
+            raise InputError("this recognizer reads concepts but names no judge model: calibrate again")
+        judge = get_model(spec)
+    protocol = load_concept_protocol((rec.meta.get("concept_protocol") or {}).get("name") or "concepts")
+    return response_concepts(judge, texts, values, protocol)
+
+
+def predict_text(store: st.Store, text: str, value: str, judge: ChatModel | None = None) -> dict:
+    """Label one text with the latest recognizer; only for a value it was calibrated on."""
     text = check_text(text, "text")
     key = check_value(value).key
     rec = latest_recognizer(store)
     if rec is None:
         raise InputError("no calibrated recognizer yet: calibrate first")
-    return {**rec.predict([text], [key])[0], "value": key, "recognizer": rec.meta.get("id"),
-            "trained_on_value": key in rec.meta.get("values", [])}
+    if not rec.knows(key):
+        raise InputError(f"the calibrated recognizer saw no labels for {key}; it scores only "
+                         f"{', '.join(rec.values)} (label some {key} samples and calibrate again)")
+    concepts, fails = texts_concepts(rec, [text], [key], judge)
+    out = {**rec.predict([text], [key], concepts)[0], "value": key, "recognizer": rec.meta.get("id"),
+           "trained_on_value": True, "held_out": (rec.meta.get("held_out") or {}).get(key),
+           "calibrated_probabilities": key in rec.temperature}
+    if concepts is not None:
+        out["concepts"] = concepts[0]
+        out["concept_failures"] = fails.as_dict()
+    return out

@@ -15,12 +15,21 @@ def register(sub: argparse._SubParsersAction) -> None:
     cal.add_argument("--labels", required=True, action="append", metavar="PATH",
                      help="CSV/JSONL with text,value,label, or a ValueNet per-value CSV (input,label), "
                           "or a folder of them; repeatable")
-    cal.add_argument("--concepts", metavar="PATH", help="CSV/JSONL with value,kind,concept (kind adheres|opposes)")
+    cal.add_argument("--concepts", metavar="PATH", help="value concepts a person wrote, for the judge-with-concepts "
+                     "baseline: CSV/JSONL with value,kind,concept (kind adheres|opposes)")
+    cal.add_argument("--small-model", choices=["head", "finetune"], default="head",
+                     help="head: logistic head on frozen MiniLM (default); finetune: fine-tuned MiniLM (slow on CPU)")
+    cal.add_argument("--per-value", type=int, default=None, metavar="N",
+                     help="calibrate on at most N labels per value (CLAVE: under 100); default all")
+    cal.add_argument("--selection", choices=["random", "kmeans"], default="random",
+                     help="which labels when capped: random, or nearest to k-means centroids (CLAVE, Sec. 3)")
+    cal.add_argument("--no-response-concepts", action="store_true",
+                     help="with a judge: do not write per-response concepts (the recognizer reads text only)")
     split = cal.add_mutually_exclusive_group()
     split.add_argument("--eval", metavar="PATH", help="held-out labelled file to score on (else k-fold)")
     split.add_argument("--folds", type=int, default=5, help="k for k-fold cross-validation (default 5)")
     add_model_arg(cal, "--judge", default="none",
-                  help="model for the zero-shot prompted baseline, or none to leave it out")
+                  help="judge model: writes per-response concepts and is scored as baselines; none to leave out")
     cal.add_argument("--no-learning-curve", action="store_true", help="skip the learning curve")
     cal.add_argument("--save", action="store_true", help="store the calibrated recognizer (the app then uses it)")
     cal.add_argument("--seed", type=int, default=0)
@@ -62,15 +71,26 @@ def _read_all(paths: list[str]):
 
 
 def _table(report: dict) -> str:
-    from ..clave import summary_table
+    from ..clave import SUMMARY_HEADERS, summary_table
 
-    lines = [f"{report['protocol']}: {report['n_labels']} labels, {report['n_eval']} scored",
-             f"{'scope':<16}{'method':<36}{'acc':>7}{'macroF1':>9}{'kappa':>8}{'n_train':>9}{'n_eval':>8}"]
-    for scope, method, acc, f1, kappa, n_train, n_eval in summary_table(report):
-        cells = ["-" if x is None else f"{x:.3f}" for x in (acc, f1, kappa)]
-        lines.append(f"{scope:<16}{method:<36}{cells[0]:>7}{cells[1]:>9}{cells[2]:>8}{n_train:>9}{n_eval:>8}")
-    for m, why in report.get("skipped", {}).items():
-        lines.append(f"(left out: {m}: {why})")
+    lines = [f"{report['protocol']}: {report['n_labels']} labels, {report['n_eval']} scored held out; "
+             f"small model: {report['small_model']['title']}"
+             + (" + per-response concepts" if report["concepts"]["per_response"] else ""),
+             f"{SUMMARY_HEADERS[0]:<16}{SUMMARY_HEADERS[1]:<54}{'macroF1':>8} {'95% interval':<17}{'acc':>7}"
+             f"{'n_train':>9}{'n_eval':>8}{'unread':>8}"]
+    for scope, method, f1, iv, acc, n_train, n_eval, failed in summary_table(report):
+        cells = ["-" if x is None else f"{x:.3f}" for x in (f1, acc)]
+        n_tr = n_train if isinstance(n_train, str) else f"{n_train:g}"
+        lines.append(f"{scope:<16}{method:<54}{cells[0]:>8} {iv:<17}{cells[1]:>7}{n_tr:>9}{n_eval:>8}{failed:>8}")
+    goal = report.get("goal") or {}
+    if goal:
+        mm = goal["mean_margin"]
+        lines.append(f"recognizer - {goal['best_baseline']}: mean margin {mm['value']:+.3f} "
+                     f"[{mm['interval'][0]:+.3f}, {mm['interval'][1]:+.3f}] (n={mm['n']} values); "
+                     f"values lost: {', '.join(goal['values_lost']) or 'none'}")
+    for f in report.get("failures", []):
+        if f["total"]:
+            lines.append(f"{f['step']}: {f['failed']} of {f['total']} failed")
     if report.get("llm") and report["llm"].get("is_bundled"):
         from ..models import BUNDLED_CAVEAT
 
@@ -93,7 +113,9 @@ def run_calibrate(args: argparse.Namespace) -> int:
     judge = None if args.judge.strip().lower() in {"", "none"} else get_model(args.judge, use_cache=not args.no_cache)
     report, rec = clave.calibrate(samples, concepts, folds=args.folds, eval_samples=eval_samples, judge=judge,
                                   learning_curve=not args.no_learning_curve, seed=args.seed,
-                                  progress=progress_printer("embedding"))
+                                  progress=progress_printer("embedding"), kind=args.small_model,
+                                  use_concepts=(judge is not None and not args.no_response_concepts),
+                                  per_value=args.per_value, selection=args.selection)
     if args.save:
         report["recognizer_id"] = clave.save_recognizer(get_store(), rec, report)
     emit(report, args.json, human=_table)

@@ -7,9 +7,7 @@ acknowledgement is shown.
 
 from __future__ import annotations
 
-import importlib.util
 import json
-import os
 import tempfile
 import time
 from pathlib import Path
@@ -17,8 +15,10 @@ from pathlib import Path
 import gradio as gr
 
 from .. import clave
+from ..core.owner import annotator_label
+from ..core.result import Metric
 from ..values import SCHWARTZ_KEYS
-from .common import caveat_markdown, progress_callback, resolve_model, ui_errors
+from .common import caveat_markdown, label_identity, oauth_enabled, progress_callback, resolve_model, ui_errors
 
 ALL = "all values"
 NAME_KEY = "valdemo-clave-annotator"
@@ -47,12 +47,6 @@ if (!window.__valdemoClaveKeys) {
 INTRO = """**Calibrate evaluator** (CLAVE, Yao et al. 2024). Label samples as *adhering to*, *opposing* or
 *unrelated to* a value; the judge model turns your labels into short value concepts; a small
 recognizer is calibrated on your labels and the concepts, then scored against you on held-out labels."""
-
-
-def oauth_enabled() -> bool:
-    """Hugging Face sign-in is used only on a Space with OAuth and its libraries installed."""
-    return bool(os.environ.get("SPACE_ID") and os.environ.get("OAUTH_CLIENT_ID")
-                and importlib.util.find_spec("itsdangerous"))
 
 
 # -- rendering ----------------------------------------------------------------------
@@ -86,59 +80,49 @@ def ack_markdown(ack: dict) -> str:
 
 
 def report_markdown(report: dict, judge_model) -> str:
-    o = report["overall"]
-    lines = [f"**{report['protocol']}** on {report['n_labels']} labels ({report['n_eval']} scored); "
-             f"recognizer `{report.get('recognizer_id', '-')}` saved, {report['seconds']:.1f} s.", ""]
+    """What the calibration showed, every number with its n and 95% interval (project's own
+    quantities; CLAVE is Yao et al. 2024, Sec. 3)."""
+    sm = report["small_model"]
+    lines = [f"**{report['protocol']}** on {report['n_labels']} labels ({report['n_eval']} scored held out); "
+             f"small model: {sm['title']}"
+             + (f", up to {sm['per_value']} labels per value chosen by {sm['selection']}" if sm["per_value"] else "")
+             + (", reading the judge's per-response concepts" if report["concepts"]["per_response"] else
+                ", without concepts (no judge given)")
+             + f"; recognizer `{report.get('recognizer_id', '-')}` saved, {report['seconds']:.1f} s.", "",
+             "Mean over values of each value's macro-F1 (over the classes that value has):"]
     for m in report["methods"]:
-        r = o[m]
-        kappa = "-" if r["kappa"] is None else f"{r['kappa']:.3f}"
-        lines.append(f"- {clave.METHOD_TITLES[m]}: macro-F1 **{r['macro_f1']:.3f}**, accuracy {r['accuracy']:.3f}, "
-                     f"kappa {kappa}" + (f", {r['n_failed']} unreadable answers" if r.get("n_failed") else ""))
-    for m, why in report.get("skipped", {}).items():
-        lines.append(f"- {clave.METHOD_TITLES[m]}: left out ({why})")
-    if report.get("llm"):
-        parse = report["llm"]["parse"]
-        lines.append(f"\nJudge `{report['llm']['model']}` read by {report['llm']['how']}: "
-                     f"{parse['ok']} answers read, {parse['failed']} failed {parse['reasons'] or ''}")
-    if report.get("concept_note"):
-        lines.append(f"\nNote: {report['concept_note']}.")
+        o = report["overall"][m]
+        f1 = Metric(**{**o["macro_f1"], "interval": tuple(o["macro_f1"]["interval"]) if o["macro_f1"]["interval"] else None})
+        lines.append(f"- {clave.METHOD_TITLES[m]}: **{f1.fmt()}**"
+                     + ("" if o["uses_labels"] else " · reads no label")
+                     + (f" · {o['failed']} of {o['n_eval']} answers unreadable (scored wrong)" if o["failed"] else ""))
+    goal = report.get("goal") or {}
+    if goal:
+        mm = goal["mean_margin"]
+        lost = ", ".join(goal["values_lost"]) or "none"
+        lines.append(f"\nRecognizer against the best baseline that reads no label "
+                     f"({clave.METHOD_TITLES[goal['best_baseline']]}): mean margin **{mm['value']:+.3f}** "
+                     f"[{mm['interval'][0]:+.3f}, {mm['interval'][1]:+.3f}] (n={mm['n']} values); values lost: {lost}.")
+    cal = report.get("calibration") or {}
+    if cal:
+        parts = [f"{v.title()} {c['ece_raw']['value']:.3f} → {c['ece_scaled']['value']:.3f} (n={c['ece_raw']['n']})"
+                 for v, c in cal.items() if c["ece_raw"]["value"] is not None]
+        lines.append("\nProbabilities: expected calibration error, raw → temperature-scaled on the other folds: "
+                     + "; ".join(parts) + ". The saved recognizer uses the temperature fitted on all held-out folds.")
+    for f in report.get("failures", []):
+        if f["total"]:
+            lines.append(f"\n{f['step']}: {f['failed']} of {f['total']} failed {f['reasons'] or ''}")
+    if report["concepts"]["examples"]:
+        ex = report["concepts"]["examples"][0]
+        lines.append(f"\nExample concepts ({ex['value'].title()}): {'; '.join(ex['concepts']) or '(none)'}")
+    if report.get("guidelines_note"):
+        lines.append(f"\nNote: {report['guidelines_note']}.")
     caveat = caveat_markdown([judge_model]) if judge_model is not None else ""
     return "\n".join(lines) + (f"\n\n{caveat}" if caveat else "")
 
 
-def confusion_figure(report: dict):
-    import plotly.graph_objects as go
-    from plotly.subplots import make_subplots
-
-    methods = report["methods"]
-    names = [clave.LABEL_NAMES[k] for k in clave.LABELS]
-    short = {"recognizer": "recognizer", "embed_zero_shot": "embedding sim.", "llm_zero_shot": "judge zero-shot",
-             "llm_concepts": "judge + concepts",
-             "majority": "majority"}
-    fig = make_subplots(rows=1, cols=len(methods), subplot_titles=[short[m] for m in methods],
-                        horizontal_spacing=0.04, shared_yaxes=True)
-    for i, m in enumerate(methods, start=1):
-        z = report["overall"][m]["confusion"]
-        fig.add_trace(go.Heatmap(z=z, x=names, y=names, colorscale="Blues", showscale=False,
-                                 text=z, texttemplate="%{text}"), row=1, col=i)
-        fig.update_xaxes(title_text="predicted", row=1, col=i)
-    fig.update_yaxes(autorange="reversed")
-    fig.update_yaxes(title_text="human", row=1, col=1)
-    fig.update_layout(height=320, margin={"t": 40, "b": 40, "l": 60, "r": 10})
-    return fig
-
-
-def curve_figure(report: dict):
-    import plotly.graph_objects as go
-
-    curve = report.get("learning_curve") or []
-    fig = go.Figure(go.Scatter(x=[c["n_labels"] for c in curve], y=[c["macro_f1"] for c in curve],
-                               mode="lines+markers", name="recognizer"))
-    maj = report["overall"]["majority"]["macro_f1"]
-    fig.add_hline(y=maj, line_dash="dot", annotation_text="majority class")
-    fig.update_layout(height=300, xaxis_title="labels used for calibration", yaxis_title="macro-F1 (held out)",
-                      yaxis_range=[0, 1], margin={"t": 20, "b": 40, "l": 60, "r": 10})
-    return fig
+confusion_figure = clave.confusion_figure
+curve_figure = clave.curve_figure
 
 
 # -- the tab ------------------------------------------------------------------------
@@ -210,13 +194,15 @@ def build(ctx) -> None:
             with gr.Row():
                 cal_who = gr.Textbox("", label="Whose labels (empty: majority of all annotators)")
                 folds = gr.Slider(2, 10, value=5, step=1, label="Folds (k)")
-                with_judge = gr.Checkbox(False, label="Also score the judge prompted zero-shot (slow on CPU)")
+                with_judge = gr.Checkbox(False, label="Use the judge: per-response concepts and its baselines (slow on CPU)")
+                per_value = gr.Number(0, label="Labels per value for the small model (0: all)", precision=0, minimum=0)
+                selection = gr.Radio(list(clave.SELECTIONS), value="random", label="Which labels (when capped)")
                 cal_btn = gr.Button("Calibrate and evaluate", variant="primary", elem_id="clave-calibrate-btn")
             cal_md = gr.Markdown(elem_id="clave-cal-summary")
-            cal_table = gr.Dataframe(headers=["scope", "method", "accuracy", "macro-F1", "kappa", "n_train", "n_eval"],
+            cal_table = gr.Dataframe(headers=clave.SUMMARY_HEADERS,
                                      interactive=False, elem_id="clave-cal-table")
             confusion_plot = gr.Plot(label="Confusion matrices, all held-out rows (rows: human)")
-            curve_plot = gr.Plot(label="Learning curve (first fold held out)")
+            curve_plot = gr.Plot(label="Learning curve: labels per value, every fold, two orders (mean ± sd)")
 
         with gr.Tab("Agreement", id="clave-agreement"):
             agree_btn = gr.Button("Compute agreement between annotators")
@@ -250,8 +236,9 @@ def build(ctx) -> None:
         profile = extra[0] if extra else None
         name = (getattr(profile, "username", "") or saved or "").strip()
         if not name:
-            return gr.update(), gr.update(), None, "", "", gr.update()
-        return (*_view(name, ALL, clave.DEFAULT_TARGET), name)
+            return gr.update(), gr.update(), None, "", "", gr.update(), gr.update()
+        # "Whose labels" (Calibrate) defaults to the visitor's own (issue 12).
+        return (*_view(name, ALL, clave.DEFAULT_TARGET), name, name)
 
     if oauth_enabled():
         def load_with_login(saved, profile: gr.OAuthProfile | None):
@@ -264,7 +251,7 @@ def build(ctx) -> None:
     from gradio.context import Context as GradioContext  # the app's Blocks: resume on page load
 
     # The annotator's name is remembered in this browser (localStorage) and read back on load.
-    GradioContext.root_block.load(loader, [annotator], [*view_out, annotator], api_visibility="private",
+    GradioContext.root_block.load(loader, [annotator], [*view_out, annotator, cal_who], api_visibility="private",
                                   js=f"() => [localStorage.getItem('{NAME_KEY}') || '']")
     for trigger in (start.click, value_filter.change):
         trigger(resume, [annotator, value_filter, target], view_out, api_visibility="private",
@@ -272,11 +259,14 @@ def build(ctx) -> None:
 
     def make_label_handler(label):
         @ui_errors
-        def handler(name, sample_id, note_text, value, goal):
+        def handler(name, sample_id, note_text, value, goal, request: gr.Request = None,
+                    profile: gr.OAuthProfile | None = None):
+            name, verified, owner = label_identity(name, request, profile)  # issue 12: only as yourself
             name = clave.check_annotator(name)
             if sample_id is None:
                 raise gr.Error("no sample on screen: press Start / resume")
-            result = clave.submit_label(store, name, int(sample_id), label, note_text or "")
+            result = clave.submit_label(store, name, int(sample_id), label, note_text or "", owner=owner.id,
+                                        verified=verified)
             return (*_view(name, value, goal, ack_markdown(result)), "")
         return handler
 
@@ -285,8 +275,8 @@ def build(ctx) -> None:
                   api_visibility="private", trigger_mode="once")
 
     @ui_errors
-    def undo(name, value, goal):
-        name = clave.check_annotator(name)
+    def undo(name, value, goal, request: gr.Request = None, profile: gr.OAuthProfile | None = None):
+        name = clave.check_annotator(label_identity(name, request, profile)[0])
         result = clave.undo_last(store, name)
         text_md, card, _, _, prog = _view(name, value, goal)
         if result["ok"]:  # show the undone sample again so it can be relabelled
@@ -376,14 +366,15 @@ def build(ctx) -> None:
     # -- calibration, agreement, prediction --------------------------------------------
 
     @ui_errors
-    def calibrate(who, k, use_judge, judge_spec, creds, progress=gr.Progress()):
+    def calibrate(who, k, use_judge, judge_spec, creds, cap, how, progress=gr.Progress()):
         judge = resolve_model(judge_spec, creds) if use_judge else None
         report = clave.calibrate_store(store, who.strip() or None, int(k), judge,
-                                       progress=progress_callback(progress, "embedding"))
+                                       progress=progress_callback(progress, "embedding"),
+                                       per_value=int(cap) if cap else None, selection=how or "random")
         return (report_markdown(report, judge), clave.summary_table(report), confusion_figure(report),
                 curve_figure(report))
 
-    cal_btn.click(calibrate, [cal_who, folds, with_judge, ctx.judge, ctx.creds],
+    cal_btn.click(calibrate, [cal_who, folds, with_judge, ctx.judge, ctx.creds, per_value, selection],
                   [cal_md, cal_table, confusion_plot, curve_plot], api_visibility="private", **ctx.model_event())
 
     @ui_errors
@@ -394,8 +385,15 @@ def build(ctx) -> None:
         alpha = r["krippendorff_alpha"]
         head = (f"{len(r['annotators'])} annotators, {r['n_items_multi']} samples labelled by two or more. "
                 + (f"Krippendorff's alpha (nominal): **{alpha:.3f}**" if alpha is not None else ""))
-        rows = [[p["a"], p["b"], p["n_shared"], round(p["percent_agreement"], 3),
+        who = clave.st.clave_annotator_verified(store)  # issue 12: typed names are marked unverified
+
+        def name(n: str) -> str:
+            return annotator_label(n, who.get(n, False))
+
+        rows = [[name(p["a"]), name(p["b"]), p["n_shared"], round(p["percent_agreement"], 3),
                  None if p["cohen_kappa"] is None else round(p["cohen_kappa"], 3)] for p in r["pairs"]]
+        if not all(who.get(n, False) for n in r["annotators"]):
+            head += "\n\n_(unverified)_: a name typed without Hugging Face sign-in; anyone could have used it."
         return head, rows
 
     agree_btn.click(agree, None, [agree_md, agree_table], api_visibility="private")
@@ -403,9 +401,14 @@ def build(ctx) -> None:
     @ui_errors
     def predict_ui(text, value):
         r = clave.predict_text(store, text, value)
-        warn = ("" if r["trained_on_value"] else
-                f"\n\n> ⚠️ The recognizer saw no labels for {r['value'].title()}: this is a guess from other values.")
-        return r["probs"], f"**{r['label_name']}** · recognizer `{r['recognizer']}`{warn}"
+        held = r.get("held_out") or {}
+        f1 = held.get("macro_f1") or {}
+        agree = (f" · held-out macro-F1 for {r['value'].title()}: {f1['value']:.3f} "
+                 f"[{f1['interval'][0]:.3f}, {f1['interval'][1]:.3f}] (n={f1['n']})" if f1.get("value") is not None else "")
+        probs = ("temperature-scaled on held-out folds" if r["calibrated_probabilities"]
+                 else "not calibrated (too few labels to fit a temperature)")
+        concepts = f"\n\nConcepts the judge wrote: {'; '.join(r['concepts']) or '(none)'}" if "concepts" in r else ""
+        return r["probs"], f"**{r['label_name']}** · recognizer `{r['recognizer']}`{agree} · probabilities {probs}{concepts}"
 
     pred_btn.click(predict_ui, [pred_text, pred_value], [pred_label, pred_md], api_visibility="private")
 
@@ -417,14 +420,17 @@ def build(ctx) -> None:
         return clave.next_sample(store, annotator, value or None) or {"done": True}
 
     @ui_errors
-    def clave_label(annotator: str, sample_id: int, label: str, note: str = "") -> dict:
-        """Label a sample (1/-1/0, adheres/opposes/unrelated, or skip); acknowledged after the commit."""
-        return clave.submit_label(store, annotator, sample_id, label, note)
+    def clave_label(annotator: str, sample_id: int, label: str, note: str = "", request: gr.Request = None,
+                    profile: gr.OAuthProfile | None = None) -> dict:
+        """Label a sample (1/-1/0, adheres/opposes/unrelated, or skip); acknowledged after the commit.
+        With Hugging Face sign-in on, only as the signed-in user."""
+        annotator, verified, owner = label_identity(annotator, request, profile)
+        return clave.submit_label(store, annotator, sample_id, label, note, owner=owner.id, verified=verified)
 
     @ui_errors
-    def clave_undo(annotator: str) -> dict:
-        """Undo this annotator's latest label or skip."""
-        return clave.undo_last(store, annotator)
+    def clave_undo(annotator: str, request: gr.Request = None, profile: gr.OAuthProfile | None = None) -> dict:
+        """Undo this annotator's latest label or skip (with sign-in on, only your own)."""
+        return clave.undo_last(store, label_identity(annotator, request, profile)[0])
 
     @ui_errors
     def clave_progress(annotator: str, target: int = clave.DEFAULT_TARGET) -> dict:
