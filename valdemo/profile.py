@@ -227,20 +227,29 @@ def _clave(answers: list[dict], store) -> tuple[dict, list[dict]]:
     if not answers:
         raise _Unavailable("no value-space answers to read (the value-space section produced none)")
     texts = [r["answer"] for r in answers]
+    known = [v for v in SCHWARTZ if rec.knows(v.key)]  # only values it was calibrated on (issue 15)
+    if not known:
+        raise _Unavailable(f"The calibrated CLAVE recognizer knows none of the Schwartz values (it knows "
+                           f"{', '.join(rec.values)}); label Schwartz samples and calibrate again.")
     rows: list[dict] = []
     per_value: dict[str, dict] = {}
-    for v in SCHWARTZ:
-        preds = rec.predict(texts, [v.key] * len(texts))
+    for v in known:
+        concepts, _ = clave.texts_concepts(rec, texts, [v.key] * len(texts))
+        preds = rec.predict(texts, [v.key] * len(texts), concepts)
         labels = [p["label"] for p in preds]
         n = len(labels)
+        f1 = (rec.meta.get("held_out") or {}).get(v.key, {}).get("macro_f1") or {}
         per_value[v.key] = {"n": n, "adheres": round(labels.count(1) / n, 4),
-                            "opposes": round(labels.count(-1) / n, 4), "unrelated": round(labels.count(0) / n, 4)}
+                            "opposes": round(labels.count(-1) / n, 4), "unrelated": round(labels.count(0) / n, 4),
+                            "held_out_f1": (f"{f1['value']:.3f} [{f1['interval'][0]:.3f}, {f1['interval'][1]:.3f}] "
+                                            f"(n={f1['n']})") if f1.get("value") is not None else "not measured"}
         rows += [{"value": v.key, "question": r["question"], "answer": r["answer"], **p}
                  for r, p in zip(answers, preds, strict=True)]
     n_all = len(rows)
     overall = {"n": n_all, "adheres": round(sum(r["label"] == 1 for r in rows) / n_all, 4),
                "opposes": round(sum(r["label"] == -1 for r in rows) / n_all, 4)}
-    return {"recognizer": rec.meta.get("id"), "per_value": per_value, "overall": overall}, rows
+    return {"recognizer": rec.meta.get("id"), "per_value": per_value, "overall": overall,
+            "values_not_calibrated": [v.key for v in SCHWARTZ if not rec.knows(v.key)]}, rows
 
 
 def run_profile(specs: str | Sequence[str], judge_spec: str = "local", config: ProfileConfig | None = None,
@@ -403,7 +412,8 @@ _GRIDS: dict[str, tuple] = {
     "vum": ("value", [(v.key, v.name) for v in SCHWARTZ], "per_value",
             [("n", "n"), ("know what", "know_what_acc"), ("know why", "know_why_rate"), ("DCG", "dcg")]),
     "clave": ("value", [(v.key, v.name) for v in SCHWARTZ], "per_value",
-              [("adheres", "adheres"), ("opposes", "opposes"), ("n", "n")]),
+              [("adheres", "adheres"), ("opposes", "opposes"), ("n", "n"),
+               ("recognizer's held-out macro-F1", "held_out_f1")]),
     "svo": ("orientation", [(o.key, o.name) for o in SVO_ORIENTATIONS], "orientations",
             [("angle", "angle_mean"), ("hit rate", "category_hit_rate"), ("value rationality", "value_rationality"),
              ("valid trials", _trials), ("parse failures", "parse_failures")]),
