@@ -431,6 +431,22 @@ def test_valeval_rows_for_any_value_system_calibrate_and_survive_a_reload(store,
         clave.check_value("Unheard-of value")
 
 
+def test_concepts_and_recognizers_belong_to_their_owner_in_public_mode(store, monkeypatch):
+    monkeypatch.setenv("VALDEMO_PUBLIC", "1")
+    samples = _two_values(12)
+    _, rec_a = clave.calibrate(samples, folds=2, learning_curve=False)
+    id_a = clave.save_recognizer(store, rec_a, owner="alice")
+    clave.save_concepts(store, "POWER", {"adheres": ["gives orders"]}, "test", owner="alice")
+    assert clave.latest_recognizer(store, "alice").meta["id"] == id_a
+    assert clave.latest_recognizer(store, "bob") is None  # bob sees none of alice's work
+    assert clave.stored_concepts(store, "bob") == {} and "POWER" in clave.stored_concepts(store, "alice")
+    with pytest.raises(InputError, match="no calibrated recognizer"):
+        clave.predict_text(store, "He gives orders.", "POWER", owner="bob")
+    assert clave.predict_text(store, "He gives orders.", "POWER", owner="alice")["recognizer"] == id_a
+    monkeypatch.delenv("VALDEMO_PUBLIC")
+    assert clave.latest_recognizer(store).meta["id"] == id_a  # local tools (owner None) read everything
+
+
 def test_calibrate_refuses_too_few_labels():
     few = clave.bundled_samples()[:3]
     with pytest.raises(InputError, match="needs at least"):

@@ -394,30 +394,33 @@ def clave_annotators(store: Store) -> list[str]:
             store.query("SELECT DISTINCT annotator FROM clave_labels WHERE undone = 0 ORDER BY annotator")]
 
 
-def clave_save_concepts(store: Store, value: str, concepts: dict, model: str) -> int:
+def clave_save_concepts(store: Store, value: str, concepts: dict, model: str, owner: str = "") -> int:
     with store.tx() as conn:
-        cur = conn.execute("INSERT INTO clave_concepts (value, concepts, model, created) VALUES (?, ?, ?, ?)",
-                           (value, _dumps(concepts), model, time.time()))
+        cur = conn.execute("INSERT INTO clave_concepts (value, concepts, model, created, owner) VALUES (?, ?, ?, ?, ?)",
+                           (value, _dumps(concepts), model, time.time(), owner or ""))
         return int(cur.lastrowid)
 
 
-def clave_latest_concepts(store: Store) -> dict[str, dict]:
-    """value -> {"concepts": {...}, "model": str, "created": float} (latest saved per value)."""
-    rows = store.query("SELECT value, concepts, model, created FROM clave_concepts c WHERE id = "
-                       "(SELECT MAX(id) FROM clave_concepts d WHERE d.value = c.value)")
+def clave_latest_concepts(store: Store, owner: str | None = None) -> dict[str, dict]:
+    """value -> {"concepts": {...}, "model": str, "created": float} (latest saved per value, among
+    the rows ``owner`` may read; None: all)."""
+    sql, params = owner_filter("SELECT MAX(id) AS id FROM clave_concepts WHERE 1 = 1", (), owner)
+    rows = store.query("SELECT value, concepts, model, created FROM clave_concepts WHERE id IN "
+                       f"({sql} GROUP BY value)", params)
     return {r["value"]: {"concepts": json.loads(r["concepts"]), "model": r["model"], "created": r["created"]}
             for r in rows}
 
 
-def clave_save_recognizer(store: Store, rec_id: str, path: str, summary: dict) -> None:
+def clave_save_recognizer(store: Store, rec_id: str, path: str, summary: dict, owner: str = "") -> None:
     with store.tx() as conn:
-        conn.execute("INSERT INTO clave_recognizers (id, created, path, summary) VALUES (?, ?, ?, ?)",
-                     (rec_id, time.time(), path, _dumps(summary)))
+        conn.execute("INSERT INTO clave_recognizers (id, created, path, summary, owner) VALUES (?, ?, ?, ?, ?)",
+                     (rec_id, time.time(), path, _dumps(summary), owner or ""))
 
 
-def clave_latest_recognizer_row(store: Store) -> dict | None:
-    rows = store.query("SELECT id, created, path, summary FROM clave_recognizers ORDER BY created DESC, id DESC "
-                       "LIMIT 1")
+def clave_latest_recognizer_row(store: Store, owner: str | None = None) -> dict | None:
+    """The newest recognizer ``owner`` may read (None: any)."""
+    sql, params = owner_filter("SELECT id, created, path, summary FROM clave_recognizers WHERE 1 = 1", (), owner)
+    rows = store.query(sql + " ORDER BY created DESC, id DESC LIMIT 1", params)
     if not rows:
         return None
     r = rows[0]

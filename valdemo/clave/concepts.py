@@ -109,17 +109,19 @@ def extract_concepts(model: ChatModel, value: str, samples: Sequence[Sample], pe
                          reply.text, unwrap(model).spec, parsed.reason)
 
 
-def save_concepts(store: st.Store, value: str, concepts: dict, model: str) -> dict:
+def save_concepts(store: st.Store, value: str, concepts: dict, model: str, owner: str = "") -> dict:
+    """Save a value's concepts, owned by ``owner`` (an Owner id; '' for local tools)."""
     key = check_value(value).key
     clean = {k: [c.strip() for c in concepts.get(k, []) if c and c.strip()] for k in ("adheres", "opposes")}
     if not clean["adheres"] and not clean["opposes"]:
         raise InputError("no concepts to save")
-    st.clave_save_concepts(store, key, clean, model)
+    st.clave_save_concepts(store, key, clean, model, owner)
     return {"value": key, "concepts": clean, "model": model}
 
 
-def stored_concepts(store: st.Store) -> dict[str, dict]:
-    return {k: v["concepts"] for k, v in st.clave_latest_concepts(store).items()}
+def stored_concepts(store: st.Store, owner: str | None = None) -> dict[str, dict]:
+    """The latest concepts per value among those ``owner`` may read (None: all)."""
+    return {k: v["concepts"] for k, v in st.clave_latest_concepts(store, owner).items()}
 
 
 def read_concepts(path: str | Path) -> dict[str, dict]:

@@ -583,12 +583,12 @@ def _learning_curve(pool, splits, classes, concepts, fit, pick, orders: int, see
 
 
 def calibrate_store(store: st.Store, annotator: str | None = None, folds: int = 5, judge: ChatModel | None = None,
-                    progress: ProgressFn | None = None, **options) -> dict:
+                    progress: ProgressFn | None = None, owner: str | None = None, **options) -> dict:
     """Calibrate on the store's labels (and the person's saved value concepts, for the judge
     baseline); saves the recognizer; the report (with its id)."""
     rows = training_rows(store, check_annotator(annotator) if annotator else None)
-    report, rec = calibrate(rows, stored_concepts(store), folds=folds, judge=judge, progress=progress, **options)
-    report["recognizer_id"] = save_recognizer(store, rec, report)
+    report, rec = calibrate(rows, stored_concepts(store, owner), folds=folds, judge=judge, progress=progress, **options)
+    report["recognizer_id"] = save_recognizer(store, rec, report, owner or "")
     return report
 
 

@@ -123,13 +123,14 @@ def recognizer_dir(store: st.Store) -> Path:
     return Path(store.path).parent / "clave_recognizers"
 
 
-def save_recognizer(store: st.Store, rec: Recognizer, report: dict | None = None) -> str:
+def save_recognizer(store: st.Store, rec: Recognizer, report: dict | None = None, owner: str = "") -> str:
+    """Save a calibrated recognizer, owned by ``owner`` (an Owner id; '' for local tools)."""
     rec_id = f"clave-{time.strftime('%Y%m%d-%H%M%S')}-{uuid.uuid4().hex[:6]}"
     path = rec.save(recognizer_dir(store) / f"{rec_id}.npz")
     summary = {"n_train": rec.meta.get("n_train"), "values": rec.values, "kind": rec.model.kind,
                "uses_concepts": rec.uses_concepts, "protocol": (report or {}).get("protocol"),
                "held_out": rec.meta.get("held_out")}
-    st.clave_save_recognizer(store, rec_id, str(path), summary)
+    st.clave_save_recognizer(store, rec_id, str(path), summary, owner)
     rec.meta["id"] = rec_id
     return rec_id
 
@@ -137,10 +138,10 @@ def save_recognizer(store: st.Store, rec: Recognizer, report: dict | None = None
 _loaded: dict[str, Recognizer] = {}
 
 
-def latest_recognizer(store: st.Store | None = None) -> Recognizer | None:
-    """The most recently calibrated recognizer (``.predict(texts, values)``), or None."""
+def latest_recognizer(store: st.Store | None = None, owner: str | None = None) -> Recognizer | None:
+    """The most recently calibrated recognizer ``owner`` may read (None: any), or None."""
     store = store or st.get_store()
-    row = st.clave_latest_recognizer_row(store)
+    row = st.clave_latest_recognizer_row(store, owner)
     if row is None:
         return None
     if row["id"] not in _loaded:
@@ -171,11 +172,12 @@ def texts_concepts(rec: Recognizer, texts: Sequence[str], values: Sequence[str],
     return response_concepts(judge, texts, values, protocol)
 
 
-def predict_text(store: st.Store, text: str, value: str, judge: ChatModel | None = None) -> dict:
+def predict_text(store: st.Store, text: str, value: str, judge: ChatModel | None = None,
+                 owner: str | None = None) -> dict:
     """Label one text with the latest recognizer; only for a value it was calibrated on."""
     text = check_text(text, "text")
     key = check_value(value).key
-    rec = latest_recognizer(store)
+    rec = latest_recognizer(store, owner)
     if rec is None:
         raise InputError("no calibrated recognizer yet: calibrate first")
     if not rec.knows(key):

@@ -18,7 +18,15 @@ from .. import clave
 from ..core.owner import annotator_label
 from ..core.result import Metric
 from ..values import SCHWARTZ_KEYS
-from .common import caveat_markdown, label_identity, oauth_enabled, progress_callback, resolve_model, ui_errors
+from .common import (
+    caveat_markdown,
+    label_identity,
+    oauth_enabled,
+    progress_callback,
+    request_owner,
+    resolve_model,
+    ui_errors,
+)
 
 ALL = "all values"
 NAME_KEY = "valdemo-clave-annotator"
@@ -327,8 +335,8 @@ def build(ctx) -> None:
 
     # -- concepts -----------------------------------------------------------------------
 
-    def show_concepts(value):
-        stored = clave.st.clave_latest_concepts(store).get(value)
+    def show_concepts(value, request: gr.Request = None, profile: gr.OAuthProfile | None = None):
+        stored = clave.st.clave_latest_concepts(store, request_owner(request, profile).id).get(value)
         if not stored:
             return "", f"No concepts saved for {value.title()} yet."
         return (clave.concepts_to_text(stored["concepts"]),
@@ -337,14 +345,15 @@ def build(ctx) -> None:
     concept_value.change(show_concepts, [concept_value], [concepts_box, concepts_md], api_visibility="private")
 
     @ui_errors
-    def extract(value, judge_spec, creds):
+    def extract(value, judge_spec, creds, request: gr.Request = None, profile: gr.OAuthProfile | None = None):
+        owner = request_owner(request, profile).id
         model = resolve_model(judge_spec, creds)
         result = clave.extract_concepts(model, value, clave.training_rows(store))
         caveat = caveat_markdown([model])
         if not result.ok:
             return "", (f"⚠️ Could not read concepts from the judge's answer ({result.reason}); 1 failure. "
                         f"Its answer:\n\n```\n{result.raw.strip()[:1500]}\n```\n\nWrite them yourself above. {caveat}")
-        clave.save_concepts(store, value, result.concepts, result.model)
+        clave.save_concepts(store, value, result.concepts, result.model, owner)
         return (clave.concepts_to_text(result.concepts),
                 f"Concepts for {value.title()} written by `{result.model}` and saved; edit and save to change. {caveat}")
 
@@ -352,12 +361,13 @@ def build(ctx) -> None:
                       api_name="clave_extract_concepts", **ctx.model_event())
 
     @ui_errors
-    def save_edited(value, text, name):
+    def save_edited(value, text, name, request: gr.Request = None, profile: gr.OAuthProfile | None = None):
+        owner = request_owner(request, profile).id
         concepts = clave.text_to_concepts(text or "")
-        stored = clave.st.clave_latest_concepts(store).get(value)
+        stored = clave.st.clave_latest_concepts(store, owner).get(value)
         who = (name or "").strip() or "someone"
         origin = f"edited by {who}" + (f" (from {stored['model']})" if stored else "")
-        clave.save_concepts(store, value, concepts, origin)
+        clave.save_concepts(store, value, concepts, origin, owner)
         return f"Saved {sum(len(v) for v in concepts.values())} concepts for {value.title()} ({origin})."
 
     save_concepts_btn.click(save_edited, [concept_value, concepts_box, annotator], concepts_md,
@@ -366,11 +376,12 @@ def build(ctx) -> None:
     # -- calibration, agreement, prediction --------------------------------------------
 
     @ui_errors
-    def calibrate(who, k, use_judge, judge_spec, creds, cap, how, progress=gr.Progress()):
+    def calibrate(who, k, use_judge, judge_spec, creds, cap, how, progress=gr.Progress(), request: gr.Request = None, profile: gr.OAuthProfile | None = None):
         judge = resolve_model(judge_spec, creds) if use_judge else None
         report = clave.calibrate_store(store, who.strip() or None, int(k), judge,
                                        progress=progress_callback(progress, "embedding"),
-                                       per_value=int(cap) if cap else None, selection=how or "random")
+                                       per_value=int(cap) if cap else None, selection=how or "random",
+                                       owner=request_owner(request, profile).id)
         return (report_markdown(report, judge), clave.summary_table(report), confusion_figure(report),
                 curve_figure(report))
 
@@ -399,8 +410,8 @@ def build(ctx) -> None:
     agree_btn.click(agree, None, [agree_md, agree_table], api_visibility="private")
 
     @ui_errors
-    def predict_ui(text, value):
-        r = clave.predict_text(store, text, value)
+    def predict_ui(text, value, request: gr.Request = None, profile: gr.OAuthProfile | None = None):
+        r = clave.predict_text(store, text, value, owner=request_owner(request, profile).id)
         held = r.get("held_out") or {}
         f1 = held.get("macro_f1") or {}
         agree = (f" · held-out macro-F1 for {r['value'].title()}: {f1['value']:.3f} "
@@ -443,15 +454,17 @@ def build(ctx) -> None:
         return clave.export_rows(store, annotator.strip() or None)
 
     @ui_errors
-    def clave_calibrate(annotator: str = "", folds: int = 5, judge: str = "") -> dict:
-        """Calibrate on stored labels and concepts; per value and overall scores beside baselines."""
+    def clave_calibrate(annotator: str = "", folds: int = 5, judge: str = "", request: gr.Request = None, profile: gr.OAuthProfile | None = None) -> dict:
+        """Calibrate on stored labels (and your saved concepts); per value scores beside baselines; the
+        recognizer is saved as yours."""
         model = resolve_model(judge) if judge.strip() else None
-        return clave.calibrate_store(store, annotator.strip() or None, int(folds), model)
+        return clave.calibrate_store(store, annotator.strip() or None, int(folds), model,
+                                     owner=request_owner(request, profile).id)
 
     @ui_errors
-    def clave_predict(text: str, value: str) -> dict:
-        """Label and probabilities from the latest calibrated recognizer."""
-        return clave.predict_text(store, text, value)
+    def clave_predict(text: str, value: str, request: gr.Request = None, profile: gr.OAuthProfile | None = None) -> dict:
+        """Label and probabilities from your latest calibrated recognizer (values it was calibrated on)."""
+        return clave.predict_text(store, text, value, owner=request_owner(request, profile).id)
 
     for fn in (clave_next, clave_label, clave_undo, clave_progress, clave_labels, clave_predict):
         gr.api(fn, api_name=fn.__name__)
