@@ -5,6 +5,8 @@ tables; every ratio is measured within this one run. Measures:
 
 * embedding throughput of the bundled MiniLM on QA texts ("Q: ... A: ...") at
   two batch sizes (first call includes loading the encoder, reported apart);
+* joint view encoding (lambda = 1, 5, 20, 80 pairs joined into one text) and how
+  many views the encoder cuts at its input limit;
 * UMAP time for 500 and 2,000 points (first UMAP call pays numba's JIT compile,
   reported apart) vs PCA on the same points;
 * value-head training time (UniVaR objective) for 300 steps on 500 and 2,000 points.
@@ -64,6 +66,18 @@ def main() -> int:
         r.append(round(r[3] / base, 2))
     print_table(f"Embedding throughput (first call with load: {t_load['s']:.1f} s)",
                 ["encoder", "texts", "seconds", "texts/s", "vs batch 16"], rows)
+
+    # Joint views: lambda QA pairs joined into one text, encoded once (UniVaR's views).
+    pairs = qa_texts(n_embed)
+    n_views = 32 if args.quick else 96
+    rows = []
+    for lam in (1, 5, 20, 80):
+        views = [[pairs[(v * lam + j) % len(pairs)] for j in range(lam)] for v in range(n_views)]
+        with timer() as t:
+            _, cut = U.encode_views(enc, views)
+        rows.append([lam, n_views, round(t["s"], 2), round(n_views / t["s"], 1), f"{cut} of {n_views}"])
+    print_table(f"Joint view encoding (MiniLM reads {U.token_limit(enc)} tokens; longer views are cut, counted)",
+                ["lambda (pairs per view)", "views", "seconds", "views/s", "views cut by the encoder"], rows)
 
     x_small, _ = clustered(100)
     with timer() as t_jit:

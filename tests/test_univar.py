@@ -432,6 +432,8 @@ def test_profile_summary_and_source_answers(local_model):
     assert all(q and a for q, a in answers["local"])
     prof = U.profile_summary([local_model], "quick", params=params)
     assert prof["n_questions"] == U.QUICK_SIZE and prof["bundled_model"]
+    assert "sentence-embedding similarity (not UniVaR)" in prof["space"] and prof["encoder"] in prof["space"]
+    assert prof["landmarks_note"] == ""  # same encoder: the demo set's sources are stacked as landmarks
     me = prof["sources"]["local"]
     assert len(me["centroid"]) == 2 and not me["reference"]
     assert me["nearest"] and all(n["source"].startswith("reference: ") for n in me["nearest"])

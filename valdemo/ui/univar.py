@@ -148,7 +148,7 @@ def _similarity(es: U.EmbeddedSet, space: str):
     lines = [f"Space: {es.space_label(space)}", "", "| rank | source | source | distance |", "|---|---|---|---|"]
     lines += [f"| {i} | {r['source_a']} | {r['source_b']} | {r['distance']:.4f} |" for i, r in enumerate(ranked, 1)]
     caveat = _caveat(es.qa.bundled)
-    return U.heatmap_figure(names, dist), "\n".join(lines) + (f"\n\n{caveat}" if caveat else "")
+    return U.heatmap_figure(names, dist, es.space_label(space)), "\n".join(lines) + (f"\n\n{caveat}" if caveat else "")
 
 
 def _saved_choices(owner: str) -> list[tuple[str, str]]:

@@ -180,7 +180,10 @@ def source_answers(models: Sequence[ChatModel | str], size: str = "quick", perso
 def profile_summary(models: Sequence[ChatModel | str], size: str = "quick", progress: ProgressFn | None = None,
                     creds=None, with_reference: bool = True, neighbours_k: int = 3,
                     params: GenParams | None = None) -> dict:
-    """Where each model sits in the value space: centroid in a 2-D PCA projection, nearest other sources.
+    """Where each model's answers sit by sentence-embedding similarity (not UniVaR: no value head or
+    UniVaR encoder is applied; the result's ``space`` says so and names the encoder): centroid in a
+    2-D PCA projection, nearest other sources. Landmarks are stacked only when they come from the
+    same encoder; otherwise they are left out and ``landmarks_note`` says why.
 
     With ``with_reference`` the bundled demo set's sources (the bundled model under
     personas) answering the same questions are projected alongside, as landmarks.
@@ -192,9 +195,14 @@ def profile_summary(models: Sequence[ChatModel | str], size: str = "quick", prog
     enc = resolve_encoder("")
     raw = enc.encode([p.text() for p in pairs])
     reference: list[str] = []
-    if with_reference and demo_available():
-        demo = load_demo()
-        check_same_encoder(enc.name, demo.encoder, "the reference landmarks (bundled demo set)")
+    landmarks_note = ""
+    demo = load_demo() if with_reference and demo_available() else None
+    if demo is not None:
+        try:
+            check_same_encoder(enc.name, demo.encoder, "the reference landmarks (bundled demo set)")
+        except InputError as exc:  # landmarks from another encoder are left out, never stacked
+            landmarks_note, demo = str(exc), None
+    if demo is not None:
         qids = {q.qid for q in questions}
         keep = [i for i, p in enumerate(demo.pairs) if p.qid in qids]
         if keep:
@@ -218,7 +226,7 @@ def profile_summary(models: Sequence[ChatModel | str], size: str = "quick", prog
             "nearest": [{"source": names[j], "distance": round(float(dist[i, j]), 4)} for j in order],
         }
     return {"size": size, "n_questions": len(questions), "encoder": enc.name, "projection": "pca-2d",
-            "space": space_label(enc.name, "raw"),
+            "space": space_label(enc.name, "raw"), "landmarks_note": landmarks_note,
             "note": "centroids of each source's single-QA-pair embeddings from the encoder named here; no value "
                     "head or UniVaR encoder is applied, so distances are sentence-embedding similarity, not "
                     "UniVaR value positions",

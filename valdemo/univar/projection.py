@@ -171,14 +171,16 @@ def ranked_pairs(names: Sequence[str], dist: np.ndarray) -> list[dict]:
     return sorted(rows, key=lambda r: r["distance"])
 
 
-def heatmap_figure(names: Sequence[str], dist: np.ndarray):
+def heatmap_figure(names: Sequence[str], dist: np.ndarray, space: str = ""):
+    """Cosine distances between source centroids; ``space`` (naming its encoder) goes in the title."""
     import plotly.graph_objects as go
 
     fig = go.Figure(go.Heatmap(z=np.round(dist, 4), x=list(names), y=list(names), colorscale="Viridis_r",
                                colorbar=dict(title="cosine<br>distance"),
                                hovertemplate="%{y} ↔ %{x}: %{z}<extra></extra>"))
-    fig.update_layout(height=max(320, 60 * len(names) + 120), margin=dict(l=10, r=10, t=30, b=10),
-                      title="Distance between source centroids", template="plotly_white")
+    fig.update_layout(height=max(320, 60 * len(names) + 120), margin=dict(l=10, r=10, t=60, b=10),
+                      title="Distance between source centroids" + (f"<br><sub>{space}</sub>" if space else ""),
+                      template="plotly_white")
     return fig
 
 
