@@ -4,10 +4,13 @@ import os
 
 os.environ.setdefault("TOKENIZERS_PARALLELISM", "false")
 
-from valdemo.config import get_settings  # noqa: E402
-from valdemo.ui import build_app, launch_kwargs  # noqa: E402
+from valdemo.config import apply_hf_home, get_settings  # noqa: E402
 
 settings = get_settings()
+apply_hf_home(settings)  # before huggingface_hub is imported: hub downloads go to /data where it exists
+
+from valdemo.ui import build_app, launch_kwargs  # noqa: E402
+
 demo = build_app(settings)
 
 if __name__ == "__main__":

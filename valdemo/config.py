@@ -52,12 +52,37 @@ def _env_list(name: str) -> tuple[str, ...]:
     return tuple(x.strip() for x in os.environ.get(name, "").split(",") if x.strip())
 
 
+#: A Hugging Face Space's persistent storage is mounted here (issue 18).
+PERSISTENT_DIR = "/data"
+
+
+def persistent_root() -> Path | None:
+    """The persistent-storage folder (``VALDEMO_PERSISTENT_DIR``, default ``/data``) where it exists
+    and this process may write there; None elsewhere (``VALDEMO_PERSISTENT_DIR=off`` turns it off)."""
+    raw = _env("VALDEMO_PERSISTENT_DIR", PERSISTENT_DIR)
+    if raw.lower() in {"off", "none", "0", "no", "false"}:
+        return None
+    path = Path(raw).expanduser()
+    return path if path.is_dir() and os.access(path, os.W_OK | os.X_OK) else None
+
+
+def apply_hf_home(settings: Settings | None = None) -> str | None:
+    """Point ``HF_HOME`` (hub downloads, preloaded models) at persistent storage where there is
+    some and ``HF_HOME`` is unset. Call before anything imports huggingface_hub; returns the
+    folder used, or None."""
+    root = (settings or get_settings()).persistent_dir
+    if root is None or os.environ.get("HF_HOME", "").strip():
+        return None
+    os.environ["HF_HOME"] = str(root / ".huggingface")
+    return os.environ["HF_HOME"]
+
+
 @dataclass(frozen=True)
 class Settings:
     """All runtime settings; see README 'Configuration'."""
 
-    data_dir: Path = field(metadata={"env": "VALDEMO_DATA_DIR", "doc": "where the SQLite database lives"})
-    cache_dir: Path = field(metadata={"env": "VALDEMO_CACHE_DIR", "doc": "converted model folders and the response cache"})
+    data_dir: Path = field(metadata={"env": "VALDEMO_DATA_DIR", "doc": "where the SQLite database lives (default: `data`, or `/data/valdemo` where persistent storage is mounted)"})
+    cache_dir: Path = field(metadata={"env": "VALDEMO_CACHE_DIR", "doc": "converted model folders and the response cache (default: `~/.cache/valdemo`, or `/data/valdemo/cache` where persistent storage is mounted)"})
     db_path: Path = field(metadata={"env": "VALDEMO_DB", "doc": "SQLite file for labels, runs and results"})
     cache_path: Path = field(metadata={"env": "VALDEMO_CACHE_DB", "doc": "SQLite file of the response cache"})
     cache_enabled: bool = field(metadata={"env": "VALDEMO_CACHE", "doc": "1 to cache model responses, 0 to bypass"})
@@ -84,11 +109,15 @@ class Settings:
     max_local_models: int = field(metadata={"env": "VALDEMO_MAX_LOCAL_MODELS", "doc": "most local models kept loaded at once; the least recently used is unloaded"})
     model_events: int = field(metadata={"env": "VALDEMO_MODEL_EVENTS", "doc": "events that use a model and may run at once (remote calls proceed while local generation waits for its own slots)"})
     queue_max_size: int = field(metadata={"env": "VALDEMO_QUEUE_MAX", "doc": "most requests waiting in the queue; beyond it a visitor is told the app is busy and to try again"})
+    persistent_dir: Path | None = field(default=None, metadata={"env": "VALDEMO_PERSISTENT_DIR", "doc": "persistent storage (a Space's `/data`): where it exists and is writable, the database, the caches and HF_HOME default under it; `off` to ignore it"})
 
     @classmethod
     def from_env(cls) -> Settings:
-        data_dir = Path(_env("VALDEMO_DATA_DIR", "data")).expanduser()
-        cache_dir = Path(_env("VALDEMO_CACHE_DIR", str(Path.home() / ".cache" / "valdemo"))).expanduser()
+        persistent = persistent_root()
+        data_default = str(persistent / "valdemo") if persistent else "data"
+        cache_default = str(persistent / "valdemo" / "cache") if persistent else str(Path.home() / ".cache" / "valdemo")
+        data_dir = Path(_env("VALDEMO_DATA_DIR", data_default)).expanduser()
+        cache_dir = Path(_env("VALDEMO_CACHE_DIR", cache_default)).expanduser()
         return cls(
             data_dir=data_dir,
             cache_dir=cache_dir,
@@ -118,6 +147,7 @@ class Settings:
             max_local_models=_env_int("VALDEMO_MAX_LOCAL_MODELS", 2, minimum=1),
             model_events=_env_int("VALDEMO_MODEL_EVENTS", 4, minimum=1),
             queue_max_size=_env_int("VALDEMO_QUEUE_MAX", 64, minimum=1),
+            persistent_dir=persistent,
         )
 
 
