@@ -148,12 +148,22 @@ def _section(fn: Callable[[], tuple[dict, list[dict]]]) -> dict:
         out = {"status": "ok", "error": None, "summary": summary, "rows": rows}
     except _Unavailable as exc:
         out = {"status": "unavailable", "error": str(exc), "summary": {}, "rows": []}
+    except _StopRequested as exc:
+        out = {"status": "error", "error": str(exc), "summary": {}, "rows": []}
     except Exception as exc:  # noqa: BLE001 - shown in the section; the profile goes on
         log.warning("profile section failed", exc_info=True)
         out = {"status": "error", "error": f"{type(exc).__name__}: {' '.join(str(exc).split())}",
                "summary": {}, "rows": []}
     out["seconds"] = round(time.perf_counter() - start, 3)
     return out
+
+
+_STOPPED_BEFORE = "not run: you pressed Stop"
+_STOPPED_DURING = "stopped while running: you pressed Stop"
+
+
+class _StopRequested(Exception):
+    """Stop was pressed while a method ran (its section becomes an error that says so)."""
 
 
 class _Unavailable(Exception):
@@ -254,8 +264,11 @@ def _clave(answers: list[dict], store) -> tuple[dict, list[dict]]:
 
 def run_profile(specs: str | Sequence[str], judge_spec: str = "local", config: ProfileConfig | None = None,
                 creds=None, progress: ProfileProgress | None = None, store=None, use_cache: bool | None = None,
-                save: bool = True) -> dict:
-    """Profile every model in ``specs``; returns the profile (JSON-able, rows included under ``rows``)."""
+                save: bool = True, should_stop: Callable[[], bool] | None = None) -> dict:
+    """Profile every model in ``specs``; returns the profile (JSON-able, rows included under ``rows``).
+
+    ``should_stop`` (the Stop button): once it returns True, the running method ends at its next
+    step and the rest are not run; their sections say so, and what finished is kept and saved."""
     from .store import get_store
 
     config = (config or ProfileConfig()).checked()
@@ -272,9 +285,18 @@ def run_profile(specs: str | Sequence[str], judge_spec: str = "local", config: P
 
     def stage(method: str, spec: str | None, fn: Callable[[Callable], tuple]) -> dict:
         weight = WEIGHTS[method] * (len(specs) if spec is None else 1)
-        cb = stages.callback(f"{method} · {spec}" if spec else method, weight)
+        if should_stop is not None and should_stop():
+            stages.finish(weight)
+            return {"status": "error", "error": _STOPPED_BEFORE, "summary": {}, "rows": [], "seconds": 0.0}
+        report = stages.callback(f"{method} · {spec}" if spec else method, weight)
+
+        def cb(done: int, total: int) -> None:
+            if should_stop is not None and should_stop():
+                raise _StopRequested(_STOPPED_DURING)
+            report(done, total)
+
         out = _section(lambda: fn(cb))
-        cb(1, 1)
+        report(1, 1)
         stages.finish(weight)
         return out
 

@@ -14,7 +14,7 @@ import pandas as pd
 from .. import profile as prof
 from ..inputs import check_int
 from ..values import SCHWARTZ
-from .common import resolve_model, session_credentials, ui_errors
+from .common import StopFlag, resolve_model, session_credentials, stop_button, ui_errors
 
 INTRO = (
     "### Value profile\n"
@@ -76,7 +76,8 @@ def build(ctx) -> None:
                                elem_id="profile-max-tokens")
         values = gr.Dropdown([(v.name, v.key) for v in SCHWARTZ], multiselect=True, value=[], scale=2,
                              label="Value-dialogue values (empty: all ten)", elem_id="profile-values")
-    run_btn = gr.Button("Run profile", variant="primary", elem_id="profile-run")
+    with gr.Row() as stop_row:
+        run_btn = gr.Button("Run profile", variant="primary", elem_id="profile-run", scale=4)
     status = gr.Markdown(elem_id="profile-status")
     view = gr.Dropdown([ALL], value=ALL, label="Page", info="one model's page, or all models side by side",
                        elem_id="profile-view", interactive=True)
@@ -102,15 +103,18 @@ def build(ctx) -> None:
         config = prof.ProfileConfig(size=size_value or "quick", max_new_tokens=tokens or None,
                                     values=tuple(value_keys or ()))
         resolve_model(judge or "local", creds)  # a bad judge spec is the person's error, before any run
+        stop = StopFlag()  # the Stop button: what finished is kept, the rest says it was stopped
         profile = prof.run_profile(specs, judge or "local", config, creds=session_credentials(creds), store=ctx.store,
-                                   progress=lambda f, label: progress(f, desc=label))
+                                   progress=lambda f, label: progress(f, desc=label), should_stop=stop.requested)
         paths = prof.write_report(profile, tempfile.mkdtemp(prefix="valdemo-profile-"))
         choices = [ALL, *profile["models"]] if len(profile["models"]) > 1 else list(profile["models"])
         return [profile, gr.update(choices=choices, value=choices[0]),
                 str(paths["html"]), [str(paths["json"]), str(paths["rows"])],
                 prof.summary_json(profile), *render(profile, choices[0])]
 
-    run_btn.click(run, [models, size, max_tokens, values, ctx.target, ctx.judge, ctx.creds],
-                  [state, view, download, files, summary, *page_outputs], api_name="profile_run",
-                  **ctx.model_event())
+    run_event = run_btn.click(run, [models, size, max_tokens, values, ctx.target, ctx.judge, ctx.creds],
+                              [state, view, download, files, summary, *page_outputs], api_name="profile_run",
+                              **ctx.model_event())
+    with stop_row:
+        stop_button(run_event, "profile-stop", cancel=False, api_name="profile_stop")
     view.change(render, [state, view], page_outputs, api_name="profile_view")
