@@ -10,7 +10,8 @@ reading of the method (the paper released no code we copy), split by concern:
 - :mod:`.export`: export to files, append-only sync with a hub dataset or folder;
 - :mod:`.concepts`: concepts written by the judge, parsed, edited, stored;
 - :mod:`.recognizers`: the small models;
-- :mod:`.evaluation`: held-out agreement with people beside uncalibrated baselines.
+- :mod:`.evaluation`: held-out agreement with people beside uncalibrated baselines;
+- :mod:`.plots`: confusion matrices and the learning curve (plotly, no gradio).
 
 ``from valdemo import clave`` keeps every public name of the former single module. No gradio here.
 """
@@ -29,6 +30,7 @@ from .concepts import (  # noqa: F401
     concept_prompt,
     concepts_to_text,
     extract_concepts,
+    extract_concepts_many,
     load_concept_protocol,
     parse_concepts,
     parse_response_concepts,

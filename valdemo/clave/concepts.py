@@ -109,6 +109,28 @@ def extract_concepts(model: ChatModel, value: str, samples: Sequence[Sample], pe
                          reply.text, unwrap(model).spec, parsed.reason)
 
 
+def extract_concepts_many(model: ChatModel, values: Sequence[str], samples: Sequence[Sample], per_label: int = 8,
+                          max_new_tokens: int = 200) -> dict[str, ConceptResult | None]:
+    """:func:`extract_concepts` for several values in one batched call; None for a value with no
+    adhering or opposing sample to read."""
+    prompts = {}
+    for value in values:
+        v = check_value(value)
+        try:
+            prompts[v.key] = concept_prompt(v, [s for s in samples if s.value == v.key], per_label)
+        except InputError:
+            continue
+    keys = list(prompts)
+    replies = model.chat_batch([user(prompts[k], CONCEPT_SYSTEM) for k in keys],
+                               GenParams(max_new_tokens=max_new_tokens)) if keys else []
+    out: dict[str, ConceptResult | None] = {check_value(v).key: None for v in values}
+    for k, reply in zip(keys, replies, strict=True):
+        parsed = parse_concepts(reply.text)
+        out[k] = ConceptResult(k, parsed.value if parsed.ok else {"adheres": [], "opposes": []}, parsed.ok,
+                               reply.text, unwrap(model).spec, parsed.reason)
+    return out
+
+
 def save_concepts(store: st.Store, value: str, concepts: dict, model: str, owner: str = "") -> dict:
     """Save a value's concepts, owned by ``owner`` (an Owner id; '' for local tools)."""
     key = check_value(value).key

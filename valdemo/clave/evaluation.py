@@ -16,7 +16,7 @@ from ..inputs import InputError
 from ..models import BUNDLED_CAVEAT, ChatModel, GenParams, unwrap, user
 from ..parsing import Parsed, ParseStats, fence, parse_choice
 from ..values import Value
-from .concepts import extract_concepts, load_concept_protocol, response_concepts, stored_concepts
+from .concepts import extract_concepts_many, load_concept_protocol, response_concepts, stored_concepts
 from .inputs import LABEL_NAMES, LABELS, METHOD_TITLES, ProgressFn, Sample, check_annotator, value_info
 from .recognizers import (
     DEFAULT_SMALL_MODEL,
@@ -484,18 +484,17 @@ def _fold_guidelines(judge: ChatModel, tr: Sequence[Sample], values: Sequence[st
     """Value concepts for the judge-with-concepts baseline: the person's (``given``) or written
     now from this fold's training rows only. Returns them and how many labelled rows each read."""
     out, shown = {}, {}
+    todo = [v for v in values if not (given and given.get(v))]
     for v in values:
-        if given and given.get(v):
+        if v not in todo:
             out[v], shown[v] = given[v], 0
-            continue
-        mine = [s for s in tr if s.value == v]
-        try:
-            got = extract_concepts(judge, v, mine, max_new_tokens=max_new_tokens)
-        except InputError:  # no adhering / opposing rows in this fold
+    for v, got in extract_concepts_many(judge, todo, tr, max_new_tokens=max_new_tokens).items():
+        if got is None:  # no adhering / opposing rows in this fold
             fails.add(False, "no adhering or opposing training rows")
             continue
         fails.add(got.ok, got.reason)
         out[v] = got.concepts
+        mine = [s for s in tr if s.value == v]
         shown[v] = min(8, sum(s.label == 1 for s in mine)) + min(8, sum(s.label == -1 for s in mine))
     return out, shown
 

@@ -76,12 +76,12 @@ def _table(report: dict) -> str:
     lines = [f"{report['protocol']}: {report['n_labels']} labels, {report['n_eval']} scored held out; "
              f"small model: {report['small_model']['title']}"
              + (" + per-response concepts" if report["concepts"]["per_response"] else ""),
-             f"{SUMMARY_HEADERS[0]:<16}{SUMMARY_HEADERS[1]:<54}{'macroF1':>8} {'95% interval':<17}{'acc':>7}"
+             f"{SUMMARY_HEADERS[0]:<18}{SUMMARY_HEADERS[1]:<54}{'macroF1':>8} {'95% interval':<17}{'acc':>7}"
              f"{'n_train':>9}{'n_eval':>8}{'unread':>8}"]
     for scope, method, f1, iv, acc, n_train, n_eval, failed in summary_table(report):
         cells = ["-" if x is None else f"{x:.3f}" for x in (f1, acc)]
         n_tr = n_train if isinstance(n_train, str) else f"{n_train:g}"
-        lines.append(f"{scope:<16}{method:<54}{cells[0]:>8} {iv:<17}{cells[1]:>7}{n_tr:>9}{n_eval:>8}{failed:>8}")
+        lines.append(f"{scope:<18}{method:<54}{cells[0]:>8} {iv:<17}{cells[1]:>7}{n_tr:>9}{n_eval:>8}{failed:>8}")
     goal = report.get("goal") or {}
     if goal:
         mm = goal["mean_margin"]

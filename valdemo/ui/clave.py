@@ -52,9 +52,11 @@ if (!window.__valdemoClaveKeys) {
 }
 """.replace("%s", json.dumps(KEY_IDS))
 
-INTRO = """**Calibrate evaluator** (CLAVE, Yao et al. 2024). Label samples as *adhering to*, *opposing* or
-*unrelated to* a value; the judge model turns your labels into short value concepts; a small
-recognizer is calibrated on your labels and the concepts, then scored against you on held-out labels."""
+INTRO = """**Calibrate evaluator** (CLAVE, Yao et al., NeurIPS 2024, arXiv 2407.10725, Sec. 3). Label samples as
+*adhering to*, *opposing* or *unrelated to* a value. With the judge on, it first writes each text's value
+concepts (step 1); a small recognizer, one head per value, is then calibrated on your labels (and those
+concepts) and scored against you on held-out labels beside baselines that read no label. It scores only the
+values it was calibrated on. Every number here is this project's own measurement, with its n and 95% interval."""
 
 
 # -- rendering ----------------------------------------------------------------------
@@ -221,7 +223,8 @@ def build(ctx) -> None:
         with gr.Tab("Evaluate a text", id="clave-predict"):
             with gr.Row():
                 pred_text = gr.Textbox(label="Text", lines=3, scale=3)
-                pred_value = gr.Dropdown(list(SCHWARTZ_KEYS), value=SCHWARTZ_KEYS[0], label="Value", scale=1)
+                pred_value = gr.Dropdown(list(SCHWARTZ_KEYS), value=SCHWARTZ_KEYS[0], label="Value", scale=1,
+                                         allow_custom_value=True)
             pred_btn = gr.Button("Label with the calibrated recognizer", elem_id="clave-predict-btn")
             pred_label = gr.Label(num_top_classes=3, label="Recognizer")
             pred_md = gr.Markdown()
