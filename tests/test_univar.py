@@ -411,6 +411,27 @@ def test_sets_survive_a_restart_and_stay_with_their_owner(tmp_path):
     assert len(U.list_sets("bob", store=Store(db))) == U.REGISTRY_SIZE + 2
 
 
+def test_the_evaluation_as_a_result_with_failures_and_caveats(tmp_path):
+    from valdemo.core.runs import load_run, save_run
+    from valdemo.models import BUNDLED_CAVEAT
+    from valdemo.store import Store
+
+    es = _embedded()
+    es.qa.meta.update(bundled=True, empty_answers=2, truncated_answers=5)
+    es.metrics = {"identification": [i.as_dict() for i in U.identify(
+        es.raw[:24], [0] * 12 + [1] * 12, es.raw[:24], [0] * 12 + [1] * 12, ["a", "b"], space_label="enc X")]}
+    res = U.to_result(es)
+    assert res.method == "univar" and res.caveats[0] == BUNDLED_CAVEAT and any("UMAP" in c for c in res.caveats)
+    assert [m.name for m in res.metrics] == ["probe_acc@1"] and res.metrics[0].n == 24
+    assert all("enc X" in key for key in res.groups)
+    answers = res.failure("answers")
+    assert (answers.failed, answers.total) == (2, 38)
+    run_id = save_run(res, owner="ana", source="cli", store=Store(tmp_path / "runs.sqlite"))
+    again = load_run(run_id, "ana", store=Store(tmp_path / "runs.sqlite"))
+    assert again["owner"] == "ana" and again["metrics"][0]["n"] == 24 and again["caveats"] == res.caveats
+    assert load_run(run_id, "bob", store=Store(tmp_path / "runs.sqlite")) is None
+
+
 def test_unknown_set_ids_are_input_errors():
     with pytest.raises(InputError, match="unknown QA set"):
         U.get_qa_set("qa-nope")
@@ -473,6 +494,7 @@ def test_cli_json_with_ready_qa_pairs(tmp_path):
     assert raw_knn["acc@1 [95% CI]"].startswith("1.000")  # the two sources' answers differ completely
     assert raw_knn["chance@1"] == 0.5 and raw_knn["n (test views)"] > 0
     assert any("value head" in r["space"] for r in rows)
+    assert s["run_id"].startswith("univar")
     for name in ("qa.jsonl", "embeddings.npy", "embeddings_head.npy", "points.csv", "figure.html"):
         assert (out / name).stat().st_size > 0, name
     assert np.load(out / "embeddings.npy").shape == (16, 384)

@@ -57,8 +57,8 @@ def register(sub: argparse._SubParsersAction) -> None:
 
 def run(args: argparse.Namespace) -> int:
     from .. import univar as U
+    from ..core.runs import save_run
     from ..models import GenParams
-    from ..store import get_store
 
     if args.qa and args.questions:
         raise CLIError("give either --qa (ready QA pairs) or --questions, not both")
@@ -89,10 +89,10 @@ def run(args: argparse.Namespace) -> int:
         from ..models import BUNDLED_CAVEAT
 
         summary["caveat"] = BUNDLED_CAVEAT
-    summary["run_id"] = get_store().save_run(
-        "univar", {"models": specs, "personas": [p.name for p in personas], "encoder": args.encoder,
-                   "train_head": args.train_head, "projection": proj.__dict__, "qa": args.qa},
-        {k: v for k, v in summary.items() if k != "files"}, [])
+    result = U.to_result(U.get_embedded(summary["embedding_set"]))
+    result.params.update(personas=[p.name for p in personas], train_head=args.train_head,
+                         projection=proj.__dict__, qa=args.qa)
+    summary["run_id"] = save_run(result, source="cli")
     emit(summary, args.json, human=_human)
     return 0
 

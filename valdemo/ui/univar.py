@@ -14,6 +14,7 @@ import gradio as gr
 import pandas as pd
 
 from .. import univar as U
+from ..core.runs import save_run
 from ..inputs import check_int
 from ..models import BUNDLED_CAVEAT, GenParams
 from .common import progress_callback, request_owner, resolve_model, stop_button, ui_errors
@@ -296,6 +297,7 @@ def build(ctx) -> None:
         qa = U.get_qa_set(set_id, owner)
         es = U.embed_qa(qa, "" if enc in (None, "bundled") else enc, bool(head), params,
                         progress_callback(progress, "embeddings"), owner=owner)
+        save_run(U.to_result(es), owner=owner, source="ui")  # the evaluation, with its owner
         return (es.id, _metrics_md(es), _metrics_df(es), gr.update(choices=_point_choices(es), value=0),
                 es.default_space)
 

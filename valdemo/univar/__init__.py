@@ -79,6 +79,7 @@ from .pipeline import (  # noqa: F401
     run_pipeline,
     source_answers,
     summarise,
+    to_result,
 )
 from .projection import (  # noqa: F401
     ProjectionParams,

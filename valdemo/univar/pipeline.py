@@ -10,6 +10,7 @@ from pathlib import Path
 
 import numpy as np
 
+from ..core.result import Failures, Result
 from ..inputs import InputError
 from ..models import ChatModel, GenParams, get_model
 from .demo import DEMO_QA, demo_available, load_demo
@@ -37,6 +38,7 @@ from .sets import (
     _registry_get,
     check_same_encoder,
     generate_qa,
+    is_univar_encoder,
     load_questions,
     pick_questions,
     qa_set_from_pairs,
@@ -115,6 +117,40 @@ def _save_npy(path: Path, x: np.ndarray) -> Path:
 def identifications(es: EmbeddedSet) -> list[Identification]:
     """The set's source-identification results (k-NN and probe per space and group)."""
     return [Identification.from_dict(d) for d in (es.metrics or {}).get("identification", [])]
+
+
+def to_result(es: EmbeddedSet) -> Result:
+    """The set's evaluation as the shared :class:`~valdemo.core.result.Result`: every acc@r metric
+    (grouped by group · space · classifier), failures with their denominators, params, caveats."""
+    from ..models import BUNDLED_CAVEAT
+
+    m = es.metrics or {}
+    groups = {f"{i.group} · {i.space_label} · {i.evaluator}": list(i.metrics) for i in identifications(es)}
+    headline = [ms[0] for key, ms in groups.items() if "linear probe" in key and ms]
+    meta = es.qa.meta
+    n_asked = len(es.pairs) + int(meta.get("empty_answers") or 0)
+    answers = Failures("answers", n_asked, int(meta.get("empty_answers") or 0),
+                       Counter({"empty answer": int(meta.get("empty_answers") or 0)}))
+    cut = Failures("answers at the token limit (kept, cut short)", len(es.pairs), int(meta.get("truncated_answers") or 0),
+                   Counter({"finish_reason=length": int(meta.get("truncated_answers") or 0)}))
+    caveats = [UMAP_NOTE]
+    if es.qa.bundled:
+        caveats.insert(0, BUNDLED_CAVEAT)
+    if es.head is None and not is_univar_encoder(es.encoder):
+        caveats.append("no value head: the raw space is sentence-embedding similarity, not UniVaR")
+    return Result("univar", metrics=headline, groups=groups, failures=[answers, cut],
+                  models={"sources": es.qa.sources, "encoder": es.encoder, "models": meta.get("models", [])},
+                  params={"head": m.get("params", {}), "split": m.get("split"), "set": es.id,
+                          "spaces": {s: es.space_label(s) for s in (["raw", "head"] if es.head is not None
+                                                                    else ["raw"])}},
+                  caveats=caveats,
+                  extra={"languages": m.get("languages", []), "over_limit": m.get("over_limit", {}),
+                         "training": {k: m.get(k) for k in ("first_loss", "final_loss", "train_s",
+                                                              "n_training_views") if k in m}})
+
+
+UMAP_NOTE = ("UMAP keeps neighbourhoods, not distances: gaps and sizes of clusters on the map mean little; "
+             "read the held-out evaluation instead.")
 
 
 def summarise(es: EmbeddedSet) -> dict:
