@@ -7,7 +7,7 @@ backend implements :class:`ChatModel`; methods never import a backend.
 
 from __future__ import annotations
 
-from collections.abc import Callable, Iterator, Sequence
+from collections.abc import Callable, Iterator, Mapping, Sequence
 from dataclasses import dataclass
 from typing import Protocol, runtime_checkable
 
@@ -114,12 +114,34 @@ class ChatModel(Protocol):
         """Yield pieces of the reply; joined they equal ``chat(...).text``."""
         ...
 
-    def option_probs(self, messages: Conversation, options: Sequence[str]) -> dict[str, float] | None:
-        """Probability of each option (e.g. "A", "B", "C") as the first token of the reply.
+    def answer_probs(self, messages: Conversation, options: Sequence[str],
+                     answers: Mapping[str, str] | None = None) -> dict[str, float] | None:
+        """Probability that the reply is exactly each option's complete answer.
 
-        Normalised over ``options`` so the values sum to 1. ``None`` where the
-        backend cannot score options (callers then parse generated text).
+        ``answers`` maps each option to the answer string the prompt asks for
+        (default: the option itself, e.g. "A"). A reply counts as that answer when
+        it is the answer string followed by the end of the turn or by a boundary
+        (see :func:`ends_answer`), so "A fair split" is not answer "A".
+
+        The values are RAW probabilities, not renormalised: their sum is the
+        probability mass that fell on the options, which
+        :func:`valdemo.core.choose.choose` compares with its threshold. ``None``
+        where the backend cannot score answers (callers then generate and parse).
         """
+        ...
+
+    def answer_probs_batch(
+        self,
+        conversations: Sequence[Conversation],
+        options: Sequence[str],
+        progress: ProgressFn | None = None,
+        answers: Mapping[str, str] | None = None,
+    ) -> list[dict[str, float]] | None: ...
+
+    def option_probs(self, messages: Conversation, options: Sequence[str]) -> dict[str, float] | None:
+        """Older form of :meth:`answer_probs`, renormalised over the options (see
+        :func:`renormalised`: all zeros stay zeros, never uniform). Use
+        :func:`valdemo.core.choose.choose`, which also reports the mass."""
         ...
 
     def option_probs_batch(
@@ -128,6 +150,68 @@ class ChatModel(Protocol):
         options: Sequence[str],
         progress: ProgressFn | None = None,
     ) -> list[dict[str, float]] | None: ...
+
+
+def renormalised(raw: dict[str, float] | None) -> dict[str, float] | None:
+    """Raw answer probabilities divided by their sum; where no mass fell on any option the
+    zeros are returned as they are (a caller must not read a choice from them)."""
+    if raw is None:
+        return None
+    total = sum(raw.values())
+    return {o: (p / total if total > 0 else 0.0) for o, p in raw.items()}
+
+
+class OlderOptionProbs:
+    """``option_probs`` / ``option_probs_batch`` for a backend that has ``answer_probs``:
+    the older callers' form, renormalised over the options (zeros stay zeros)."""
+
+    def option_probs(self, messages: Conversation, options: Sequence[str]) -> dict[str, float] | None:
+        return renormalised(self.answer_probs(messages, options))  # type: ignore[attr-defined]
+
+    def option_probs_batch(
+        self,
+        conversations: Sequence[Conversation],
+        options: Sequence[str],
+        progress: ProgressFn | None = None,
+    ) -> list[dict[str, float]] | None:
+        raw = self.answer_probs_batch(conversations, options, progress)  # type: ignore[attr-defined]
+        return None if raw is None else [renormalised(r) for r in raw]
+
+
+def answer_strings(options: Sequence[str], answers: Mapping[str, str] | None = None) -> dict[str, str]:
+    """Option -> the exact answer string (default: the option itself); checks it is complete."""
+    if not options:
+        raise ModelError("scoring options needs at least one option")
+    out = {o: (answers or {}).get(o, o) for o in options}
+    extra = set(answers or {}) - set(options)
+    if extra:
+        raise ModelError(f"answers given for options not offered: {sorted(extra)}")
+    if any(not isinstance(a, str) or not a.strip() for a in out.values()):
+        raise ModelError("every option needs a non-empty answer string")
+    if len(set(out.values())) != len(out):
+        raise ModelError("two options share one answer string")
+    return out
+
+
+def ends_answer(following: str) -> bool:
+    """Whether the text that follows an answer leaves it complete.
+
+    True for the end of the turn (a special token decodes to ""), a newline or
+    space followed by nothing or by punctuation, and punctuation ("C.", "C)",
+    "C:"). False where the answer runs on into a word: "A fair", "Cat", "C3", "I'm".
+    """
+    if not following:
+        return True
+    head = following.lstrip(" \t")
+    if not head:
+        return True
+    if head[0] in "\r\n":
+        return True
+    if following[0] in " \t":  # "A fair": a space then a word is a word, not an answer letter
+        return not head[0].isalnum()
+    if following[0] in "'\u2019-" and following[1:2].isalpha():  # "I'm", "A-grade": one word
+        return False
+    return not following[0].isalnum()
 
 
 def validate_conversation(messages: Conversation) -> Conversation:

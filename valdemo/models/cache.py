@@ -18,10 +18,10 @@ import json
 import sqlite3
 import threading
 import time
-from collections.abc import Callable, Iterator, Sequence
+from collections.abc import Callable, Iterator, Mapping, Sequence
 from pathlib import Path
 
-from .base import ChatModel, Conversation, GenParams, ProgressFn, Reply
+from .base import ChatModel, Conversation, GenParams, OlderOptionProbs, ProgressFn, Reply, answer_strings
 
 
 def cache_key(kind: str, backend: str, model: str, payload: dict) -> str:
@@ -138,7 +138,7 @@ def get_cache(path: Path | str) -> ResponseCache:
         return _caches[resolved]
 
 
-class CachedModel:
+class CachedModel(OlderOptionProbs):
     """Wraps any ChatModel; answers from the cache where it can, stores what it gets."""
 
     def __init__(self, inner: ChatModel, cache: ResponseCache):
@@ -217,26 +217,31 @@ class CachedModel:
             yield piece
         self.cache.put(key, {"text": "".join(pieces), "finish_reason": None})
 
-    def _probs_key(self, messages: Conversation, options: Sequence[str]) -> str:
-        return cache_key("probs", self.backend, self.model_id, {"messages": messages, "options": list(options)})
+    def _probs_key(self, messages: Conversation, options: Sequence[str], answers: Mapping[str, str] | None) -> str:
+        # "answer_probs": raw probabilities of complete answers (older "probs" entries held
+        # first-token probabilities renormalised over options, and are not reused).
+        return cache_key("answer_probs", self.backend, self.model_id,
+                         {"messages": messages, "answers": answer_strings(options, answers)})
 
-    def option_probs(self, messages: Conversation, options: Sequence[str]) -> dict[str, float] | None:
-        key = self._probs_key(messages, options)
+    def answer_probs(self, messages: Conversation, options: Sequence[str],
+                     answers: Mapping[str, str] | None = None) -> dict[str, float] | None:
+        key = self._probs_key(messages, options, answers)
         hit = self.cache.get(key)
         if hit is not None:
             return hit["probs"]
-        probs = self.inner.option_probs(messages, options)
+        probs = self.inner.answer_probs(messages, options, answers)
         if probs is not None:
             self.cache.put(key, {"probs": probs})
         return probs
 
-    def option_probs_batch(
+    def answer_probs_batch(
         self,
         conversations: Sequence[Conversation],
         options: Sequence[str],
         progress: ProgressFn | None = None,
+        answers: Mapping[str, str] | None = None,
     ) -> list[dict[str, float]] | None:
-        keys = [self._probs_key(c, options) for c in conversations]
+        keys = [self._probs_key(c, options, answers) for c in conversations]
         out: list[dict[str, float] | None] = []
         todo: list[int] = []
         for i, key in enumerate(keys):
@@ -244,13 +249,15 @@ class CachedModel:
             out.append(hit["probs"] if hit is not None else None)
             if hit is None:
                 todo.append(i)
+        total, done_before = len(conversations), len(conversations) - len(todo)
         if todo:
-            fresh = self.inner.option_probs_batch([conversations[i] for i in todo], options, progress)
+            inner_progress = (lambda d, _t: progress(done_before + d, total)) if progress else None
+            fresh = self.inner.answer_probs_batch([conversations[i] for i in todo], options, inner_progress, answers)
             if fresh is None:
                 return None
             for i, probs in zip(todo, fresh, strict=False):
                 self.cache.put(keys[i], {"probs": probs})
                 out[i] = probs
         elif progress:
-            progress(len(conversations), len(conversations))
+            progress(total, total)
         return out  # type: ignore[return-value]

@@ -19,7 +19,7 @@ import os
 import threading
 import time
 from collections import OrderedDict
-from collections.abc import Iterator, Sequence
+from collections.abc import Iterator, Mapping, Sequence
 from pathlib import Path
 
 from ..config import get_settings
@@ -28,8 +28,11 @@ from .base import (
     GenParams,
     ModelError,
     ModelUnavailable,
+    OlderOptionProbs,
     ProgressFn,
     Reply,
+    answer_strings,
+    ends_answer,
     validate_conversation,
 )
 
@@ -241,7 +244,7 @@ def model_identity(path: str) -> str:
     return f"hub:{path}@{revision or 'unresolved'}"
 
 
-class LocalChatModel:
+class LocalChatModel(OlderOptionProbs):
     """A transformers causal LM behind the ChatModel interface."""
 
     backend = "local"
@@ -374,32 +377,51 @@ class LocalChatModel:
         if errors:
             raise ModelError(f"local generation failed: {errors[0]}")
 
-    def _option_token_ids(self, loaded: _Loaded, options: Sequence[str]) -> list[list[int]]:
-        ids = []
-        for option in options:
-            cands = set()
-            for variant in (option, " " + option):
-                toks = loaded.tokenizer.encode(variant, add_special_tokens=False)
-                if toks:
-                    cands.add(toks[0])
-            ids.append(sorted(cands))
-        return ids
+    # -- option scoring: the probability of each complete answer ------------------------
+    def _boundary_mask(self, loaded: _Loaded):
+        """Vocabulary mask of tokens after which an answer is complete (see ``ends_answer``)."""
+        mask = getattr(loaded, "boundary_mask", None)
+        if mask is None:
+            import torch
 
-    def option_probs(self, messages: Conversation, options: Sequence[str]) -> dict[str, float] | None:
-        return self.option_probs_batch([messages], options)[0]  # type: ignore[index]
+            tok = loaded.tokenizer
+            special = set(tok.all_special_ids)
+            size = len(tok)
+            flags = [i in special or ends_answer(tok.decode([i])) for i in range(size)]
+            mask = torch.tensor(flags, dtype=torch.bool, device=loaded.device)
+            loaded.boundary_mask = mask
+        return mask
 
-    def option_probs_batch(
+    def answer_probs(self, messages: Conversation, options: Sequence[str],
+                     answers: Mapping[str, str] | None = None) -> dict[str, float] | None:
+        return self.answer_probs_batch([messages], options, answers=answers)[0]  # type: ignore[index]
+
+    def answer_probs_batch(
         self,
         conversations: Sequence[Conversation],
         options: Sequence[str],
         progress: ProgressFn | None = None,
+        answers: Mapping[str, str] | None = None,
     ) -> list[dict[str, float]] | None:
+        """Sequence scoring: P(answer tokens | prompt + assistant prefix) times P(the answer ends
+        there), i.e. exp(sum of the answer tokens' log-probs) x the next token's mass on
+        end-of-turn or boundary tokens. Raw, not renormalised over options."""
         import torch
 
-        if not options:
-            raise ModelError("option_probs needs at least one option")
+        answer_of = answer_strings(options, answers)
         loaded = self._get()
-        token_ids = self._option_token_ids(loaded, options)
+        tok = loaded.tokenizer
+        answer_ids = [tok.encode(answer_of[o], add_special_tokens=False) for o in options]
+        if any(not ids for ids in answer_ids):
+            raise ModelError("an answer string encodes to no tokens")
+        k, width = len(options), max(len(ids) for ids in answer_ids)
+        ans = torch.full((k, width), tok.pad_token_id, dtype=torch.long)
+        ans_mask = torch.zeros((k, width), dtype=torch.long)
+        for j, ids in enumerate(answer_ids):
+            ans[j, : len(ids)] = torch.tensor(ids)
+            ans_mask[j, : len(ids)] = 1
+        ans, ans_mask = ans.to(loaded.device), ans_mask.to(loaded.device)
+        boundary = self._boundary_mask(loaded)
         batch_size = get_settings().local_batch_size
         # As in chat_batch: sort by length so each padded batch wastes little compute.
         order = sorted(range(len(conversations)), key=lambda i: sum(len(m["content"]) for m in conversations[i]))
@@ -407,16 +429,27 @@ class LocalChatModel:
         done = 0
         for start in range(0, len(order), batch_size):
             idx = order[start : start + batch_size]
+            n = len(idx)
             with loaded.lock, torch.inference_mode():
                 enc = self._encode(loaded, [conversations[i] for i in idx])
-                logits = loaded.model(**enc).logits[:, -1, :].float()
-            probs = torch.softmax(logits, dim=-1)
+                first = loaded.model(**enc, use_cache=True, logits_to_keep=1)
+                first_logp = torch.log_softmax(first.logits[:, -1, :].float(), dim=-1)  # (n, V)
+                cache = first.past_key_values
+                cache.batch_repeat_interleave(k)  # row r*k + j: prompt r, answer j
+                mask = torch.cat([enc["attention_mask"].repeat_interleave(k, dim=0), ans_mask.repeat(n, 1)], dim=1)
+                nxt = loaded.model(input_ids=ans.repeat(n, 1), attention_mask=mask, past_key_values=cache)
+                logp = torch.log_softmax(nxt.logits.float(), dim=-1)  # (n*k, width, V)
             for row, i in enumerate(idx):
-                mass = [float(probs[row, ids].sum()) for ids in token_ids]
-                total = sum(mass)
-                out[i] = ({o: 1.0 / len(options) for o in options} if total <= 0
-                          else {o: m / total for o, m in zip(options, mass, strict=True)})
-            done += len(idx)
+                scores = {}
+                for j, ids in enumerate(answer_ids):
+                    r = row * k + j
+                    total = first_logp[row, ids[0]]
+                    for pos in range(1, len(ids)):
+                        total = total + logp[r, pos - 1, ids[pos]]
+                    ends = torch.logsumexp(logp[r, len(ids) - 1][boundary], dim=0)
+                    scores[options[j]] = float(torch.exp(total + ends))
+                out[i] = scores
+            done += n
             if progress:
                 progress(done, len(conversations))
         return out  # type: ignore[return-value]

@@ -14,7 +14,7 @@ import math
 import random
 import threading
 import time
-from collections.abc import Callable, Iterator, Sequence
+from collections.abc import Callable, Iterator, Mapping, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from typing import TypeVar
 
@@ -28,8 +28,11 @@ from .base import (
     ModelResponseError,
     ModelTimeout,
     ModelUnavailable,
+    OlderOptionProbs,
     ProgressFn,
     Reply,
+    answer_strings,
+    ends_answer,
     validate_conversation,
 )
 from .endpoint import DEFAULT_BASE_URL, ModelRefused, guarded_transport, normalise_base_url
@@ -48,7 +51,7 @@ def _retry_after(exc: Exception) -> float | None:
         return None
 
 
-class OpenAIChatModel:
+class OpenAIChatModel(OlderOptionProbs):
     """A model behind an OpenAI-compatible ``/v1/chat/completions``."""
 
     backend = "openai"
@@ -236,11 +239,26 @@ class OpenAIChatModel:
         except (self._openai.APITimeoutError, self._openai.APIConnectionError) as exc:
             raise ModelTimeout(f"{self.base_url} stopped answering mid-stream") from exc
 
-    def option_probs(self, messages: Conversation, options: Sequence[str]) -> dict[str, float] | None:
-        """Score options from the first token's top logprobs; None if the server has none."""
-        if self._logprobs_supported is False:
+    def answer_probs(self, messages: Conversation, options: Sequence[str],
+                     answers: Mapping[str, str] | None = None) -> dict[str, float] | None:
+        """Raw probability of each complete answer, from the reply's top logprobs.
+
+        An endpoint shows only the top logprobs of the reply it actually wrote, so
+        this is an approximation of complete-answer scoring: a first token whose text
+        (leading spaces aside) is exactly an answer string counts with its
+        probability; for the token the reply actually began with, that probability
+        is multiplied by the next position's mass on tokens that end the answer
+        (:func:`ends_answer`), so a reply "A fair split" puts little mass on "A".
+        Answers that cannot be one token (they hold a space) are not scored: None.
+
+        Not renormalised: where no option is among the top logprobs every value is
+        0.0, and the caller counts the answer as unreadable. None where the server
+        gives no logprobs (callers then generate and parse).
+        """
+        answer_of = answer_strings(options, answers)
+        if self._logprobs_supported is False or any(any(c.isspace() for c in a) for a in answer_of.values()):
             return None
-        kwargs = self._request(messages, GenParams(max_new_tokens=1), logprobs=True, top_logprobs=20)
+        kwargs = self._request(messages, GenParams(max_new_tokens=2), logprobs=True, top_logprobs=20)
         try:
             completion = self._with_retries(lambda: self._client.chat.completions.create(**kwargs))
         except ModelResponseError:
@@ -248,33 +266,38 @@ class OpenAIChatModel:
             return None
         choices = getattr(completion, "choices", None) or []
         content = getattr(getattr(choices[0], "logprobs", None), "content", None) if choices else None
+        if content == []:  # logprobs of an empty reply: no mass on any option
+            return dict.fromkeys(options, 0.0)
         if not content or not content[0].top_logprobs:
             self._logprobs_supported = False
             return None
         self._logprobs_supported = True
-        mass = {o: 0.0 for o in options}
+        option_of = {a: o for o, a in answer_of.items()}
+        said = content[0].token or ""
+        if len(content) > 1 and content[1].top_logprobs:
+            ends = sum(math.exp(t.logprob) for t in content[1].top_logprobs if ends_answer(t.token or ""))
+        else:  # the reply was that one token (or the server cut it): it ended there
+            ends = 1.0
+        mass = dict.fromkeys(options, 0.0)
         for top in content[0].top_logprobs:
-            token = (top.token or "").strip().strip("(").upper()
-            for o in options:
-                if token == o.upper():
-                    mass[o] += math.exp(top.logprob)
-        total = sum(mass.values())
-        if total <= 0:
-            return {o: 1.0 / len(options) for o in options}
-        return {o: m / total for o, m in mass.items()}
+            token = (top.token or "").lstrip()
+            if token in option_of:
+                mass[option_of[token]] += math.exp(top.logprob) * (min(1.0, ends) if top.token == said else 1.0)
+        return mass
 
-    def option_probs_batch(
+    def answer_probs_batch(
         self,
         conversations: Sequence[Conversation],
         options: Sequence[str],
         progress: ProgressFn | None = None,
+        answers: Mapping[str, str] | None = None,
     ) -> list[dict[str, float]] | None:
         if not conversations:
             return []
-        first = self.option_probs(conversations[0], options)
+        first = self.answer_probs(conversations[0], options, answers)
         if first is None:
             return None
-        rest = self._map(lambda c: self.option_probs(c, options), list(conversations[1:]), None)
+        rest = self._map(lambda c: self.answer_probs(c, options, answers), list(conversations[1:]), None)
         if any(r is None for r in rest):
             return None
         if progress:
