@@ -1,0 +1,99 @@
+"""The one place runs are saved and reopened.
+
+Every run of every method, whether it started in the UI, the API or the CLI, is saved
+here once, as its :class:`~valdemo.core.result.Result`: metrics (with definitions,
+sources, n and intervals), failures with denominators, rows, the protocol (name + hash),
+the models, the parameters and caveats, with the owner who ran it. It sits on
+:class:`valdemo.store.Store`'s ``runs`` / ``run_rows`` tables; reads are filtered by
+owner the store's way (:func:`valdemo.store.owner_filter`).
+"""
+
+from __future__ import annotations
+
+from collections import Counter
+from typing import Any
+
+from .result import Failures, Metric, Result
+
+SOURCES = ("ui", "cli", "api")
+#: Marks a run saved through this module (older runs in the table have other shapes).
+FORMAT = "result/1"
+
+
+def _store(store=None):
+    if store is not None:
+        return store
+    from ..store import get_store
+
+    return get_store()
+
+
+def save_run(result: Result, owner: str = "", source: str = "ui", store=None) -> str:
+    """Save ``result`` with its rows in one transaction; returns the run id."""
+    if not isinstance(result, Result):
+        raise TypeError(f"save_run takes a Result, got {type(result).__name__}")
+    if source not in SOURCES:
+        raise ValueError(f"source must be one of {', '.join(SOURCES)}, got {source!r}")
+    data = result.as_dict()
+    params = {"format": FORMAT, "source": source, "params": data["params"], "protocol": data["protocol"],
+              "models": data["models"]}
+    summary = {"format": FORMAT, "source": source, "metrics": data["metrics"], "groups": data["groups"], "failures": data["failures"],
+               "caveats": data["caveats"], "extra": data["extra"]}
+    return _store(store).save_run(result.method, params, summary, data["rows"], owner=owner or "")
+
+
+def load_run(run_id: str, owner: str | None = "", store=None) -> dict | None:
+    """The run as a dict shaped like :meth:`Result.as_dict` plus ``id``, ``created``,
+    ``owner`` and ``source``; None where it does not exist or ``owner`` may not read it
+    (``owner=None``: no owner check, for local tools). Runs saved before this module keep
+    their own ``params`` / ``summary`` under those keys (``format`` is then None)."""
+    st = _store(store)
+    run = st.get_run(run_id, owner)
+    if run is None:
+        return None
+    rows = st.run_rows(run_id, owner)
+    params, summary = run["params"] or {}, run["summary"] or {}
+    head = {"id": run["id"], "created": run["created"], "owner": run["owner"], "method": run["method"]}
+    if params.get("format") != FORMAT:
+        return {**head, "format": None, "source": None, "params": params, "summary": summary, "rows": rows}
+    return {**head, "format": FORMAT, "source": params.get("source"), "params": params.get("params", {}),
+            "protocol": params.get("protocol", {}), "models": params.get("models", {}),
+            "metrics": summary.get("metrics", []), "groups": summary.get("groups", {}),
+            "failures": summary.get("failures", []), "caveats": summary.get("caveats", []),
+            "extra": summary.get("extra", {}), "rows": rows}
+
+
+def result_from_dict(data: dict[str, Any]) -> Result:
+    """A :class:`Result` back from :meth:`Result.as_dict` or :func:`load_run`."""
+    def metric(d: dict) -> Metric:
+        iv = d.get("interval")
+        return Metric(d["name"], d.get("value"), int(d.get("n", 0)), tuple(iv) if iv else None,
+                      d.get("definition", ""), d.get("source", ""), d.get("interval_kind", "none"), d.get("label", ""))
+
+    return Result(
+        method=data["method"],
+        metrics=[metric(m) for m in data.get("metrics", [])],
+        rows=list(data.get("rows", [])),
+        failures=[Failures(f["step"], int(f["total"]), int(f["failed"]), Counter(f.get("reasons", {})))
+                  for f in data.get("failures", [])],
+        protocol=dict(data.get("protocol", {})),
+        models=dict(data.get("models", {})),
+        params=dict(data.get("params", {})),
+        caveats=list(data.get("caveats", [])),
+        groups={g: [metric(m) for m in ms] for g, ms in data.get("groups", {}).items()},
+        extra=dict(data.get("extra", {})),
+    )
+
+
+def list_runs(owner: str | None = "", method: str | None = None, limit: int = 50, store=None) -> list[dict]:
+    """Newest first, the runs ``owner`` may read (``owner=None``: all): id, method, created,
+    owner, source and the headline metrics (for runs saved here)."""
+    out = []
+    for run in _store(store).list_runs(method=method, limit=limit, owner=owner):
+        summary = run.get("summary") or {}
+        ours = summary.get("format") == FORMAT
+        out.append({"id": run["id"], "method": run["method"], "created": run["created"], "owner": run["owner"],
+                    "format": FORMAT if ours else None, "source": summary.get("source") if ours else None,
+                    "metrics": summary.get("metrics", []) if ours else [],
+                    "failures": summary.get("failures", []) if ours else []})
+    return out
