@@ -541,6 +541,9 @@ def test_api_generate_embed_project_neighbours(client, tmp_path):
     assert "value head" in json.dumps(plot) and "UMAP keeps neighbourhoods" in note
     saved = client.predict(api_name="/univar_saved_sets")
     assert emb_id in json.dumps(saved)
+    U.forget_cache()  # as after a restart: the set comes back from the store
+    opened = client.predict(emb_id, api_name="/univar_open")
+    assert opened[0] == emb_id and opened[1] == qa_id2 and opened[-1] == "head"
     nn = client.predict(emb_id, "raw", 0, 3, api_name="/univar_neighbours")
     assert len(nn["data"]) == 3
     heat, ranked = client.predict(emb_id, "raw", api_name="/univar_similarity")
