@@ -23,6 +23,7 @@ def main() -> None:
     parser.add_argument("--model", default="local")
     parser.add_argument("--max-new-tokens", type=int, default=48)
     parser.add_argument("--temperature", type=float, default=0.7)
+    parser.add_argument("--protocol", default=svo.DEFAULT_PROTOCOL, help="hvae_sequential or per_item")
     args = parser.parse_args()
 
     model = get_model(args.model, use_cache=False)
@@ -33,7 +34,7 @@ def main() -> None:
     for mode, batched in (("sequential", False), ("batched", True)):
         with timer() as t:
             trials = svo.play_trials(model, ORIENTATION_KEYS, args.trials, args.temperature, seed=0,
-                                     max_new_tokens=args.max_new_tokens, batched=batched)
+                                     max_new_tokens=args.max_new_tokens, batched=batched, protocol=args.protocol)
         results[mode] = (t["s"], trials)
     seq_s, seq_trials = results["sequential"]
     bat_s, bat_trials = results["batched"]
@@ -42,12 +43,13 @@ def main() -> None:
         ["sequential (one call per conversation)", n, seq_s, n / seq_s, 1.0],
         ["batched (chat_batch / option_probs_batch)", n, bat_s, n / bat_s, seq_s / bat_s],
     ]
-    print_table(f"SVO play, {model.spec}: {len(ORIENTATION_KEYS)} orientations x {args.trials} trials, "
+    print_table(f"SVO play ({args.protocol}), {model.spec}: {len(ORIENTATION_KEYS)} orientations x {args.trials} trials, "
                 f"goal <= {args.max_new_tokens} tokens, T={args.temperature}",
                 ["mode", "trials", "seconds", "trials/s", "speed-up vs sequential"], rows)
     print(f"\nSame choices in both modes: {same}/{n} trials (sampled goals may differ with padding).")
     summary = svo.summarise(bat_trials)
-    print(f"Batched run: parse failures {summary['parse_failures']}, valid trials {summary['valid_trials']}/{n}.")
+    print(f"Batched run: unreadable answers {summary['parse_failures']}/{summary['answers']}, "
+          f"valid trials {summary['valid_trials']}/{n}.")
 
 
 if __name__ == "__main__":

@@ -1,4 +1,5 @@
-"""``valdemo svo``: the SVO slider measure headless (score a person's choices; let a model play)."""
+"""``valdemo svo``: the SVO slider measure headless (score a person's choices; let a model play;
+HVAE's goal / no-goal ablation)."""
 
 from __future__ import annotations
 
@@ -12,7 +13,7 @@ def register(sub: argparse._SubParsersAction) -> None:
 
     p = sub.add_parser("svo", help="Social Value Orientation slider measure (HVAE)")
     ssub = p.add_subparsers(dest="svo_command", metavar="SUBCOMMAND", parser_class=OneLineParser)
-    p.set_defaults(func=lambda args: p.error("choose a subcommand: score or play"))
+    p.set_defaults(func=lambda args: p.error("choose a subcommand: score, play or ablation"))
 
     score = ssub.add_parser("score", help="angle and category of six choices")
     score.add_argument("--choices", required=True, help="six letters A-I, comma separated, e.g. A,B,C,D,E,F")
@@ -21,13 +22,29 @@ def register(sub: argparse._SubParsersAction) -> None:
 
     play = ssub.add_parser("play", help="induce an orientation in a model and let it play n trials")
     play.add_argument("--orientation", required=True, help="altruistic, prosocial, individualistic or competitive")
-    add_model_arg(play)
-    play.add_argument("--trials", type=int, default=1, help="number of trials (seed + t for trial t)")
-    play.add_argument("--temperature", type=float, default=0.7)
-    play.add_argument("--seed", type=int, default=0, help="seed of the first trial")
-    play.add_argument("--max-new-tokens", type=int, default=48, help="length cap of the stated goal")
+    _model_args(play)
+    play.add_argument("--no-goal", action="store_true",
+                      help="do not ask for a goal or quote one (HVAE's ablation condition)")
     add_common(play)
     play.set_defaults(func=run_play)
+
+    abl = ssub.add_parser("ablation", help="HVAE's comparison: the same trials with and without the "
+                                           "self-generated goal, per orientation, with intervals")
+    abl.add_argument("--orientations", default="altruistic,prosocial,individualistic,competitive",
+                     help="comma separated")
+    _model_args(abl)
+    add_common(abl)
+    abl.set_defaults(func=run_ablation)
+
+
+def _model_args(p: argparse.ArgumentParser) -> None:
+    add_model_arg(p)
+    p.add_argument("--trials", type=int, default=1, help="trials per orientation (seed + t for trial t)")
+    p.add_argument("--temperature", type=float, default=0.7)
+    p.add_argument("--seed", type=int, default=0, help="seed of the first trial")
+    p.add_argument("--max-new-tokens", type=int, default=48, help="length cap of the stated goal")
+    p.add_argument("--protocol", default="hvae_sequential",
+                   help="hvae_sequential (six items in one conversation), per_item, or a .toml file")
 
 
 def run_score(args: argparse.Namespace) -> int:
@@ -40,29 +57,63 @@ def run_score(args: argparse.Namespace) -> int:
 
 def run_play(args: argparse.Namespace) -> int:
     from ..models import get_model
-    from ..svo import play_result, play_trials
+    from ..svo import load_protocol, play_result, play_trials
     from ..values import get_orientation
 
     orientation = get_orientation(args.orientation).key
+    protocol = load_protocol(args.protocol)
     model = get_model(args.model, use_cache=not args.no_cache)
     trials = play_trials(model, [orientation], args.trials, args.temperature, args.seed,
-                         max_new_tokens=args.max_new_tokens, progress=progress_printer("svo play"))
+                         max_new_tokens=args.max_new_tokens, progress=progress_printer("svo play"),
+                         protocol=protocol, conditions=["no_goal" if args.no_goal else "goal"])
     result = play_result(model, orientation, trials, args.temperature)
+    result["protocol"] = protocol.as_dict()
     emit(result, args.json, human=_human_play)
     return 0
 
 
+def run_ablation(args: argparse.Namespace) -> int:
+    from ..models import get_model
+    from ..svo import ablation_rows
+    from ..svo import run_ablation as ablation
+    from ..values import get_orientation
+
+    orientations = [get_orientation(o.strip()).key for o in args.orientations.split(",") if o.strip()]
+    model = get_model(args.model, use_cache=not args.no_cache)
+    result = ablation(model, orientations, args.trials, args.temperature, args.seed,
+                      max_new_tokens=args.max_new_tokens, protocol=args.protocol,
+                      progress=progress_printer("svo ablation"))
+    out = result.as_dict()
+    out["table"] = ablation_rows(result)
+    emit(out, args.json, human=_human_ablation)
+    return 0
+
+
+def _fmt(x) -> str:
+    return "n/a" if x is None else f"{x:.3f}"
+
+
 def _human_play(o: dict) -> str:
-    lines = [f"{o['model']} as {o['orientation']} (target {o['target_angle']:.2f} degrees)"]
+    targets = ", ".join(f"{a:.2f}" for a in o["target_angles"])
+    lines = [f"{o['model']} as {o['orientation']} ({o['condition']}, protocol {o['protocol']['name']}; "
+             f"target angles {targets} degrees)"]
     for t in o["per_trial"]:
         angle = f"{t['angle']:.2f}" if t["angle"] is not None else "n/a"
         lines.append(f"  trial {t['trial'] + 1}: {' '.join(c or '?' for c in t['choices'])}  angle {angle}"
                      f"  {t['category'] or 'unreadable'}")
-    fmt = lambda x: "n/a" if x is None else f"{x:.3f}"  # noqa: E731
-    lines.append(f"angle mean {fmt(o['angle_mean'])}, category hit rate {fmt(o['category_hit_rate'])}, "
-                 f"value rationality {fmt(o['value_rationality'])}, parse failures {o['parse_failures']}")
-    if o["bundled_model"]:
-        from ..models import BUNDLED_CAVEAT
+    lines.append(f"value rationality D {_fmt(o['vr_distance'])} degrees (n={o['valid_trials']}), "
+                 f"category hits {o['category_hits']}/{o['valid_trials']}, "
+                 f"unreadable answers {o['parse_failures']}/{o['answers']}")
+    lines.append(f"D: {o['vr_source']}.")
+    if o["caveat"]:
+        lines.append(o["caveat"])
+    return "\n".join(lines)
 
-        lines.append(BUNDLED_CAVEAT)
+
+def _human_ablation(o: dict) -> str:
+    cols = list(o["table"][0]) if o["table"] else []
+    lines = [f"SVO goal / no-goal ablation, protocol {o['protocol']['name']}", " | ".join(cols)]
+    lines += [" | ".join(str(r[c]) for c in cols) for r in o["table"]]
+    lines.append(f"D: {o['extra']['vr_source']}.")
+    lines += o["caveats"]
     return "\n".join(lines)

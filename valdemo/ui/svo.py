@@ -13,7 +13,10 @@ import gradio as gr
 from .. import svo
 from ..inputs import InputError, check_float, check_int
 from ..values import ORIENTATION_KEYS, SVO_ORIENTATIONS
-from .common import caveat_markdown, progress_callback, resolve_model, ui_errors
+from .common import caveat_markdown, progress_callback, resolve_model, stop_button, ui_errors
+
+PROTOCOL_CHOICES = [("HVAE: six items in one conversation", "hvae_sequential"),
+                    ("valdemo: one conversation per item", "per_item")]
 
 INTRO = (
     "### Social Value Orientation slider measure\n"
@@ -41,22 +44,26 @@ def _score_md(score: svo.SVOScore) -> str:
 
 def _trial_md(trial: svo.Trial, model) -> str:
     d = trial.as_dict()
-    lines = [f"**Goal stated by the model:** {trial.goal or '(empty)'}", "",
+    goal = (f"**Goal stated by the model:** {trial.goal or '(empty)'}" if trial.condition == "goal"
+            else "**No goal** asked or quoted (HVAE's ablation condition).")
+    lines = [goal + f" · protocol `{trial.protocol}`", "",
              "| item | choice | you | other | read by |", "|---|---|---|---|---|"]
-    for item, choice, source in zip(svo.ITEMS, trial.choices, trial.sources, strict=True):
+    for item, choice, source, reason in zip(svo.ITEMS, trial.choices, trial.sources, trial.reasons, strict=True):
         if choice is None:
-            lines.append(f"| {item.number} | unreadable | | | {source} (failed) |")
+            lines.append(f"| {item.number} | unreadable | | | {source} ({reason or 'failed'}) |")
         else:
             s, o = item.option(svo.LETTERS.index(choice))
             lines.append(f"| {item.number} | {choice} | {s} | {o} | {source} |")
     lines.append("")
+    targets = ", ".join(f"{a:.2f}" for a in svo.target_angle_set(trial.orientation))
     if trial.score is None:
         lines.append(f"⚠️ **{trial.parse_failures} of {svo.N_ITEMS} answers could not be read**: no angle for "
-                     "this trial (not scored). Raw answers are in the JSON below.")
+                     "this trial (not scored, counted).")
     else:
-        lines.append(f"**Angle {d['angle']:.2f}°** · category **{d['category']}** (induced: {trial.orientation}, "
-                     f"target {svo.target_angles()[trial.orientation]:.2f}°) · value rationality "
-                     f"**{d['value_rationality']:.3f}** · parse failures {trial.parse_failures}")
+        lines.append(f"**Angle {d['angle']:.2f}°** · category **{d['category']}** (induced: {trial.orientation}; "
+                     f"target angles {targets}°) · value rationality **D = {d['vr_distance']:.2f}°** (HVAE's form, "
+                     f"this project's D; 0 = on target) · own score {d['own_score']:.3f} (this project's own, not "
+                     f"HVAE's) · unreadable answers {trial.parse_failures}/{len(trial.choices)}")
     caveat = caveat_markdown([model])
     return "\n".join(lines + ([("\n" + caveat)] if caveat else []))
 
@@ -80,8 +87,7 @@ def build(ctx) -> None:
                 coins.append(gr.Markdown(_coins_md(item.number, 1), elem_id=f"svo-coins-{item.number}"))
         score_btn = gr.Button("Submit my choices", variant="primary", elem_id="svo-submit")
         person_md = gr.Markdown(elem_id="svo-person-result")
-        with gr.Accordion("Your result as JSON", open=False):
-            person_json = gr.JSON(label="Your result")
+        person_json = gr.JSON(label="Your result", visible=False)  # for the API; the tab shows the text above
     circle = gr.Plot(value=svo.svo_circle_figure(), label="SVO circle", elem_id="svo-circle")
 
     for item, slider, coin in zip(svo.ITEMS, sliders, coins, strict=True):
@@ -106,24 +112,30 @@ def build(ctx) -> None:
             temperature = gr.Slider(0.0, 1.5, value=0.7, step=0.05, label="Temperature")
             seed = gr.Number(value=0, precision=0, label="Seed")
             goal_tokens = gr.Slider(8, 128, value=48, step=8, label="Goal length (tokens)")
+        with gr.Row():
+            with_goal = gr.Checkbox(value=True, label="Self-generated goal (off: HVAE's no-goal condition)")
+            protocol = gr.Dropdown(PROTOCOL_CHOICES, value=svo.DEFAULT_PROTOCOL, label="Protocol")
         play_btn = gr.Button("Let the model play", variant="primary", elem_id="svo-play")
         play_md = gr.Markdown(elem_id="svo-play-result")
-        with gr.Accordion("The trial as JSON (raw answers, choice sources)", open=False):
-            play_json = gr.JSON(label="Model's trial")
-        gr.Markdown(svo.vr_formula_markdown())
+        play_json = gr.JSON(label="Model's trial", visible=False)  # for the API; the tab shows the table above
+        with gr.Accordion("What value rationality is here (HVAE's form, this project's D and targets)", open=False):
+            gr.Markdown(svo.vr_formula_markdown())
 
     @ui_errors
-    def play(orient, temp, seed_value, tokens, spec, creds, person_point, progress=gr.Progress()):
+    def play(orient, temp, seed_value, tokens, spec, creds, person_point, goal=True, proto=svo.DEFAULT_PROTOCOL,
+             progress=gr.Progress()):
         model = resolve_model(spec, creds)
         trials = svo.play_trials(model, [orient], 1, check_float(temp, "temperature", 0, 2),
                                  check_int(seed_value, "seed", 0, 2**31 - 1),
                                  max_new_tokens=check_int(tokens, "goal tokens", 1, 512),
-                                 progress=progress_callback(progress, "model plays"))
+                                 progress=progress_callback(progress, "model plays"), protocol=proto,
+                                 conditions=["goal" if goal else "no_goal"])
         points = ([person_point] if person_point else []) + svo.trial_points(trials)
         return (_trial_md(trials[0], model), svo.play_result(model, orient, trials, temp),
                 svo.svo_circle_figure(points))
 
-    play_btn.click(play, [orientation, temperature, seed, goal_tokens, ctx.target, ctx.creds, person],
+    play_btn.click(play, [orientation, temperature, seed, goal_tokens, ctx.target, ctx.creds, person, with_goal,
+                          protocol],
                    [play_md, play_json, circle], api_name="svo_play", **ctx.model_event())
 
     # -- repeated trials ------------------------------------------------------------------
@@ -138,17 +150,21 @@ def build(ctx) -> None:
                                info="at 0 every trial is the same")
             t_seed = gr.Number(value=0, precision=0, label="First seed (trial t uses seed + t)")
             t_tokens = gr.Slider(8, 128, value=48, step=8, label="Goal length (tokens)")
+        with gr.Row():
+            t_goal = gr.Checkbox(value=True, label="Self-generated goal (off: HVAE's no-goal condition)")
+            t_protocol = gr.Dropdown(PROTOCOL_CHOICES, value=svo.DEFAULT_PROTOCOL, label="Protocol")
         trials_btn = gr.Button("Run trials", variant="primary", elem_id="svo-trials")
         trials_md = gr.Markdown(elem_id="svo-trials-result")
-        table = gr.Dataframe(label="Per model and orientation", interactive=False, elem_id="svo-trials-table")
+        table = gr.Dataframe(label="Per model and orientation (n and 95% intervals)", interactive=False,
+                             elem_id="svo-trials-table")
         spread = gr.Plot(label="Spread of angles")
         trials_circle = gr.Plot(label="Trials on the SVO circle")
         csv_file = gr.File(label="Download per-trial CSV")
-        with gr.Accordion("Summary as JSON", open=False):
-            trials_json = gr.JSON(label="Summary")
+        trials_json = gr.JSON(label="Summary", visible=False)  # for the API; the tab shows the table
 
     @ui_errors
-    def run_trials(spec_text, orient_keys, n, temp, first_seed, tokens, spec, creds, progress=gr.Progress()):
+    def run_trials(spec_text, orient_keys, n, temp, first_seed, tokens, spec, creds, goal=True,
+                   proto=svo.DEFAULT_PROTOCOL, progress=gr.Progress()):
         if not orient_keys:
             raise InputError("choose at least one orientation")
         models = [resolve_model(s, creds) for s in _specs(spec_text, spec)]
@@ -157,17 +173,21 @@ def build(ctx) -> None:
         first_seed = check_int(first_seed, "seed", 0, 2**31 - 1)
         trials = svo.play_trials(models, orient_keys, n, temp, first_seed,
                                  max_new_tokens=check_int(tokens, "goal tokens", 1, 512),
-                                 progress=progress_callback(progress, "trials"))
+                                 progress=progress_callback(progress, "trials"), protocol=proto,
+                                 conditions=["goal" if goal else "no_goal"])
         rows = svo.summary_table(trials)
         params = {"models": [m.spec for m in models], "orientations": list(orient_keys), "trials": n,
-                  "temperature": temp, "seed": first_seed, "max_new_tokens": tokens}
+                  "temperature": temp, "seed": first_seed, "max_new_tokens": tokens,
+                  "condition": "goal" if goal else "no_goal", "protocol": svo.load_protocol(proto).as_dict()}
         run_id = ctx.store.save_run("svo", params, {"rows": rows}, [t.as_dict() for t in trials])
         path = tempfile.NamedTemporaryFile(prefix=f"{run_id}-", suffix=".csv", delete=False).name
         svo.write_trials_csv(trials, path)
         failures = sum(r["parse_failures"] for r in rows)
         invalid = sum(r["invalid_trials"] for r in rows)
-        lines = [f"Run `{run_id}`: {len(trials)} trials · parse failures **{failures}** · trials without an "
-                 f"angle (not scored) **{invalid}**.", svo.vr_formula_markdown()]
+        answers = sum(r["answers"] for r in rows)
+        lines = [f"Run `{run_id}`: {len(trials)} trials · unreadable answers **{failures}** of {answers} · trials "
+                 f"without an angle (not scored) **{invalid}** of {len(trials)}.",
+                 f"Value rationality D: {svo.VR_SOURCE}. {svo.VR_DEFINITION}."]
         if temp == 0 and n > 1:
             lines.append("Temperature 0: every trial of a model and orientation is the same.")
         caveat = caveat_markdown(models)
@@ -177,6 +197,56 @@ def build(ctx) -> None:
                 svo.svo_circle_figure(svo.trial_points(trials), title="Trials on the SVO circle"), path,
                 {"run_id": run_id, **params, "rows": rows})
 
-    trials_btn.click(run_trials, [models_box, orients, n_trials, t_temp, t_seed, t_tokens, ctx.target, ctx.creds],
+    trials_event = trials_btn.click(run_trials, [models_box, orients, n_trials, t_temp, t_seed, t_tokens, ctx.target, ctx.creds,
+                                  t_goal, t_protocol],
                      [trials_md, table, spread, trials_circle, csv_file, trials_json], api_name="svo_trials",
                      **ctx.model_event())
+    stop_button(trials_event, "svo-trials-stop")  # issue 12: Stop ends the run at its next trial
+
+    # -- HVAE's ablation: with and without the self-generated goal -----------------------------
+    with gr.Accordion("Goal ablation (HVAE's main comparison)", open=False):
+        gr.Markdown("The same trials (same seeds) played twice by the Target model: once stating its own goal, "
+                    "which every item then quotes, and once with no goal. Per orientation, side by side, each "
+                    "number with its n and 95% interval (bootstrap over trials; Wilson for hit rates).")
+        with gr.Row():
+            a_orients = gr.CheckboxGroup([(o.name, o.key) for o in SVO_ORIENTATIONS], value=list(ORIENTATION_KEYS),
+                                         label="Orientations", scale=2)
+            a_trials = gr.Number(value=3, precision=0, label="Trials per orientation and condition (1-200)")
+            a_temp = gr.Slider(0.0, 1.5, value=0.7, step=0.05, label="Temperature")
+        with gr.Row():
+            a_seed = gr.Number(value=0, precision=0, label="First seed (trial t uses seed + t)")
+            a_tokens = gr.Slider(8, 128, value=48, step=8, label="Goal length (tokens)")
+            a_protocol = gr.Dropdown(PROTOCOL_CHOICES, value=svo.DEFAULT_PROTOCOL, label="Protocol")
+        abl_btn = gr.Button("Run the ablation", variant="primary", elem_id="svo-ablation")
+        abl_md = gr.Markdown(elem_id="svo-ablation-result")
+        abl_table = gr.Dataframe(label="With and without the goal, per orientation", interactive=False,
+                                 elem_id="svo-ablation-table")
+        abl_spread = gr.Plot(label="Angles per trial")
+        abl_json = gr.JSON(label="Ablation result", visible=False)  # for the API; the tab shows the table
+
+    @ui_errors
+    def run_ablation(orient_keys, n, temp, first_seed, tokens, proto, spec, creds, progress=gr.Progress()):
+        if not orient_keys:
+            raise InputError("choose at least one orientation")
+        model = resolve_model(spec, creds)
+        result, trials = svo.ablation_with_trials(
+            model, orient_keys, check_int(n, "trials per orientation", 1, 200), check_float(temp, "temperature", 0, 2),
+            check_int(first_seed, "seed", 0, 2**31 - 1), max_new_tokens=check_int(tokens, "goal tokens", 1, 512),
+            protocol=proto, progress=progress_callback(progress, "ablation"))
+        rows = svo.ablation_rows(result)
+        run_id = ctx.store.save_run("svo", {"kind": "ablation", **result.params, "protocol": result.protocol},
+                                    {"table": rows}, result.rows)
+        fails = result.failures[0]
+        lines = [f"Run `{run_id}` · protocol `{result.protocol['name']}` · unreadable answers **{fails.failed}** of "
+                 f"{fails.total} (counted, never scored).",
+                 f"Value rationality D (lower = closer to the target): {svo.VR_SOURCE}. {svo.VR_DEFINITION}.",
+                 "Category hits: valid trials whose SVO category is the induced orientation (this project's own "
+                 "summary)."]
+        lines += [f"**{c}**" for c in result.caveats]
+        import pandas as pd
+
+        return ("\n\n".join(lines), pd.DataFrame(rows), svo.svo_spread_figure(trials),
+                {"run_id": run_id, **result.as_dict(), "table": rows})
+
+    abl_btn.click(run_ablation, [a_orients, a_trials, a_temp, a_seed, a_tokens, a_protocol, ctx.target, ctx.creds],
+                  [abl_md, abl_table, abl_spread, abl_json], api_name="svo_ablation", **ctx.model_event())
