@@ -109,6 +109,8 @@ class Settings:
     max_local_models: int = field(metadata={"env": "VALDEMO_MAX_LOCAL_MODELS", "doc": "most local models kept loaded at once; the least recently used is unloaded"})
     model_events: int = field(metadata={"env": "VALDEMO_MODEL_EVENTS", "doc": "events that use a model and may run at once (remote calls proceed while local generation waits for its own slots)"})
     queue_max_size: int = field(metadata={"env": "VALDEMO_QUEUE_MAX", "doc": "most requests waiting in the queue; beyond it a visitor is told the app is busy and to try again"})
+    hf_router_url: str = field(default="https://router.huggingface.co/v1", metadata={"env": "VALDEMO_HF_ROUTER_URL", "doc": "the Hugging Face inference router (OpenAI chat API) that `hf:<model id>` specs call with the signed-in visitor's own token"})
+    hf_models: tuple[str, ...] = field(default=(), metadata={"env": "VALDEMO_HF_MODELS", "doc": "comma-separated hub ids offered as `hf:<id>` in the Models panel to signed-in visitors; empty = a short built-in list"})
     persistent_dir: Path | None = field(default=None, metadata={"env": "VALDEMO_PERSISTENT_DIR", "doc": "persistent storage (a Space's `/data`): where it exists and is writable, the database, the caches and HF_HOME default under it; `off` to ignore it"})
 
     @classmethod
@@ -148,6 +150,8 @@ class Settings:
             model_events=_env_int("VALDEMO_MODEL_EVENTS", 4, minimum=1),
             queue_max_size=_env_int("VALDEMO_QUEUE_MAX", 64, minimum=1),
             persistent_dir=persistent,
+            hf_router_url=_env("VALDEMO_HF_ROUTER_URL", "https://router.huggingface.co/v1"),
+            hf_models=_env_list("VALDEMO_HF_MODELS"),
         )
 
 

@@ -6,6 +6,8 @@ Specs:
     ``openai:<model>``             an OpenAI-compatible endpoint; base URL and key from the
                                    session's settings panel, else OPENAI_BASE_URL / OPENAI_API_KEY
     ``openai:<model>@<base_url>``  the same with the base URL in the spec
+    ``hf:<hub model id>``          a hosted open model on the Hugging Face inference router, called
+                                   with the signed-in visitor's own token (see :mod:`.hf_router`)
 
 The server's OPENAI_API_KEY only ever goes to the server-configured base URL; any
 other URL gets the session's own key or none (see :mod:`.endpoint`). In public mode
@@ -34,8 +36,9 @@ from .endpoint import (
     normalise_base_url,
 )
 
-BACKENDS = ("local", "openai")
-SPEC_HELP = "use `local`, `local:<hub id or path>`, `openai:<model>` or `openai:<model>@<base_url>`"
+BACKENDS = ("local", "openai", "hf")
+SPEC_HELP = ("use `local`, `local:<hub id or path>`, `openai:<model>`, `openai:<model>@<base_url>` "
+             "or `hf:<hub model id>` (signed in with Hugging Face)")
 
 
 @dataclass(frozen=True)
@@ -44,6 +47,8 @@ class Credentials:
 
     base_url: str = ""
     api_key: str = field(default="", repr=False)
+    #: the signed-in visitor's Hugging Face token, for `hf:` specs only (goes to the router only)
+    hf_token: str = field(default="", repr=False)
 
     def __bool__(self) -> bool:
         return bool(self.base_url or self.api_key)
@@ -70,6 +75,10 @@ def parse_spec(spec: str) -> ParsedSpec:
     rest = rest.strip()
     if backend == "local":
         return ParsedSpec("local", rest)
+    if backend == "hf":
+        from .hf_router import check_model_id
+
+        return ParsedSpec("hf", check_model_id(rest))
     if not rest:
         raise ModelSpecError(f"{spec!r} names no model: {SPEC_HELP}")
     name, at, base_url = rest.partition("@")
@@ -102,6 +111,10 @@ def get_model(spec: str, creds: Credentials | None = None, use_cache: bool | Non
     if parsed.backend == "local":
         check_local(parsed.name)
         model: ChatModel = _local(parsed.name, spec.strip())
+    elif parsed.backend == "hf":
+        from .hf_router import router_model
+
+        model = router_model(parsed.name, creds.hf_token if creds is not None else "", spec.strip())
     else:
         from .openai_api import OpenAIChatModel
 

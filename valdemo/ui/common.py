@@ -6,6 +6,7 @@ logic lives in the method modules, never here.
 
 from __future__ import annotations
 
+import dataclasses
 import functools
 import logging
 import threading
@@ -21,6 +22,7 @@ from ..core.owner import Owner, derive_owner, is_public, resolve_annotator
 from ..inputs import InputError
 from ..models import BUNDLED_CAVEAT, ChatModel, Credentials, ModelError, get_model, unwrap
 from ..store import Store
+from .hf_signin import session_hf_token
 
 log = logging.getLogger(__name__)
 
@@ -88,12 +90,16 @@ def label_identity(name: str | None, request: gr.Request | None,
 
 
 def session_credentials(creds: Any) -> Credentials:
-    """The per-session credentials held in the Models panel's state."""
+    """The per-session credentials held in the Models panel's state, plus (inside a handler) the
+    signed-in visitor's Hugging Face token, which only `hf:` specs use (it goes to the router only)."""
     if isinstance(creds, Credentials):
-        return creds
-    if isinstance(creds, dict):
-        return Credentials(base_url=creds.get("base_url", "") or "", api_key=creds.get("api_key", "") or "")
-    return Credentials()
+        out = creds
+    elif isinstance(creds, dict):
+        out = Credentials(base_url=creds.get("base_url", "") or "", api_key=creds.get("api_key", "") or "")
+    else:
+        out = Credentials()
+    token = session_hf_token()
+    return dataclasses.replace(out, hf_token=token) if token and not out.hf_token else out
 
 
 def resolve_model(spec: str, creds: Any = None, use_cache: bool | None = None) -> ChatModel:

@@ -19,7 +19,8 @@ from ..models.endpoint import (
     normalise_base_url,
     public_mode,
 )
-from .common import caveat_markdown, resolve_model, ui_errors
+from ..models.hf_router import ready_models
+from .common import caveat_markdown, oauth_enabled, resolve_model, ui_errors
 
 SPEC_CHOICES = ["local", "openai:gpt-4o-mini", "openai:<model>@http://127.0.0.1:8000/v1"]
 
@@ -76,6 +77,8 @@ def build(settings) -> tuple[gr.Dropdown, gr.Dropdown, gr.State, dict]:
     # A public instance refuses loopback URLs, so it does not offer one as the example.
     choices = [c.replace("http://127.0.0.1:8000", "https://<host>") for c in SPEC_CHOICES] if settings.public \
         else SPEC_CHOICES
+    if oauth_enabled():  # signed-in visitors may use hosted open models with their own token (issue 18)
+        choices = choices + ready_models()
     with gr.Accordion("Models", open=True, elem_id="models-panel"):
         with gr.Row():
             target = gr.Dropdown(choices, value=settings.default_target, allow_custom_value=True,
@@ -93,6 +96,10 @@ def build(settings) -> tuple[gr.Dropdown, gr.Dropdown, gr.State, dict]:
             message = gr.Textbox(value="In one sentence, what is honesty?", label="Test message", scale=4)
             test_btn = gr.Button("Test model", variant="secondary", scale=1, elem_id="test-model")
         test_out = gr.Markdown(elem_id="test-model-output")
+        if oauth_enabled():
+            gr.Markdown("Signed in with Hugging Face? Choose an `hf:<model id>` model: it runs on the Hugging "
+                        "Face inference router with your own token (this session only; never stored). Not "
+                        "signed in: use the button above.", elem_id="hf-models-note")
 
     for box in (base_url, api_key):
         box.change(set_creds, [base_url, api_key], [creds, creds_note], api_visibility="private", queue=False)
