@@ -10,11 +10,12 @@ from collections.abc import Sequence
 import numpy as np
 
 from .. import store as st
+from ..core.choose import choose, reason_kind
 from ..core.metrics import macro_f1
 from ..core.result import OWN, Failures, Metric
 from ..inputs import InputError
 from ..models import BUNDLED_CAVEAT, ChatModel, GenParams, unwrap, user
-from ..parsing import Parsed, ParseStats, fence, parse_choice
+from ..parsing import Parsed, ParseStats, fence
 from ..values import Value
 from .concepts import extract_concepts_many, load_concept_protocol, response_concepts, stored_concepts
 from .inputs import LABEL_NAMES, LABELS, METHOD_TITLES, ProgressFn, Sample, check_annotator, value_info
@@ -140,25 +141,20 @@ def llm_prompt(text: str, v: Value, concepts: dict | None = None) -> str:
 def llm_zero_shot(model: ChatModel, texts: Sequence[str], values: Sequence[str],
                   progress: ProgressFn | None = None,
                   concepts: dict[str, dict] | None = None) -> tuple[list[int | None], ParseStats, str]:
-    """The judge prompted zero-shot (or, with ``concepts``, guided by each value's concepts): option
-    probabilities where the backend has them, else generated letters parsed; failures stay None
-    (scored wrong) and are counted."""
+    """The judge prompted zero-shot (or, with ``concepts``, guided by each value's concepts), read
+    by :func:`valdemo.core.choose.choose` (complete-answer probabilities where the backend has
+    them, else generated letters parsed); unreadable answers stay None (scored wrong) and are
+    counted."""
     convs = [user(llm_prompt(t, value_info(k), (concepts or {}).get(k)), LLM_SYSTEM)
              for t, k in zip(texts, values, strict=True)]
+    choices = choose(model, convs, LLM_OPTIONS, params=GenParams(max_new_tokens=8), progress=progress)
     stats = ParseStats()
-    probs = model.option_probs_batch(convs, list(LLM_OPTIONS), progress=progress)
-    if probs is not None:
-        preds = []
-        for p in probs:
-            stats.add(Parsed(True, True))
-            preds.append(LABELS[LLM_OPTIONS.index(max(LLM_OPTIONS, key=lambda o: p.get(o, 0.0)))])
-        return preds, stats, "option probabilities"
-    replies = model.chat_batch(convs, GenParams(max_new_tokens=8), progress=progress)
     preds = []
-    for r in replies:
-        parsed = stats.add(parse_choice(r.text, LLM_OPTIONS))
-        preds.append(LABELS[LLM_OPTIONS.index(parsed.value)] if parsed.ok else None)
-    return preds, stats, "generated letter"
+    for c in choices:
+        stats.add(Parsed(c.option, c.ok, reason_kind(c.reason)))
+        preds.append(LABELS[LLM_OPTIONS.index(c.option)] if c.ok else None)
+    via = choices[0].via if choices else "parse"
+    return preds, stats, "option probabilities" if via == "probs" else "generated letter"
 
 
 # ---------------------------------------------------------------------------------

@@ -177,10 +177,10 @@ def tally(choices: Sequence[Choice], step: str) -> Failures:
     """The unreadable answers among ``choices``, counted with their denominator."""
     failures = Failures(step)
     for c in choices:
-        failures.add(c.ok, _reason_kind(c.reason))
+        failures.add(c.ok, reason_kind(c.reason))
     return failures
 
 
-def _reason_kind(reason: str) -> str:
+def reason_kind(reason: str) -> str:
     """Group reasons for counting ("mass on options 0.120 below ..." -> "mass below threshold")."""
     return "mass on options below threshold" if reason.startswith("mass on options") else reason
