@@ -9,6 +9,10 @@ from valdemo.config import apply_hf_home, get_settings  # noqa: E402
 settings = get_settings()
 apply_hf_home(settings)  # before huggingface_hub is imported: hub downloads go to /data where it exists
 
+from valdemo.models.zerogpu import prepare  # noqa: E402
+
+prepare()  # on a ZeroGPU Space: import spaces before torch; a no-op elsewhere
+
 from valdemo.ui import build_app, launch_kwargs  # noqa: E402
 
 demo = build_app(settings)

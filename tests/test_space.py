@@ -6,6 +6,7 @@ setting (the default is ``/data``; this machine has none).
 
 from __future__ import annotations
 
+import importlib.util
 import os
 import subprocess
 import sys
@@ -67,6 +68,7 @@ def test_no_persistent_storage_keeps_the_old_defaults(bare_env, tmp_path, value)
     assert apply_hf_home(s) is None and "HF_HOME" not in os.environ
 
 
+@pytest.mark.slow  # a fresh interpreter loads torch and the app: 6-20 s, more on a busy machine
 def test_the_app_puts_its_database_and_hub_downloads_on_persistent_storage(tmp_path):
     """``app.py`` as the Space runs it: the store opens under /data's stand-in, and huggingface_hub
     (imported after app.py starts) reads HF_HOME there."""
@@ -142,6 +144,7 @@ def test_without_bundle_or_hub_the_error_says_what_to_do(monkeypatch, tmp_path):
         enc.encode(["x"])
 
 
+@pytest.mark.slow  # a fresh interpreter loads torch and the app: 6-20 s, more on a busy machine
 def test_preloaded_hub_cache_serves_the_fallback_offline(tmp_path):
     """What ``preload_from_hub`` leaves on a Space: the model in HF_HOME's hub cache. With the hub
     offline and the bundle import unavailable, the default encoder loads from that cache."""
@@ -171,3 +174,61 @@ def test_front_matter_preloads_the_fallback_models(monkeypatch):
     preload = front.split("preload_from_hub:", 1)[1].split("\n")
     listed = [line.strip()[2:].strip() for line in preload[1:] if line.strip().startswith("- ")]
     assert EMBED_HUB_ID in listed and chat_fallback in listed
+
+
+# -- ZeroGPU ------------------------------------------------------------------------------------
+
+def test_off_zero_gpu_local_models_are_not_wrapped(monkeypatch):
+    from valdemo.models import get_model, unwrap
+    from valdemo.models.local import LocalChatModel
+    from valdemo.models.zerogpu import on_zero_gpu, zero_gpu_space
+
+    monkeypatch.delenv("SPACES_ZERO_GPU", raising=False)
+    assert not zero_gpu_space()
+    assert type(unwrap(get_model("local"))) is LocalChatModel
+    sentinel = object()
+    monkeypatch.setenv("SPACES_ZERO_GPU", "true")  # the flag without the `spaces` package: still a no-op
+    if importlib.util.find_spec("spaces") is None:
+        assert on_zero_gpu(sentinel) is sentinel
+
+
+@pytest.fixture
+def stand_in_spaces(monkeypatch):
+    """A stand-in for the ``spaces`` package (a test double: the real ``spaces.GPU`` needs the
+    ZeroGPU platform). Its ``GPU`` decorator records each call it lets through."""
+    import importlib.machinery
+    import types
+
+    from valdemo.models import zerogpu
+
+    calls: list[str] = []
+    module = types.ModuleType("spaces")
+    module.__spec__ = importlib.machinery.ModuleSpec("spaces", None)
+
+    def gpu(duration=60):
+        def decorate(fn):
+            def run(*args, **kwargs):
+                calls.append(args[1] if fn.__name__ == "_run" else "stream")
+                return fn(*args, **kwargs)
+            return run
+        return decorate
+
+    module.GPU = gpu
+    monkeypatch.setitem(sys.modules, "spaces", module)
+    monkeypatch.setenv("SPACES_ZERO_GPU", "true")
+    monkeypatch.setattr(zerogpu, "_gpu_run", zerogpu._run)
+    monkeypatch.setattr(zerogpu, "_gpu_run_stream", zerogpu._run_stream)
+    return calls
+
+
+def test_on_zero_gpu_local_generation_runs_under_spaces_gpu(stand_in_spaces, local_model_nocache):
+    from valdemo.models import GenParams, unwrap, user
+    from valdemo.models.zerogpu import ZeroGPUModel, on_zero_gpu
+
+    model = on_zero_gpu(unwrap(local_model_nocache))
+    assert isinstance(model, ZeroGPUModel)
+    assert model.is_bundled and model.backend == "local"  # everything else is the model's own
+    reply = model.chat(user("Say hi."), GenParams(max_new_tokens=3))
+    streamed = "".join(model.stream(user("Say hi."), GenParams(max_new_tokens=3)))
+    assert reply.text and streamed
+    assert stand_in_spaces == ["chat", "stream"]

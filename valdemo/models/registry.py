@@ -96,11 +96,12 @@ _local_lock = threading.Lock()
 
 def _local(name: str, spec: str) -> ChatModel:
     from .local import LocalChatModel
+    from .zerogpu import on_zero_gpu
 
     key = name or "<default>"
     with _local_lock:
         if key not in _local_models:
-            _local_models[key] = LocalChatModel(name, spec=spec)
+            _local_models[key] = on_zero_gpu(LocalChatModel(name, spec=spec))  # a no-op off ZeroGPU
         return _local_models[key]
 
 
