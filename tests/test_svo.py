@@ -175,13 +175,40 @@ def test_own_score_is_labelled_and_bounded():
         assert shown in text
 
 
-def test_sampling_reads_probabilities_honestly():
-    probs = {letter: 0.0 for letter in svo.LETTERS} | {"C": 0.7, "G": 0.3}
-    assert svo._sample(probs, 0.0, 1) == "C"
-    draws = [svo._sample(probs, 1.0, s) for s in range(200)]
-    assert set(draws) == {"C", "G"}  # zero-probability letters never drawn
-    assert 0.55 < draws.count("C") / 200 < 0.85
-    assert draws == [svo._sample(probs, 1.0, s) for s in range(200)]  # seeded: reproducible
+def test_model_answers_are_read_through_choose(monkeypatch):
+    """Every item answer goes through core.choose (no letter read as a word there); a draw at T > 0
+    comes from the letters' probabilities, seeded per trial and item."""
+    from valdemo.core import choose as core_choose
+
+    calls = []
+
+    class Scored:  # a backend double: fixed option scores, to count calls; real models are tested below
+        spec = "scored"
+        is_bundled = False
+
+        def option_probs_batch(self, convs, options, progress=None, answers=None):
+            calls.append(len(convs))
+            return [{o: (0.7 if o == "C" else 0.3 if o == "G" else 0.0) for o in options} for _ in convs]
+
+        answer_probs_batch = option_probs_batch
+
+        def chat_batch(self, convs, params=None, progress=None):
+            from valdemo.models import Reply
+            return [Reply("I choose option A", "x", "x", 0.0) for _ in convs]
+
+    seen = []
+    real = core_choose.choose
+    monkeypatch.setattr(svo, "choose", lambda *a, **k: seen.append(1) or real(*a, **k))
+    trials = svo.play_trials(Scored(), ["prosocial"], 3, temperature=1.0, seed=0,
+                             conditions=["no_goal"], protocol="per_item")
+    assert len(seen) == 6 * 3 and all(t.sources == ["probs"] * 6 for t in trials)
+    assert {c for t in trials for c in t.choices} <= {"C", "G"}
+    again = svo.play_trials(Scored(), ["prosocial"], 3, temperature=1.0, seed=0, conditions=["no_goal"],
+                            protocol="per_item")
+    assert [t.choices for t in again] == [t.choices for t in trials]  # seeded
+    greedy = svo.play_trials(Scored(), ["prosocial"], 1, temperature=0.0, conditions=["no_goal"],
+                             protocol="per_item")
+    assert greedy[0].choices == ["C"] * 6
 
 
 def _trial(i, letters, orientation="prosocial", condition="goal"):
@@ -240,14 +267,14 @@ def test_protocols_are_data_and_differ_in_structure():
     assert len(bare) == 1 and "Win." not in bare[0]["content"] and o.description in bare[0]["content"]
     single = svo.item_conversation(o, per, "Win.", svo.ITEMS[2], history=())
     assert [m["role"] for m in single] == ["system", "user", "assistant", "user"]
-    with pytest.raises(InputError, match="unknown SVO protocol"):
+    with pytest.raises(InputError, match="no svo protocol"):
         svo.load_protocol("nonsense")
 
 
 def test_user_protocol_file_is_checked(tmp_path):
     bad = tmp_path / "mine.toml"
     bad.write_text('name = "mine"\n[templates]\ninduce = "x"\n')
-    with pytest.raises(InputError, match="templates missing"):
+    with pytest.raises(InputError, match="lacks template"):
         svo.load_protocol(str(bad))
     good = tmp_path / "good.toml"
     text = (svo.load_protocol("per_item").templates)

@@ -38,12 +38,15 @@ decides a score. The project's earlier 0-1 score is kept only as :func:`own_scor
 "this project's own" (it contains the category hit, so the two are never shown as two
 findings side by side in the profile).
 
-How a model's choice is read: where the backend scores options (``option_probs``), the
-choice is the most probable letter at temperature 0, else a draw from the letter
-probabilities sharpened by the temperature (p ** (1 / T), renormalised) with a generator
-seeded per trial and item. Where it cannot, the model generates an answer (seeded per
-trial) and :func:`valdemo.parsing.parse_choice` reads the letter. An unreadable answer is
-counted with its reason and denominator; a trial with one has no angle and no score.
+How a model's choice is read: through :func:`valdemo.core.choose.choose`, the one
+closed-question reader. Where the backend scores options, each letter's complete answer is
+scored (a reply "A fair split" is not answer "A"); too little probability on the letters
+at all makes the answer unreadable; otherwise the choice is the most probable letter at
+temperature 0, else a draw from the letter probabilities sharpened by the temperature
+(p ** (1 / T), renormalised) with a generator seeded per trial and item. Where the backend
+cannot score, the model generates an answer (seeded per trial) and the letter is parsed
+(letters standing alone only: "I think" is not option I). An unreadable answer is counted
+with its reason and denominator; a trial with one has no angle and no score.
 """
 
 from __future__ import annotations
@@ -56,10 +59,10 @@ from dataclasses import dataclass, field
 from functools import lru_cache
 from typing import Any
 
+from .core.choose import Choice, choose
 from .core.result import OWN, Failures, Metric, Result
 from .inputs import InputError, check_float, check_int
 from .models import BUNDLED_CAVEAT, ChatModel, GenParams, ProgressFn, unwrap
-from .parsing import parse_choice
 from .values import ORIENTATION_KEYS, SVO_ORIENTATIONS, Orientation, get_orientation
 
 LETTERS = "ABCDEFGHI"
@@ -315,43 +318,42 @@ _PROTOCOL_KEYS = ("induce", "goal_question", "item_with_goal", "item_without_goa
 
 @dataclass(frozen=True)
 class SVOProtocol:
+    """A loaded SVO protocol: the core protocol's templates and record, plus how the game is asked."""
+
     name: str
     description: str
     mode: str  # "sequential" or "per_item"
     induce_as: str  # "system" or "user"
     templates: dict
     hash: str
+    record: dict = field(default_factory=dict)
 
     def as_dict(self) -> dict:
-        return {"name": self.name, "description": self.description, "mode": self.mode,
+        return {**self.record, "name": self.name, "description": self.description, "mode": self.mode,
                 "induce_as": self.induce_as, "hash": self.hash}
 
 
-def load_protocol(name_or_path: str = DEFAULT_PROTOCOL) -> SVOProtocol:
-    """A bundled protocol (assets/protocols/svo/<name>.toml) or a user's TOML file."""
-    import hashlib
-    import tomllib
-    from pathlib import Path
+_TEMPLATE_FIELDS = {"induce": ("name", "description"), "goal_question": (),
+                    "item_with_goal": ("number", "total", "options", "goal"),
+                    "item_without_goal": ("number", "total", "options"),
+                    "option": ("letter", "self_coins", "other_coins")}
 
-    name = (name_or_path or DEFAULT_PROTOCOL).strip().replace("-", "_")
-    bundled = Path(__file__).resolve().parent.parent / "assets" / "protocols" / "svo" / f"{name}.toml"
-    path = bundled if bundled.is_file() else Path(name_or_path)
-    if not path.is_file() or path.suffix != ".toml":
-        raise InputError(f"unknown SVO protocol {name_or_path!r}; bundled: {', '.join(PROTOCOLS)} (or a .toml file)")
-    raw = path.read_bytes()
-    try:
-        data = tomllib.loads(raw.decode("utf-8"))
-    except (tomllib.TOMLDecodeError, UnicodeDecodeError) as exc:
-        raise InputError(f"SVO protocol {path.name}: not valid TOML ({exc})") from exc
-    templates = data.get("templates") or {}
-    missing = [k for k in _PROTOCOL_KEYS if not isinstance(templates.get(k), str)]
-    if missing:
-        raise InputError(f"SVO protocol {path.name}: templates missing {', '.join(missing)}")
-    mode, induce_as = data.get("mode", "per_item"), data.get("induce_as", "system")
+
+def load_protocol(name_or_path: str = DEFAULT_PROTOCOL) -> SVOProtocol:
+    """A bundled protocol (assets/protocols/svo/<name>.toml) or a user's TOML file, through
+    :func:`valdemo.core.protocol.load_protocol`; checked at load (templates and their fields)."""
+    from .core.protocol import ProtocolError
+    from .core.protocol import load_protocol as load_core
+
+    raw = (name_or_path or DEFAULT_PROTOCOL).strip()
+    name = raw if raw.endswith(".toml") or "/" in raw else raw.replace("-", "_")
+    proto = load_core("svo", name).require(_PROTOCOL_KEYS, _TEMPLATE_FIELDS)
+    mode, induce_as = proto.meta.get("mode", "per_item"), proto.meta.get("induce_as", "system")
     if mode not in ("sequential", "per_item") or induce_as not in ("system", "user"):
-        raise InputError(f"SVO protocol {path.name}: mode must be sequential or per_item, induce_as system or user")
-    return SVOProtocol(str(data.get("name", path.stem)), str(data.get("description", "")), mode, induce_as,
-                       dict(templates), hashlib.sha256(raw).hexdigest()[:12])
+        raise ProtocolError(f"SVO protocol {proto.name!r}: mode must be sequential or per_item, "
+                            "induce_as system or user")
+    return SVOProtocol(proto.name, str(proto.meta.get("description", "")), mode, induce_as, dict(proto.templates),
+                       proto.hash, proto.record())
 
 
 # -- model play ----------------------------------------------------------------------
@@ -451,66 +453,44 @@ class Trial:
         }
 
 
-def _sample(probs: dict[str, float], temperature: float, seed: int) -> str:
-    """Argmax at T == 0, else a seeded draw from p ** (1/T) renormalised over the letters."""
-    letters = list(LETTERS)
-    if temperature <= 0:
-        return max(letters, key=lambda x: (probs.get(x, 0.0), -letters.index(x)))
-    import numpy as np
-
-    p = np.array([max(probs.get(x, 0.0), 0.0) for x in letters], dtype=float)
-    with np.errstate(divide="ignore"):
-        logits = np.where(p > 0, np.log(np.where(p > 0, p, 1.0)), -np.inf) / temperature
-    logits -= logits.max()
-    w = np.exp(logits)
-    return letters[int(np.random.default_rng(seed).choice(len(letters), p=w / w.sum()))]
-
-
 def _progress_stage(progress: ProgressFn | None, offset: int, total: int) -> ProgressFn | None:
     if progress is None:
         return None
     return lambda done, _t: progress(min(offset + done, total), total)
 
 
-@dataclass(frozen=True)
-class _Read:
-    option: str | None
-    via: str
-    text: str
-    reason: str
-
-
 def _read_items(model: ChatModel, convs: Sequence[Conversation], trials: Sequence[Trial], item_index: int,
-                temperature: float, answer_tokens: int, batched: bool, progress: ProgressFn | None) -> list[_Read]:
-    """Read one A-I choice per conversation (``convs[k]`` belongs to ``trials[k]``).
+                temperature: float, answer_tokens: int, batched: bool, progress: ProgressFn | None) -> list[Choice]:
+    """One A-I choice per conversation (``convs[k]`` belongs to ``trials[k]``), through
+    :func:`valdemo.core.choose.choose` (the one closed-question reader).
 
-    Option probabilities where the backend scores them (argmax at T == 0, else a draw seeded
-    per trial and item); else generate (seeded per trial) and parse. Never a guess: an
-    unreadable answer is ``option=None`` with its reason.
+    Option probabilities where the backend scores them: the choice is the most probable
+    letter at T == 0, else a draw from them (seeded per trial and item). Else the model
+    generates (seeded per trial) and the letter is parsed. Unreadable answers come back
+    with ``option=None`` and a reason: counted, never guessed.
     """
     if not convs:
         return []
-    probs = _probs(model, convs, batched, progress)
-    if probs is not None:
-        out = []
-        for p, tr in zip(probs, trials, strict=True):
-            if not p or sum(max(v, 0.0) for v in p.values()) <= 0:
-                out.append(_Read(None, "probs", "", "no probability on any option"))
-            else:
-                out.append(_Read(_sample(p, temperature, tr.seed * 1000 + item_index), "probs", "", ""))
-        return out
-    out_by_k: dict[int, _Read] = {}
-    for seed in dict.fromkeys(tr.seed for tr in trials):  # generation seeded per trial
-        ks = [k for k, tr in enumerate(trials) if tr.seed == seed]
-        params = GenParams(max_new_tokens=answer_tokens, temperature=temperature, seed=seed)
-        replies = _chat(model, [convs[k] for k in ks], params, batched, None)
-        for k, reply in zip(ks, replies, strict=True):
-            parsed = parse_choice(reply.text, LETTERS)
-            out_by_k[k] = _Read(parsed.value if parsed.ok else None, "parse", reply.text,
-                                "" if parsed.ok else (parsed.reason or "unreadable"))
+    # Generation is seeded per trial, so one choose() call per seed (all of them at T == 0).
+    groups = ({0: list(range(len(convs)))} if temperature <= 0 else
+              {s: [k for k, tr in enumerate(trials) if tr.seed == s] for s in dict.fromkeys(t.seed for t in trials)})
+    out: dict[int, Choice] = {}
+    done = 0
+    for seed, ks in groups.items():
+        params = GenParams(max_new_tokens=answer_tokens, temperature=temperature,
+                           seed=seed if temperature > 0 else None)
+        sub = _progress_stage(progress, done, len(convs))
+        if batched:
+            got = choose(model, [convs[k] for k in ks], LETTERS, params=params, progress=sub)
+        else:  # the benchmark's baseline: one call per conversation
+            got = [choose(model, [convs[k]], LETTERS, params=params)[0] for k in ks]
+        for k, c in zip(ks, got, strict=True):
+            drawn = c.sampled(temperature, trials[k].seed * 1000 + item_index)
+            out[k] = c if drawn == c.option else Choice(drawn, c.reason, c.probs, c.mass, c.text, c.via)
+        done += len(ks)
     if progress:
         progress(len(convs), len(convs))
-    return [out_by_k[k] for k in range(len(convs))]
+    return [out[k] for k in range(len(convs))]
 
 
 def play_trials(
@@ -580,7 +560,7 @@ def play_trials(
                 tr.sources.append(r.via)
                 tr.reasons.append(r.reason)
                 if r.via == "parse":
-                    tr.raw.append(r.text)
+                    tr.raw.append(r.text or "")
                 tr.parse_failures += r.option is None
             done += len(convs)
     for tr in trials:
@@ -607,20 +587,6 @@ def _chat(model: ChatModel, convs, params: GenParams, batched: bool, progress: P
     out = []
     for i, conv in enumerate(convs):
         out.append(model.chat(conv, params))
-        if progress:
-            progress(i + 1, len(convs))
-    return out
-
-
-def _probs(model: ChatModel, convs, batched: bool, progress: ProgressFn | None):
-    if batched:
-        return model.option_probs_batch(convs, list(LETTERS), progress)
-    out = []
-    for i, conv in enumerate(convs):
-        p = model.option_probs(conv, list(LETTERS))
-        if p is None:
-            return None
-        out.append(p)
         if progress:
             progress(i + 1, len(convs))
     return out
