@@ -56,4 +56,7 @@ def launch_kwargs(settings: Settings | None = None) -> dict:
         "run_history": False,  # runs could hold a typed API key; keep nothing in the browser
         "max_file_size": f"{int(settings.max_upload_mb * 1024)}kb",
         "footer_links": ["api", "gradio"],
+        # VALDEMO_MCP=1: the named endpoints also become MCP tools; they run the same handlers, so
+        # the same key, endpoint and public-mode rules hold for them (issue 18).
+        **({"mcp_server": True} if settings.mcp else {}),
     }
