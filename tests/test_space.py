@@ -232,3 +232,12 @@ def test_on_zero_gpu_local_generation_runs_under_spaces_gpu(stand_in_spaces, loc
     streamed = "".join(model.stream(user("Say hi."), GenParams(max_new_tokens=3)))
     assert reply.text and streamed
     assert stand_in_spaces == ["chat", "stream"]
+
+
+def test_readme_space_section_states_the_rules():
+    readme = (ROOT / "README.md").read_text()
+    section = " ".join(readme.split("## Deploy as a Hugging Face Space", 1)[1].split("\n## ", 1)[0].split())
+    for needed in ("never logged, stored, cached or shown", "goes only to the router", "`spaces.GPU`", "/data/valdemo",
+                   "VALDEMO_PERSISTENT_DIR", "VALDEMO_MCP=1", "preload_from_hub", "sentence-transformers/all-MiniLM-L6-v2",
+                   "never mixed with this app's numbers"):
+        assert needed in section, needed
