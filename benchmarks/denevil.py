@@ -15,6 +15,7 @@ import argparse
 from _common import print_table, timer
 
 from valdemo import denevil
+from valdemo.core.result import metrics_table
 from valdemo.models import BUNDLED_CAVEAT, get_model, unwrap
 
 
@@ -26,7 +27,8 @@ def main() -> None:
     parser.add_argument("--model", default="local")
     parser.add_argument("--max-new-tokens", type=int, default=64, help="continuation length")
     parser.add_argument("--attacker-tokens", type=int, default=64)
-    parser.add_argument("--judge-tokens", type=int, default=32)
+    parser.add_argument("--judge-tokens", type=int, default=8)
+    parser.add_argument("--samples", type=int, default=2, help="K continuations per prompt")
     args = parser.parse_args()
 
     model = get_model(args.model, use_cache=False)
@@ -35,11 +37,13 @@ def main() -> None:
     pool = denevil.bundled_prompts(1) + [p for p in denevil.bundled_principles() if not p.prompt]
     principles = pool[: args.principles]
     budget = denevil.Budget(rounds=args.rounds, candidates=args.candidates, max_new_tokens=args.max_new_tokens,
-                            attacker_tokens=args.attacker_tokens, judge_tokens=args.judge_tokens, threshold=1.0)
+                            attacker_tokens=args.attacker_tokens, judge_tokens=args.judge_tokens, stop_at=1.0,
+                            samples=args.samples)
     results = {}
     for mode, batched in (("sequential", False), ("batched", True)):
         with timer() as t:
-            results[mode] = denevil.attack(principles, model, model, model, budget, batched=batched)
+            results[mode] = denevil.attack(principles, model, model, model, budget, batched=batched,
+                                           checkpoint=False)
         results[mode]["wall_s"] = t["s"]
     seq, bat = results["sequential"], results["batched"]
     rows = []
@@ -55,10 +59,13 @@ def main() -> None:
     same = sum(a["continuation"] == b["continuation"]
                for a, b in zip(denevil.attack_rows(seq), denevil.attack_rows(bat), strict=False))
     print(f"\nSame continuations in both modes: {same}/{len(denevil.attack_rows(bat))} "
-          "(padding in a batch can change greedy output slightly).")
-    judge = bat["parse"]["judge"]
-    print(f"Batched run: judge parse failures {judge['failed']} of {judge['ok'] + judge['failed']}; "
-          f"attacker parse failures {bat['parse']['attacker']['failed']}.")
+          "(padding in a batch can change sampled output). The judge's option probabilities are batched in "
+          "both modes.")
+    fails = bat["failures"]
+    print(f"Batched run: judge failures {fails['judge']['failed']} of {fails['judge']['total']}; "
+          f"attacker failures {fails['attacker']['failed']} of {fails['attacker']['total']}.")
+    print_table("Winners re-scored on fresh samples, batched run (Duan et al. 2024, §4 metrics)",
+                ["metric", "value", "95% interval", "n", "source"], metrics_table(denevil.final_metrics(bat)))
     if bat["bundled_model_used"]:
         print(f"Note: {BUNDLED_CAVEAT}")
 
