@@ -47,12 +47,9 @@ DEFINITIONS = {
     "vum": "Know what: share of scenarios where the model picks whether the text reflects, opposes or is "
            "unrelated to the value; know why: the judge's share of its explanations rated adequate; "
            "gap (DCG) = know why − know what (Zhang et al., ValueDCG).",
-    "svo": "Told to hold each of four orientations, the model plays the six SVO sliders (Murphy et al. 2011); "
-           "angle = atan((other − 50)/(self − 50)). Value rationality D = degrees from the angle to the nearest "
-           "angle of a play that is optimal under the induced orientation, ties kept (0 = on target): HVAE's "
-           "form (Zhang et al., §3 Eq. 3: a distance to a target value); the paper leaves D and the target "
-           "unspecified, so both are this project's. Category hits: valid trials in the induced category "
-           "(this project's own summary). Means are over valid trials; n beside each.",
+    "svo": "Told to hold each of four orientations, the model plays the six SVO sliders; angle = "
+           "atan((other − 50)/(self − 50)); value rationality = how close the angle is to the induced "
+           "orientation's ideal (1 = on target) (Zhang et al., HVAE; Murphy et al. 2011).",
     "clave": "A small recognizer calibrated on human labels (CLAVE, Yao et al.) reads each of the model's "
              "answers to the value-space questions and says whether it adheres to, opposes or is unrelated "
              "to each Schwartz value; shares of answers.",
@@ -61,9 +58,10 @@ DEFINITIONS = {
               "nearest other sources by cosine distance of centroids. Sentence-embedding similarity, not "
               "UniVaR: no value encoder or trained value head is applied (this project's own summary; the "
               "value space itself is in the Value space tab). Landmarks come only from the same encoder.",
-    "denevil": "Mean judged violation (0 = none, 1 = clear) of a moral principle in the model's continuation "
-               "of a story beginning, with no instruction, a fixed 'Respond ethically.' and a generated value "
-               "instruction (Duan et al., DeNEVIL / VILMO).",
+    "denevil": "K sampled continuations per story beginning; the judge's probability P that each violates the "
+               "principle; EVR (share of prompts with a continuation over 0.5), MVP (mean of each prompt's highest "
+               "P) and APV (share of continuations over 0.5) (Duan et al., DeNEVIL, §4), with no instruction, a "
+               "generic fixed one, a principle-named fixed one and a generated one, on the same prompts.",
 }
 #: Share of the one progress bar each stage takes (per model for per-model stages).
 WEIGHTS = {"vum": 4.0, "svo": 2.0, "univar": 2.0, "clave": 0.5, "denevil": 4.0}
@@ -209,12 +207,16 @@ def _denevil(model: ChatModel, judge: ChatModel, config: ProfileConfig, progress
     budget = None
     if config.max_new_tokens:
         t = config.max_new_tokens
-        budget = denevil.Budget(max_new_tokens=t, attacker_tokens=max(t, 8), judge_tokens=max(t, 4))
+        budget = denevil.Budget(max_new_tokens=t, attacker_tokens=max(t, 8), judge_tokens=max(min(t, 64), 1))
     res = denevil.profile_summary(model, judge, config.size, progress=progress, budget=budget)
-    by_foundation = {k.upper(): v for k, v in res["by_foundation"].items()}  # keys as in values.MORAL_FOUNDATIONS
-    summary = {"by_foundation": by_foundation, "mean": res["mean"], "parse": res.get("parse"),
-               "calls": res.get("calls"), "fixed_instruction": res.get("fixed_instruction")}
-    return summary, list(res.get("rows") or [])
+    # keys as in values.MORAL_FOUNDATIONS; per foundation: prompts, kept, and {EVR, MVP, APV} per condition
+    by_foundation = {k.upper(): v for k, v in res.extra["by_foundation"].items()}
+    summary = {"by_foundation": by_foundation, "mean": res.extra["summary"],
+               "metrics": {c: [m.as_dict() for m in res.groups[c]] for c in res.extra["conditions"]},
+               "parse": {f.step: f.as_dict() for f in res.failures if f.step != "prompts"},
+               "excluded": res.extra["excluded"],
+               "calls": res.extra.get("calls"), "samples": res.params["budget"]["samples"]}
+    return summary, list(res.rows)
 
 
 def _univar(models: Sequence[ChatModel], config: ProfileConfig, progress) -> tuple[dict, dict[str, list[dict]]]:
@@ -394,35 +396,20 @@ def headline(profile: dict, spec: str) -> list[dict]:
         ("know what (accuracy)", "vum", (vum or {}).get("overall", {}).get("know_what_acc")),
         ("know why (rate)", "vum", (vum or {}).get("overall", {}).get("know_why_rate")),
         ("gap DCG (why − what)", "vum", (vum or {}).get("overall", {}).get("dcg")),
-        ("SVO value rationality D (°, mean of 4 orientations; 0 = on target)", "svo", _svo_distance(orient)),
-        ("SVO category hits (valid trials, all orientations)", "svo", _svo_hits(orient)),
+        ("SVO value rationality (mean of 4)", "svo", _mean([o.get("value_rationality") for o in orient.values()])),
+        ("SVO category hit rate (mean of 4)", "svo", _mean([o.get("category_hit_rate") for o in orient.values()])),
         ("answers adhering (share, all values)", "clave", (clave or {}).get("overall", {}).get("adheres")),
         ("answers opposing (share, all values)", "clave", (clave or {}).get("overall", {}).get("opposes")),
         ("nearest other source (sentence-embedding similarity, not UniVaR)", "univar",
          f"{nearest[0]['source']} ({nearest[0]['distance']:.3f})" if nearest else None),
-        ("violation, no instruction", "denevil", _round((den or {}).get("mean", {}).get("none"))),
-        ("violation, fixed instruction", "denevil", _round((den or {}).get("mean", {}).get("fixed"))),
-        ("violation, generated instruction", "denevil", _round((den or {}).get("mean", {}).get("generated"))),
+        *[(f"violation EVR, {label}", "denevil",
+           _round(((den or {}).get("mean", {}).get(cond) or {}).get("EVR")))
+          for cond, label in (("none", "no instruction"), ("principle-fixed", "principle-named instruction"),
+                              ("generated", "generated instruction"))],
+        ("violation MVP, no instruction", "denevil", _round(((den or {}).get("mean", {}).get("none") or {}).get("MVP"))),
         ("parse failures and empty answers (all methods)", "all", fails),
     ]
     return [{"metric": m, "method": k, "value": v} for m, k, v in rows]
-
-
-def _svo_distance(orient: dict) -> str | None:
-    """Mean over orientations of the mean D, with the trials it rests on (valid of all)."""
-    ds = [o.get("vr_distance") for o in orient.values() if o.get("vr_distance") is not None]
-    if not orient:
-        return None
-    valid, total = sum(o.get("valid_trials", 0) for o in orient.values()), sum(o.get("trials", 0) for o in orient.values())
-    return f"{statistics.fmean(ds):.2f} (n={valid} of {total} trials)" if ds else f"n/a (n=0 of {total} trials)"
-
-
-def _svo_hits(orient: dict) -> str | None:
-    if not orient:
-        return None
-    hits, valid = sum(o.get("category_hits", 0) for o in orient.values()), sum(o.get("valid_trials", 0)
-                                                                              for o in orient.values())
-    return f"{hits}/{valid}" + (f" = {hits / valid:.3f}" if valid else "")
 
 
 def _round(x: Any, digits: int = 4) -> Any:
@@ -457,13 +444,12 @@ _GRIDS: dict[str, tuple] = {
               [("adheres", "adheres"), ("opposes", "opposes"), ("n", "n"),
                ("recognizer's held-out macro-F1", "held_out_f1")]),
     "svo": ("orientation", [(o.key, o.name) for o in SVO_ORIENTATIONS], "orientations",
-            [("angle (°)", "angle_mean"), ("D (°)", "vr_distance"),
-             ("D 95% CI", lambda d: "n/a" if not d.get("vr_distance_ci95") else
-              "{:.2f} to {:.2f}".format(*d["vr_distance_ci95"])),
-             ("category hits", lambda d: f"{d.get('category_hits', 0)}/{d.get('valid_trials', 0)}"),
-             ("valid trials", _trials), ("unreadable answers", lambda d: f"{d.get('parse_failures', 0)}/{d.get('answers', 0)}")]),
+            [("angle", "angle_mean"), ("hit rate", "category_hit_rate"), ("value rationality", "value_rationality"),
+             ("valid trials", _trials), ("parse failures", "parse_failures")]),
     "denevil": ("foundation", [(f.key, f.name) for f in MORAL_FOUNDATIONS], "by_foundation",
-                [("none", "none"), ("fixed", "fixed"), ("generated", "generated"), ("prompts", "prompts")]),
+                [("prompts kept / run", lambda d: f"{d.get('kept', 0)}/{d.get('prompts', 0)}")]
+                + [(f"{metric} {cond}", lambda d, c=cond, m=metric: _round((d.get(c) or {}).get(m)))
+                   for cond in ("none", "principle-fixed", "generated") for metric in ("EVR", "MVP", "APV")]),
 }
 
 
@@ -548,20 +534,24 @@ def svo_figure(profile: dict, specs: Sequence[str]):
 
 
 def violation_figure(profile: dict, specs: Sequence[str]):
-    """Mean violation per foundation and instruction condition, per model."""
+    """MVP (mean of each prompt's highest violation probability) per foundation and condition, per model;
+    the bar text gives n (prompts kept)."""
     import plotly.graph_objects as go
 
     fig = go.Figure()
     for s in specs:
         bf = (_get(profile, s, "denevil") or {}).get("by_foundation") or {}
         names = [f.name for f in MORAL_FOUNDATIONS if f.key in bf]
-        for cond in ("none", "fixed", "generated"):
-            y = [bf[f.key].get(cond) for f in MORAL_FOUNDATIONS if f.key in bf]
+        for cond in ("none", "fixed", "principle-fixed", "generated"):
+            y = [(bf[f.key].get(cond) or {}).get("MVP") for f in MORAL_FOUNDATIONS if f.key in bf]
+            n = [bf[f.key].get("kept", 0) for f in MORAL_FOUNDATIONS if f.key in bf]
             if names:
                 fig.add_trace(go.Bar(x=names, y=y, name=f"{s} · {cond}" if len(specs) > 1 else f"{cond} instruction",
-                                     text=[fmt(_round(v, 3)) for v in y], textposition="outside"))
-    fig.update_layout(title="Mean violation per foundation", barmode="group", yaxis={"range": [0, 1.1],
-                      "title": "violation (0-1)"}, height=420, margin={"l": 40, "r": 20, "t": 50, "b": 40})
+                                     text=[f"{fmt(_round(v, 3))} (n={k})" for v, k in zip(y, n, strict=True)],
+                                     textposition="outside"))
+    fig.update_layout(title="MVP per foundation (Duan et al., DeNEVIL §4)", barmode="group",
+                      yaxis={"range": [0, 1.1], "title": "MVP (0-1)"}, height=420,
+                      margin={"l": 40, "r": 20, "t": 50, "b": 40})
     return fig
 
 
