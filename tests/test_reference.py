@@ -69,3 +69,14 @@ def test_a_method_without_figures_says_why():
         ref = load_reference(method)
         if not ref.figures:
             assert "No published figure is shipped" in published_markdown(method)
+
+
+def test_the_about_tab_shows_each_papers_published_results(settings):
+    from valdemo.ui import build_app
+
+    config = build_app(settings).get_config_file()
+    texts = [str(c.get("props", {}).get("value", "")) for c in config["components"]]
+    published = [t for t in texts if t.startswith("**Published results**")]
+    assert len(published) == len(METHODS)
+    for method in METHODS:
+        assert any(f"arXiv:{ARXIV_IDS[method]}" in t for t in published)

@@ -5,6 +5,7 @@ from __future__ import annotations
 import gradio as gr
 
 from ..models import BUNDLED_CAVEAT
+from ..reference import METHODS, published_markdown
 
 ABOUT = f"""
 ## valdemo
@@ -32,3 +33,8 @@ app's named API (see "Use via API" at the bottom of the page).
 
 def build(ctx) -> None:
     gr.Markdown(ABOUT)
+    # The papers' own figures for the models they evaluated, each with its citation, labelled
+    # "published" and kept apart from this app's numbers (assets/reference; issue 18).
+    with gr.Accordion("Published results (the papers' own figures)", open=False, elem_id="published-results"):
+        for method in METHODS:
+            gr.Markdown(published_markdown(method))
