@@ -241,3 +241,15 @@ def test_readme_space_section_states_the_rules():
                    "VALDEMO_PERSISTENT_DIR", "VALDEMO_MCP=1", "preload_from_hub", "sentence-transformers/all-MiniLM-L6-v2",
                    "never mixed with this app's numbers"):
         assert needed in section, needed
+
+
+def test_on_zero_gpu_embeddings_stay_on_the_cpu(stand_in_spaces, monkeypatch):
+    """This machine has no GPU, so torch is told it has one (a stand-in for GPU hardware)."""
+    import torch
+
+    from valdemo.embed import _cuda
+
+    monkeypatch.setattr(torch.cuda, "is_available", lambda: True)
+    assert _cuda() is False  # on ZeroGPU the GPU exists only inside spaces.GPU calls
+    monkeypatch.delenv("SPACES_ZERO_GPU")
+    assert _cuda() is True  # elsewhere a present GPU is used

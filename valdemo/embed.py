@@ -103,6 +103,12 @@ class Encoder:
 
 
 def _cuda() -> bool:
+    """Embed on CUDA where it is present, but not on ZeroGPU: there the GPU exists only inside
+    ``spaces.GPU`` calls, and MiniLM-sized encoders are quick enough on the CPU."""
+    from .models.zerogpu import zero_gpu_space
+
+    if zero_gpu_space():
+        return False
     try:
         import torch
 
