@@ -106,6 +106,7 @@ def _copy_model(src: Path, dest: Path) -> None:
             target.symlink_to(item)
 
 
+@pytest.mark.slow  # loads the encoder twice: 8-20 s, more on a busy machine
 def test_default_encoder_loads_the_hub_id_when_the_bundle_is_absent(monkeypatch, tmp_path):
     """The bundle import made unavailable; the hub id resolves to a local folder of that name
     (sentence-transformers reads an existing path before asking the hub), a copy of the bundle."""
