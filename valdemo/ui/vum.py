@@ -15,6 +15,7 @@ import pandas as pd
 from .. import vum
 from ..core.owner import is_public
 from ..inputs import InputError, check_int, parse_label
+from ..reference import published_markdown
 from ..store import vum_overrides
 from ..vum import replay as R
 from .common import caveat_markdown, progress_callback, request_owner, resolve_model, same_model_warning, ui_errors
@@ -253,6 +254,9 @@ def build(ctx) -> None:
         plot = gr.Plot(label="Know what vs know why per value")
         files = gr.File(label="Download rows (CSV, JSONL)", file_count="multiple", interactive=False)
         summary_json = gr.JSON(label="Summary")
+        with gr.Accordion("Published results (the paper's own figures, not this app's)", open=False,
+                          elem_id="vum-published"):
+            gr.Markdown(published_markdown("vum"))
 
     def fill(key):
         item = by_key.get(key)
