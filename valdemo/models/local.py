@@ -139,6 +139,21 @@ class _Loaded:
         self.lock = threading.Lock()
 
 
+_slots: threading.BoundedSemaphore | None = None
+_slots_lock = threading.Lock()
+
+
+def generation_slot() -> threading.BoundedSemaphore:
+    """At most VALDEMO_LOCAL_CONCURRENCY local generations at once, across all local models (the
+    CPU is shared). Waiting happens here, in the models layer, so the app's events that call a
+    remote endpoint are not queued behind a local generation (issue 12)."""
+    global _slots
+    with _slots_lock:
+        if _slots is None:
+            _slots = threading.BoundedSemaphore(get_settings().local_concurrency)
+        return _slots
+
+
 #: Loaded models, least recently used first; at most VALDEMO_MAX_LOCAL_MODELS of them.
 _loaded: OrderedDict[str, _Loaded] = OrderedDict()
 _load_lock = threading.Lock()
@@ -325,7 +340,7 @@ class LocalChatModel(OlderOptionProbs):
         for start in range(0, len(order), batch_size):
             idx = order[start : start + batch_size]
             t0 = time.perf_counter()
-            with loaded.lock, torch.inference_mode():
+            with generation_slot(), loaded.lock, torch.inference_mode():
                 enc = self._encode(loaded, [conversations[i] for i in idx])
                 self._seed(params)
                 try:
@@ -360,7 +375,7 @@ class LocalChatModel(OlderOptionProbs):
 
         def run() -> None:
             try:
-                with loaded.lock, torch.inference_mode():
+                with generation_slot(), loaded.lock, torch.inference_mode():
                     enc = self._encode(loaded, [messages])
                     self._seed(params)
                     loaded.model.generate(**enc, **self._gen_kwargs(loaded, params), streamer=streamer)
@@ -430,7 +445,7 @@ class LocalChatModel(OlderOptionProbs):
         for start in range(0, len(order), batch_size):
             idx = order[start : start + batch_size]
             n = len(idx)
-            with loaded.lock, torch.inference_mode():
+            with generation_slot(), loaded.lock, torch.inference_mode():
                 enc = self._encode(loaded, [conversations[i] for i in idx])
                 first = loaded.model(**enc, use_cache=True, logits_to_keep=1)
                 first_logp = torch.log_softmax(first.logits[:, -1, :].float(), dim=-1)  # (n, V)
