@@ -1,7 +1,9 @@
 """Value dialogue speed: know-what items/s over 100 items, batched vs one at a time, and the
 warm-cache rerun.
 
-Run: `.venv/bin/python benchmarks/vum.py [--items 100] [--model local] [--shots 4]`.
+Run: `.venv/bin/python benchmarks/vum.py [--items 100] [--model local] [--shots 4] [--replay DIR]`.
+With ``--replay DIR`` (a folder in the ValueDCG release's layout, e.g. ../shared/data/valuedcg) it
+times scoring that release's recorded outputs instead (no model is called).
 The same 100 bundled items (10 per value, labels interleaved) go through the
 discriminator three ways: one call per item and one batched call, both without
 the response cache, then a cold and a warm batched run through a fresh cache.
@@ -25,7 +27,11 @@ def main() -> None:
     parser.add_argument("--items", type=int, default=100, help="items in all (spread over the ten values)")
     parser.add_argument("--model", default="local")
     parser.add_argument("--shots", type=int, default=vum.DEFAULT_SHOTS)
+    parser.add_argument("--replay", default=None, metavar="DIR", help="time a replay of recorded outputs instead")
     args = parser.parse_args()
+    if args.replay:
+        replay_timing(args.replay)
+        return
 
     per_value = max(1, args.items // len(SCHWARTZ_KEYS))
     items = vum.select_items(vum.bundled_items(), SCHWARTZ_KEYS, per_value)[: args.items]
@@ -62,6 +68,19 @@ def main() -> None:
           f"{[r['pred'] for r in rerun] == [r['pred'] for r in batch]}.")
     if unwrap(raw).is_bundled:
         print("Demo model: these numbers show speed, not findings about values.")
+
+
+def replay_timing(folder: str) -> None:
+    from valdemo.vum import replay as R
+
+    with timer() as t:
+        result = R.replay(folder=folder)
+    answers = sum(s["overall"]["n"] for s in result["models"].values())
+    judged = sum(s["overall"]["n_judged"] for s in result["models"].values())
+    rows = [[f"{len(result['models'])} models: {answers} answers, {judged} judged critiques",
+             f"{t['s']:.1f} s", f"{(answers + judged) / t['s']:.0f} rows/s"]]
+    print_table(f"Value dialogue: replay of {folder} (recorded outputs; intervals and the judge-human "
+                "study included)", ["run", "time", "throughput"], rows)
 
 
 if __name__ == "__main__":

@@ -239,9 +239,9 @@ def test_cli_replay_json_and_saved_runs(release, tmp_path, capsys):
     assert o["know_what_acc"]["n"] == 25 and o["know_what_acc"]["interval"] is not None
     assert out["consistency"]["parts"]["attribution"]["n"] == 200
     for model, run_id in out["runs"].items():
-        run = get_store().get_run(run_id)
-        assert run["method"] == "vum" and run["summary"]["replay"] and run["summary"]["target"] == model
-        assert "not run here" in run["summary"]["caveat"]
+        run = R.saved_run(run_id, get_store())
+        assert run["method"] == "vum" and run["replay"] and run["target"] == model
+        assert any("not run here" in c for c in run["caveats"])
     assert main(["vum", "replay", "--valuedcg", str(tmp_path / "missing"), "--json"]) == 2
     assert "not a folder" in capsys.readouterr().err
 
@@ -272,7 +272,7 @@ def test_tab_replays_an_uploaded_zip_through_the_api(release, client, tmp_path):
     o = summary["models"]["Llama-2-70b-chat-hf"]["overall"]
     assert o["n"] == 24 and o["parse_failures"]["failed"] >= 22
     for model, run_id in summary["runs"].items():
-        assert get_store().get_run(run_id)["summary"]["target"] == model
+        assert R.saved_run(run_id, get_store())["target"] == model
     with pytest.raises(Exception, match="one source"):
         client.predict("", None, False, api_name="/vum_replay")
     bad = tmp_path / "notes.txt"

@@ -16,8 +16,13 @@ def register(sub: argparse._SubParsersAction) -> None:
                         "or a folder of them; repeatable; default: the bundled 120 items")
     add_model_arg(p, "--model", help="target model spec")
     add_model_arg(p, "--judge", help="judge model spec")
-    p.add_argument("--values", default="", help="comma-separated Schwartz values (default: all in the data)")
-    p.add_argument("--limit", type=int, default=None, help="items per value (labels interleaved); default all")
+    p.add_argument("--values", default="", help="comma-separated values (default: all in the data)")
+    p.add_argument("--limit", type=int, default=None, help="items per value; default all")
+    p.add_argument("--sampling", choices=["proportional", "balanced"], default="proportional",
+                   help="with --limit: keep the file's label shares (as ValueDCG) or interleave labels")
+    p.add_argument("--protocol", default="valuedcg",
+                   help="prompt protocol: valuedcg (default: ValueDCG's structure), valdemo (this project's), "
+                        "or a .toml file")
     p.add_argument("--shots", type=int, default=4, help="few-shot examples in the discriminator prompt")
     p.add_argument("--critique-tokens", type=int, default=None, help="max new tokens per critique part")
     p.add_argument("--no-why", action="store_true", help="know what only (no critique, no judge)")
@@ -74,7 +79,7 @@ def run_replay(args: argparse.Namespace) -> int:
     except InputError as exc:
         raise CLIError(str(exc)) from exc
     if args.save:
-        result["runs"] = R.save_runs(result, origin=args.valuedcg or args.jsonl, owner=args.owner)
+        result["runs"] = R.save_runs(result, origin=args.valuedcg or args.jsonl, owner=args.owner, source="cli")
     emit(R.public(result), args.json, _replay_human)
     return 0
 
@@ -87,10 +92,10 @@ def run(args: argparse.Namespace) -> int:
     from ..models import BUNDLED_CAVEAT, get_model, unwrap
 
     items = vum.load_many(args.data) if args.data else vum.bundled_items()
-    present = [v for v in vum.SCHWARTZ_KEYS if any(it.value == v for it in items)]
-    keys = vum.parse_values(args.values) if args.values.strip() else present
+    present = vum.values_present(items)
+    keys = vum.parse_values(args.values, known=present) if args.values.strip() else present
     limit = None if args.limit is None else check_int(args.limit, "--limit", 1, 100_000)
-    selected = vum.select_items(items, keys, limit)
+    selected = vum.select_items(items, keys, limit, sampling=args.sampling)
     if not selected:
         raise CLIError(f"the data has no items for {', '.join(keys)}")
     out = Path(args.out) if args.out else None
@@ -99,9 +104,10 @@ def run(args: argparse.Namespace) -> int:
     use_cache = not args.no_cache
     target = get_model(args.model, use_cache=use_cache)
     judge = None if args.no_why else get_model(args.judge, use_cache=use_cache)
-    config = vum.RunConfig(shots=args.shots, know_why=not args.no_why,
-                           critique_tokens=args.critique_tokens or vum.DEFAULT_CRITIQUE_TOKENS)
+    config = vum.RunConfig(shots=args.shots, know_why=not args.no_why, protocol=args.protocol,
+                           critique_tokens=args.critique_tokens or vum.DEFAULT_CRITIQUE_TOKENS).checked()
     result, rows = vum.run(selected, target, judge, config, pool=items, progress=progress_printer("vum"))
+    result["sampling"] = args.sampling
     if out is not None:
         (vum.write_csv if out.suffix.lower() == ".csv" else vum.write_jsonl)(rows, out)
         result["out"] = str(out)

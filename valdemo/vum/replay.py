@@ -496,7 +496,26 @@ def to_result(model: str, scored: dict, rec: Recorded, origin: str, caveat: str)
         extra={"replay": True, "summary": scored})
 
 
-def save_runs(result: dict, origin: str, owner: str = "", store=None) -> dict[str, str]:
+def saved_run(run_id: str, store=None) -> dict:
+    """(target model, caveats) of a run saved by :func:`save_runs`, whichever way it was saved."""
+    try:
+        from ..core.runs import load_run
+    except ImportError:
+        load_run = None
+    if load_run is not None:
+        run = load_run(run_id, owner=None, store=store)
+        if run and run.get("format"):
+            return {"method": run["method"], "target": run["models"].get("target"), "caveats": run["caveats"],
+                    "replay": bool(run["params"].get("replay"))}
+    from ..store import get_store
+
+    run = (store or get_store()).get_run(run_id)
+    summary = run["summary"]
+    return {"method": run["method"], "target": summary.get("target"), "caveats": [summary.get("caveat", "")],
+            "replay": bool(summary.get("replay"))}
+
+
+def save_runs(result: dict, origin: str, owner: str = "", store=None, source: str = "ui") -> dict[str, str]:
     """Save one run per model; returns {model: run_id}. Uses ``valdemo.core.runs`` where it exists,
     else the store's runs table (``store``, default the configured one)."""
     recs: dict[str, Recorded] = result["_recorded"]
@@ -507,8 +526,8 @@ def save_runs(result: dict, origin: str, owner: str = "", store=None) -> dict[st
         core_save = None
     for model, scored in result["models"].items():
         res = to_result(model, scored, recs[model], origin, result["caveat"])
-        if core_save is not None:
-            ids[model] = core_save(res, owner=owner)
+        if core_save is not None:  # valdemo.core.runs: the one place runs are saved
+            ids[model] = core_save(res, owner=owner, source=source, store=store)
         else:
             from ..store import get_store
 
