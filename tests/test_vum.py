@@ -244,7 +244,8 @@ def test_batch_option_probability_path_via_profile_summary(local_model, tmp_path
     assert list(profile["per_value"]) == ["SECURITY"]
     overall = profile["overall"]
     assert overall["modes"] == ["option_probs"] and overall["parse_failures"] == 0 and overall["n"] == 2
-    assert overall["judge_modes"] == ["option_probs"]
+    # valuedcg: no judge call at all where the 135M model's critique kept none of the part labels
+    assert overall["judge_modes"] == (["option_probs"] if any(any(r["parts"].values()) for r in rows) else [])
     assert overall["judge_parse_failures"] == sum(len(r["judge_failed"]) for r in rows)  # counted, not scored
     assert overall["know_what_acc"] == pytest.approx(sum(r["correct"] for r in rows) / 2)
     assert sum(sum(c.values()) for c in overall["confusion"].values()) == 2
