@@ -247,3 +247,27 @@ def test_a_full_queue_says_busy_try_again(signin_app):
             c.predict(api_name="/profile_stop")
         for job in jobs:
             job.result(timeout=900)
+
+
+@pytest.mark.slow
+def test_public_mode_overrides_are_per_visitor_and_record_who(served_app, monkeypatch):
+    """Two browser sessions in public mode: each sees only its own VUM overrides; each stored
+    override says who made it. (The row is what /vum_live returns; any client may send one.)"""
+    from gradio_client import Client
+
+    from valdemo.store import get_store, vum_overrides
+
+    monkeypatch.setenv("VALDEMO_PUBLIC", "1")
+    row = {"phase": "done", "id": "owner-test", "text": "I made everyone call me sir.", "value": "POWER",
+           "label": None, "parts": {"attribution": "a", "counterfactual": "c", "rebuttal": "r"},
+           "scores": {"attribution": 3, "counterfactual": 4, "rebuttal": 2}, "target": "local", "judge": "local"}
+    a, b = Client(served_app[1], verbose=False), Client(served_app[1], verbose=False)
+    md_a, _ = a.predict(row, "5", "", "1", api_name="/vum_override")
+    assert "over 2 scored parts" in md_a  # only a's own two, not anything stored before
+    md_b, _ = b.predict(api_name="/vum_agreement")
+    assert "No overrides yet" in md_b
+    md_b, _ = b.predict(row, "1", "1", "", api_name="/vum_override")
+    assert "over 2 scored parts" in md_b
+    mine = [o for o in vum_overrides(get_store(), session_owner(a.session_hash).id)]
+    assert [(o["part"], o["human_score"]) for o in mine] == [("attribution", 5), ("rebuttal", 1)]
+    assert {(o["owner_name"], o["verified"]) for o in mine} == {(session_owner(a.session_hash).name, 0)}

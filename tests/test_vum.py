@@ -364,7 +364,7 @@ def test_api_live_override_and_batch(client, tmp_path, settings):
     judged = sum(row["scores"][p] is not None for p in ("attribution", "rebuttal"))
     assert scored_parts(agree_md) == before + judged
     assert scored_parts(client.predict(api_name="/vum_agreement")[0]) == before + judged
-    assert vum.override_agreement(get_store())["n"] == before + judged
+    assert vum.override_agreement(get_store(), "local")["n"] == before + judged  # this visitor: the local owner
     assert ("Judge vs you" in agree_md) == (before + judged > 0)
     with pytest.raises(Exception, match="not in the list of choices"):
         client.predict(row, "9", "", "", api_name="/vum_override")

@@ -18,11 +18,19 @@ from ..inputs import InputError, check_int, parse_label
 from ..reference import published_markdown
 from ..store import vum_overrides
 from ..vum import replay as R
-from .common import caveat_markdown, progress_callback, request_owner, resolve_model, same_model_warning, ui_errors
+from .common import (
+    caveat_markdown,
+    progress_callback,
+    request_owner,
+    resolve_model,
+    same_model_warning,
+    stop_button,
+    ui_errors,
+)
 
 LABEL_CHOICES = [("reflects (1)", "1"), ("opposes (-1)", "-1"), ("unrelated (0)", "0"), ("not given", "none")]
 VALUE_CHOICES = vum.value_names()
-OVERRIDE_COLUMNS = ["created", "value", "part", "judge_score", "human_score", "part_text", "judge"]
+OVERRIDE_COLUMNS = ["created", "value", "part", "judge_score", "human_score", "part_text", "judge", "owner_name"]
 TABLE_HEADERS = ["value", "n", "know_what_acc", "know_what_ci", "know_what_macro_f1", "parse_failures",
                  "know_why_rate", "know_why_ci", "dcg", "dcg_ci", "over_long_parts"]
 PROTOCOL_CHOICES = [("valuedcg (ValueDCG's structure)", "valuedcg"), ("valdemo (this project's variant)", "valdemo")]
@@ -118,8 +126,9 @@ def _scores_md(state: dict) -> str:
     return "\n".join(rows)
 
 
-def _agreement_md(store) -> tuple[str, pd.DataFrame]:
-    entries = vum_overrides(store)
+def _agreement_md(store, owner_id: str | None = None) -> tuple[str, pd.DataFrame]:
+    """Judge vs the overrides ``owner_id`` may read (their own; locally also the legacy ones)."""
+    entries = vum_overrides(store, owner_id)
     stats = vum.agreement([(o["judge_score"], o["human_score"]) for o in entries])
     cols = OVERRIDE_COLUMNS
     table = pd.DataFrame([{c: o[c] for c in cols} for o in entries[-50:]], columns=cols)
@@ -310,17 +319,19 @@ def build(ctx) -> None:
                    **ctx.model_event())
 
     @ui_errors
-    def override_handler(row, s_attr, s_cf, s_reb):
+    def override_handler(row, s_attr, s_cf, s_reb, request: gr.Request = None,
+                         profile: gr.OAuthProfile | None = None):
         if not isinstance(row, dict):
             raise InputError("there is no judged answer to override yet: run the live evaluation first")
-        vum.save_overrides(ctx.store, row, dict(zip(vum.PARTS, (s_attr, s_cf, s_reb), strict=True)))
-        return _agreement_md(ctx.store)
+        owner = request_owner(request, profile)  # overrides record who made them (issue 12)
+        vum.save_overrides(ctx.store, row, dict(zip(vum.PARTS, (s_attr, s_cf, s_reb), strict=True)), owner=owner)
+        return _agreement_md(ctx.store, owner.id)
 
     save.click(override_handler, [result, *human], [agree_md, agree_df], api_name="vum_override")
 
     @ui_errors
-    def agreement_handler():
-        return _agreement_md(ctx.store)
+    def agreement_handler(request: gr.Request = None, profile: gr.OAuthProfile | None = None):
+        return _agreement_md(ctx.store, request_owner(request, profile).id)
 
     refresh.click(agreement_handler, None, [agree_md, agree_df], api_name="vum_agreement")
 
@@ -358,10 +369,11 @@ def build(ctx) -> None:
         return ("\n\n".join(n for n in (info, notes) if n), pd.DataFrame(vum.summary_table(summary)),
                 _plot(summary), downloads, {"run_id": run_id, **summary})
 
-    run_batch.click(batch_handler,
+    batch_event = run_batch.click(batch_handler,
                     [values, n_items, data, b_shots, b_tokens, know_why, ctx.target, ctx.judge, ctx.creds,
                      b_protocol, b_sampling, b_all],
                     [batch_notes, table, plot, files, summary_json], api_name="vum_batch", **ctx.model_event())
+    stop_button(batch_event, "vum-batch-stop")  # issue 12: Stop ends the run at its next item
 
     with gr.Accordion("Replay a recorded release", open=False, elem_id="vum-replay"):
         gr.Markdown(REPLAY_INTRO)
