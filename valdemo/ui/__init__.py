@@ -19,6 +19,7 @@ TABS = [
     ("Value space", "univar", "tab-univar"),
     ("Moral attack", "denevil", "tab-denevil"),
     ("Value profile", "profile", "tab-profile"),
+    ("Runs", "runs", "tab-runs"),
     ("About", "about", "tab-about"),
 ]
 
