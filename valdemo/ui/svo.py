@@ -14,6 +14,7 @@ from .. import svo
 from ..inputs import InputError, check_float, check_int
 from ..values import ORIENTATION_KEYS, SVO_ORIENTATIONS
 from .common import caveat_markdown, progress_callback, resolve_model, stop_button, ui_errors
+from .lazy import draw_on_load
 
 PROTOCOL_CHOICES = [("HVAE: six items in one conversation", "hvae_sequential"),
                     ("valdemo: one conversation per item", "per_item")]
@@ -88,7 +89,8 @@ def build(ctx) -> None:
         score_btn = gr.Button("Submit my choices", variant="primary", elem_id="svo-submit")
         person_md = gr.Markdown(elem_id="svo-person-result")
         person_json = gr.JSON(label="Your result", visible=False)  # for the API; the tab shows the text above
-    circle = gr.Plot(value=svo.svo_circle_figure(), label="SVO circle", elem_id="svo-circle")
+    circle = gr.Plot(label="SVO circle", elem_id="svo-circle")
+    draw_on_load(svo.svo_circle_figure, circle)  # the empty circle, drawn when a page loads (issue 19)
 
     for item, slider, coin in zip(svo.ITEMS, sliders, coins, strict=True):
         slider.change(lambda pos, n=item.number: _coins_md(n, pos), slider, coin, queue=False,

@@ -18,6 +18,7 @@ from ..core.runs import save_run
 from ..inputs import check_int
 from ..models import BUNDLED_CAVEAT, GenParams
 from .common import progress_callback, request_owner, resolve_model, stop_button, ui_errors
+from .lazy import draw_on_load
 
 QUESTION_SETS = ["quick (30 questions)", "full bundled set", "uploaded questions"]
 QA_COLUMNS = ["id", "source", "dimension", "question", "answer"]
@@ -145,11 +146,18 @@ def _similarity(es: U.EmbeddedSet, space: str):
     if len(es.qa.sources) < 2:
         return None, "Only one source: nothing to compare."
     names, dist = U.source_distances(es, space)
+    return U.heatmap_figure(names, dist, es.space_label(space)), _similarity_md(es, space)
+
+
+def _similarity_md(es: U.EmbeddedSet, space: str) -> str:
+    if len(es.qa.sources) < 2:
+        return "Only one source: nothing to compare."
+    names, dist = U.source_distances(es, space)
     ranked = U.ranked_pairs(names, dist)
     lines = [f"Space: {es.space_label(space)}", "", "| rank | source | source | distance |", "|---|---|---|---|"]
     lines += [f"| {i} | {r['source_a']} | {r['source_b']} | {r['distance']:.4f} |" for i, r in enumerate(ranked, 1)]
     caveat = _caveat(es.qa.bundled)
-    return U.heatmap_figure(names, dist, es.space_label(space)), "\n".join(lines) + (f"\n\n{caveat}" if caveat else "")
+    return "\n".join(lines) + (f"\n\n{caveat}" if caveat else "")
 
 
 def _saved_choices(owner: str) -> list[tuple[str, str]]:
@@ -234,8 +242,7 @@ def build(ctx) -> None:
         search = gr.Textbox(label="Highlight points containing", placeholder="e.g. family, money, tradition")
     project_btn = gr.Button("Project", variant="primary", elem_id="univar-project")
     explore_note = gr.Markdown(_explore_note(demo, demo_space) if demo else "", elem_id="univar-note")
-    plot = gr.Plot(_figure(demo, demo_space, demo_params, "source", "") if demo else None, label="Value space",
-                   elem_id="univar-plot")
+    plot = gr.Plot(label="Value space", elem_id="univar-plot")
     with gr.Row():
         with gr.Column():
             gr.Markdown("**Inspect a point**: nearest neighbours in the chosen space (not the projection)")
@@ -248,9 +255,11 @@ def build(ctx) -> None:
         with gr.Column():
             gr.Markdown("**Source similarity**: cosine distance between source centroids in the chosen space")
             sim_btn = gr.Button("Compare sources", elem_id="univar-similarity")
-            sim_init = _similarity(demo, demo_space) if demo else (None, "")
-            heat = gr.Plot(sim_init[0], label="Centroid distances")
-            ranked = gr.Markdown(sim_init[1])
+            heat = gr.Plot(label="Centroid distances")
+            ranked = gr.Markdown(_similarity_md(demo, demo_space) if demo else "")
+    if demo:  # the demo's figures are drawn when a page loads, not while the app is built (issue 19)
+        draw_on_load(lambda: (_figure(demo, demo_space, demo_params, "source", ""),
+                              _similarity(demo, demo_space)[0]), plot, heat)
     with gr.Row():
         fmt = gr.Radio(["csv", "parquet"] if U.parquet_available() else ["csv"], value="csv", label="Table format")
         export_btn = gr.Button("Export embeddings, projection and figure", elem_id="univar-export")
