@@ -279,3 +279,16 @@ def test_tab_replays_an_uploaded_zip_through_the_api(release, client, tmp_path):
     bad.write_text("hello")
     with pytest.raises(Exception, match="(?i)file type"):
         client.predict("", handle_file(str(bad)), False, api_name="/vum_replay")
+
+
+def test_a_server_folder_is_refused_in_public_mode(tmp_path, monkeypatch):
+    import gradio as gr
+
+    from valdemo.ui.vum import replay_handler
+
+    monkeypatch.setenv("VALDEMO_PUBLIC", "1")
+    with pytest.raises(gr.Error, match="private app"):
+        replay_handler(str(tmp_path), None, False)
+    monkeypatch.setenv("VALDEMO_PUBLIC", "0")
+    with pytest.raises(gr.Error, match="one source"):
+        replay_handler("", None, False)
