@@ -216,12 +216,12 @@ def replay_handler(folder: str, upload: str | None, save: bool, request: gr.Requ
         result, origin = R.replay(folder=folder), folder
     store = get_store()
     notes = [f"**{result['caveat']}**"]
+    owner = request_owner(request).id if request is not None else ""
     if save:
-        owner = request_owner(request).id if request is not None else ""
         runs = R.save_runs(result, origin=origin, owner=owner, store=store)
         result["runs"] = runs
         notes.append("Saved runs: " + ", ".join(f"{m} → `{r}`" for m, r in runs.items()))
-    own = R.own_agreement(store)
+    own = R.own_agreement(store, owner if request is not None else None)  # only overrides this visitor may read
     if not any(a["n"] for a in own["parts"].values()):
         notes.append("_No overrides of this app's judge yet, so its judge-human agreement has no row here._")
     cons = R.consistency_table(result.get("consistency"), own)

@@ -397,11 +397,12 @@ def judge_consistency(path: str | Path) -> dict[str, Any] | None:
             "parts": {part: agreement_block(pairs, "GPT-4o (release)", src) for part, pairs in per_part.items()}}
 
 
-def own_agreement(store) -> dict[str, Any]:
-    """This project's judge vs the people who overrode its scores (VUM overrides), per part."""
+def own_agreement(store, owner: str | None = None) -> dict[str, Any]:
+    """This project's judge vs the people who overrode its scores (VUM overrides), per part;
+    ``owner`` given: only the overrides that owner may read."""
     from ..store import vum_overrides
 
-    rows = vum_overrides(store)
+    rows = vum_overrides(store, owner)
     parts = {part: agreement_block([(_num(o["judge_score"]), _num(o["human_score"])) for o in rows
                                     if o.get("part") == part], "valdemo's judge (your overrides)",
                                    "VUM overrides stored in this app")
