@@ -18,6 +18,7 @@ def test_wilson_hand_computed():
     assert M.wilson(0, 0) is None
     lo, hi = M.wilson(0, 5)
     assert lo == 0.0 and 0.4 < hi < 0.5
+    assert M.wilson(5, 5)[1] == 1.0
     with pytest.raises(ValueError):
         M.wilson(6, 5)
 
