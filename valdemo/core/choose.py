@@ -162,15 +162,18 @@ def choose(
         return [from_probs(r, options, min_mass) for r in raw]
     params = params or GenParams(max_new_tokens=DEFAULT_ANSWER_TOKENS)
     replies = model.chat_batch(conversations, params, progress)
-    reader = parse or (lambda text: read_answer(text, options, answer_of))
-    out = []
-    for reply in replies:
-        parsed = reader(reply.text)
-        if parsed.ok and parsed.value not in options:
-            raise ValueError(f"parse returned {parsed.value!r}, not one of the options {options}")
-        out.append(Choice(parsed.value if parsed.ok else None, "" if parsed.ok else parsed.reason,
-                          text=reply.text, via="parse"))
-    return out
+    return [read_text(reply.text, options, answer_of, parse) for reply in replies]
+
+
+def read_text(text: str | None, options: Sequence[str], answers: Mapping[str, str] | None = None,
+              parse: Callable[[str | None], Parsed] | None = None) -> Choice:
+    """A Choice from a reply generated elsewhere (e.g. streamed to the page): the parse path of
+    :func:`choose` for one text."""
+    options = list(options)
+    parsed = (parse or (lambda t: read_answer(t, options, answers)))(text)
+    if parsed.ok and parsed.value not in options:
+        raise ValueError(f"parse returned {parsed.value!r}, not one of the options {options}")
+    return Choice(parsed.value if parsed.ok else None, "" if parsed.ok else parsed.reason, text=text, via="parse")
 
 
 def tally(choices: Sequence[Choice], step: str) -> Failures:
