@@ -26,6 +26,8 @@ TABS = [
 CSS = """
 #models-panel { margin-bottom: 0.5rem; }
 .caveat { font-size: 0.9em; }
+/* Table headers never break inside a word ("kno w why"): the column grows, or the table scrolls. */
+th, th * { white-space: nowrap !important; word-break: keep-all !important; overflow-wrap: normal !important; }
 """
 
 

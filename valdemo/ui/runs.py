@@ -26,6 +26,8 @@ INTRO = (
     "protocol (name and hash), the models, caveats and rows. You see only your own runs"
     " (signed in: your Hugging Face name; on a public Space without sign-in: this browser session)."
 )
+NO_RUNS = ("_You have no saved runs yet. Every evaluation you run in a tab is saved under your name and "
+           "shows up here (press **Refresh my runs**)._")
 NOTHING_OPEN = "_No run opened yet: choose one of your runs above and press **Open**._"
 
 
@@ -103,7 +105,8 @@ def build(ctx) -> None:
         method = gr.Textbox(label="Method (empty: all)", placeholder="vum, svo, clave, univar, denevil, profile",
                             scale=3, elem_id="runs-method")
         list_btn = gr.Button("Refresh my runs", scale=1, elem_id="runs-refresh")
-    table = gr.Dataframe(headers=V.LIST_HEADERS, label="Your runs (newest first)", interactive=False,
+    none_yet = gr.Markdown(NO_RUNS, elem_id="runs-none")
+    table = gr.Dataframe(headers=V.LIST_HEADERS, visible=False, label="Your runs (newest first)", interactive=False,
                          wrap=True, max_height=360, elem_id="runs-table")
     with gr.Row():
         pick = gr.Dropdown([], label="Run to open", allow_custom_value=True, scale=3, elem_id="runs-pick")
@@ -144,14 +147,14 @@ def build(ctx) -> None:
         first = ids[0] if ids else None
         second = ids[1] if len(ids) > 1 else first
         return (gr.update(choices=ids, value=first), gr.update(choices=ids, value=second),
-                gr.update(choices=ids, value=first))
+                gr.update(choices=ids, value=first), gr.update(visible=bool(ids)), gr.update(visible=not ids))
 
     list_btn.click(list_ui, [method], [table], api_name="runs_list").then(
-        choices, [table], [pick, pick_a, pick_b], api_visibility="private", queue=False)
+        choices, [table], [pick, pick_a, pick_b, table, none_yet], api_visibility="private", queue=False)
     open_btn.click(show_ui, [pick], [header, metrics, failures, caveats, rows, download], api_name="runs_show").success(
         lambda: gr.update(visible=True), None, [opened], api_visibility="private", queue=False)
     cmp_btn.click(compare_ui, [pick_a, pick_b], [cmp_table, cmp_note], api_name="runs_compare")
     # The visitor's own runs are listed when the page loads (no endpoint of its own).
     GradioContext.root_block.load(list_ui, [method], [table], api_visibility="private", queue=False,
                                   show_progress="hidden").then(
-        choices, [table], [pick, pick_a, pick_b], api_visibility="private", queue=False)
+        choices, [table], [pick, pick_a, pick_b, table, none_yet], api_visibility="private", queue=False)
