@@ -71,10 +71,11 @@ def run_list(args: argparse.Namespace) -> int:
 
 def _human_show(o: dict) -> str:
     lines = [f"run {o['id']} · {o['method']} · {o['when']} UTC · source {o['source'] or 'unknown'}"]
+    from ..core.runview import models_text
+
     p = o["protocol"]
     if p:
-        lines.append(f"protocol: {p.get('name', '')} (hash {p.get('hash', '')})")
-    from ..core.runview import models_text
+        lines.append(f"protocol: {p.get('name', '')}" + (f" (hash {p['hash']})" if p.get("hash") else " (no hash saved)"))
 
     if o["models"]:
         lines.append(f"models: {models_text(o['models'])}")
