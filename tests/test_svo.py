@@ -258,6 +258,7 @@ def test_ablation_rows_side_by_side_with_counts():
 def test_protocols_are_data_and_differ_in_structure():
     seq, per = svo.load_protocol("hvae_sequential"), svo.load_protocol("per-item")
     assert seq.mode == "sequential" and per.mode == "per_item" and seq.hash != per.hash
+    assert "path" not in seq.as_dict()  # gradio's client would take a dict with "path" for a file
     o = svo.get_orientation("competitive")
     conv = svo.item_conversation(o, seq, "Win.", svo.ITEMS[2], history=["I", "A"])
     assert [m["role"] for m in conv] == ["user", "assistant", "user", "assistant", "user", "assistant", "user"]

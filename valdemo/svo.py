@@ -329,7 +329,9 @@ class SVOProtocol:
     record: dict = field(default_factory=dict)
 
     def as_dict(self) -> dict:
-        return {**self.record, "name": self.name, "description": self.description, "mode": self.mode,
+        # "path" renamed "file": a JSON dict with a "path" key reads as a file to gradio's client
+        rec = {("file" if k == "path" else k): v for k, v in self.record.items()}
+        return {**rec, "name": self.name, "description": self.description, "mode": self.mode,
                 "induce_as": self.induce_as, "hash": self.hash}
 
 
