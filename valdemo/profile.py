@@ -272,11 +272,12 @@ def _clave(answers: list[dict], store) -> tuple[dict, list[dict]]:
 
 def run_profile(specs: str | Sequence[str], judge_spec: str = "local", config: ProfileConfig | None = None,
                 creds=None, progress: ProfileProgress | None = None, store=None, use_cache: bool | None = None,
-                save: bool = True, should_stop: Callable[[], bool] | None = None) -> dict:
+                save: bool = True, should_stop: Callable[[], bool] | None = None, owner: str = "") -> dict:
     """Profile every model in ``specs``; returns the profile (JSON-able, rows included under ``rows``).
 
     ``should_stop`` (the Stop button): once it returns True, the running method ends at its next
-    step and the rest are not run; their sections say so, and what finished is kept and saved."""
+    step and the rest are not run; their sections say so, and what finished is kept and saved.
+    ``owner``: the owner id the saved run is kept under (:mod:`valdemo.core.owner`)."""
     from .store import get_store
 
     config = (config or ProfileConfig()).checked()
@@ -348,7 +349,7 @@ def run_profile(specs: str | Sequence[str], judge_spec: str = "local", config: P
         profile["profiles"][spec]["headline"] = headline(profile, spec)
     if save:
         profile["run_id"] = store.save_run("profile", {"models": specs, "judge": judge.spec, **asdict(config)},
-                                           without_rows(profile), profile["rows"])
+                                           without_rows(profile), profile["rows"], owner=owner)
     return profile
 
 

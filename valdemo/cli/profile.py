@@ -35,7 +35,10 @@ def run(args: argparse.Namespace) -> int:
 
     values = tuple(v.strip() for v in args.values.split(",") if v.strip())
     config = ProfileConfig(size=args.size, max_new_tokens=args.max_new_tokens, values=values)
-    profile = run_profile(args.models, args.judge, config, progress=_progress, use_cache=not args.no_cache)
+    from ..core.owner import LOCAL_ID
+
+    profile = run_profile(args.models, args.judge, config, progress=_progress, use_cache=not args.no_cache,
+                          owner=LOCAL_ID)  # the local tools' owner (core/owner.py), as the local app
     paths = write_report(profile, args.out)
     out = {**summary_json(profile), "files": {k: str(v) for k, v in paths.items()}}
     emit(out, args.json, human=_human)

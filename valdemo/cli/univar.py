@@ -92,7 +92,9 @@ def run(args: argparse.Namespace) -> int:
     result = U.to_result(U.get_embedded(summary["embedding_set"]))
     result.params.update(personas=[p.name for p in personas], train_head=args.train_head,
                          projection=proj.__dict__, qa=args.qa)
-    summary["run_id"] = save_run(result, source="cli")
+    from ..core.owner import LOCAL_ID
+
+    summary["run_id"] = save_run(result, owner=LOCAL_ID, source="cli")  # the local tools' owner, as the local app
     emit(summary, args.json, human=_human)
     return 0
 

@@ -41,7 +41,8 @@ def register(sub: argparse._SubParsersAction) -> None:
     src.add_argument("--jsonl", metavar="FILE", help="recorded rows: value, input, label, answer, optional scores "
                                                      "(see the README)")
     r.add_argument("--save", action="store_true", help="save one run per model")
-    r.add_argument("--owner", default="", help="owner recorded with saved runs")
+    r.add_argument("--owner", default="local", help="owner id recorded with saved runs (default: local, "
+                                                    "the local app's owner)")
     r.add_argument("--json", action="store_true", help="print one JSON object on stdout")
     r.set_defaults(func=run_replay)
 

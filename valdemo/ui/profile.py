@@ -14,7 +14,7 @@ import pandas as pd
 from .. import profile as prof
 from ..inputs import check_int
 from ..values import SCHWARTZ
-from .common import StopFlag, resolve_model, session_credentials, stop_button, ui_errors
+from .common import StopFlag, request_owner, resolve_model, session_credentials, stop_button, ui_errors
 
 INTRO = (
     "### Value profile\n"
@@ -97,7 +97,8 @@ def build(ctx) -> None:
     page_outputs = [status, headline, *[mds[m] for m in SECTIONS], *[plots[m] for m in prof.FIGURES]]
 
     @ui_errors
-    def run(models_text, size_value, tokens, value_keys, target, judge, creds, progress=gr.Progress()):
+    def run(models_text, size_value, tokens, value_keys, target, judge, creds, progress=gr.Progress(),
+            request: gr.Request = None, oauth_profile: gr.OAuthProfile | None = None):
         specs = prof.parse_specs(models_text if (models_text or "").strip() else target)
         tokens = check_int(tokens or 0, "max new tokens", 0, 1024)
         config = prof.ProfileConfig(size=size_value or "quick", max_new_tokens=tokens or None,
@@ -105,7 +106,8 @@ def build(ctx) -> None:
         resolve_model(judge or "local", creds)  # a bad judge spec is the person's error, before any run
         stop = StopFlag()  # the Stop button: what finished is kept, the rest says it was stopped
         profile = prof.run_profile(specs, judge or "local", config, creds=session_credentials(creds), store=ctx.store,
-                                   progress=lambda f, label: progress(f, desc=label), should_stop=stop.requested)
+                                   progress=lambda f, label: progress(f, desc=label), should_stop=stop.requested,
+                                   owner=request_owner(request, oauth_profile).id)  # the visitor's run (issue 12)
         paths = prof.write_report(profile, tempfile.mkdtemp(prefix="valdemo-profile-"))
         choices = [ALL, *profile["models"]] if len(profile["models"]) > 1 else list(profile["models"])
         return [profile, gr.update(choices=choices, value=choices[0]),

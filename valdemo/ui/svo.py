@@ -13,7 +13,7 @@ import gradio as gr
 from .. import svo
 from ..inputs import InputError, check_float, check_int
 from ..values import ORIENTATION_KEYS, SVO_ORIENTATIONS
-from .common import caveat_markdown, progress_callback, resolve_model, stop_button, ui_errors
+from .common import caveat_markdown, progress_callback, request_owner, resolve_model, stop_button, ui_errors
 from .lazy import draw_on_load
 
 PROTOCOL_CHOICES = [("HVAE: six items in one conversation", "hvae_sequential"),
@@ -166,7 +166,8 @@ def build(ctx) -> None:
 
     @ui_errors
     def run_trials(spec_text, orient_keys, n, temp, first_seed, tokens, spec, creds, goal=True,
-                   proto=svo.DEFAULT_PROTOCOL, progress=gr.Progress()):
+                   proto=svo.DEFAULT_PROTOCOL, progress=gr.Progress(), request: gr.Request = None,
+                   profile: gr.OAuthProfile | None = None):
         if not orient_keys:
             raise InputError("choose at least one orientation")
         models = [resolve_model(s, creds) for s in _specs(spec_text, spec)]
@@ -181,7 +182,8 @@ def build(ctx) -> None:
         params = {"models": [m.spec for m in models], "orientations": list(orient_keys), "trials": n,
                   "temperature": temp, "seed": first_seed, "max_new_tokens": tokens,
                   "condition": "goal" if goal else "no_goal", "protocol": svo.load_protocol(proto).as_dict()}
-        run_id = ctx.store.save_run("svo", params, {"rows": rows}, [t.as_dict() for t in trials])
+        run_id = ctx.store.save_run("svo", params, {"rows": rows}, [t.as_dict() for t in trials],
+                                    owner=request_owner(request, profile).id)  # the visitor's run (issue 12)
         path = tempfile.NamedTemporaryFile(prefix=f"{run_id}-", suffix=".csv", delete=False).name
         svo.write_trials_csv(trials, path)
         failures = sum(r["parse_failures"] for r in rows)
@@ -227,7 +229,8 @@ def build(ctx) -> None:
         abl_json = gr.JSON(label="Ablation result", visible=False)  # for the API; the tab shows the table
 
     @ui_errors
-    def run_ablation(orient_keys, n, temp, first_seed, tokens, proto, spec, creds, progress=gr.Progress()):
+    def run_ablation(orient_keys, n, temp, first_seed, tokens, proto, spec, creds, progress=gr.Progress(),
+                     request: gr.Request = None, profile: gr.OAuthProfile | None = None):
         if not orient_keys:
             raise InputError("choose at least one orientation")
         model = resolve_model(spec, creds)
@@ -237,7 +240,7 @@ def build(ctx) -> None:
             protocol=proto, progress=progress_callback(progress, "ablation"))
         rows = svo.ablation_rows(result)
         run_id = ctx.store.save_run("svo", {"kind": "ablation", **result.params, "protocol": result.protocol},
-                                    {"table": rows}, result.rows)
+                                    {"table": rows}, result.rows, owner=request_owner(request, profile).id)
         fails = result.failures[0]
         lines = [f"Run `{run_id}` · protocol `{result.protocol['name']}` · unreadable answers **{fails.failed}** of "
                  f"{fails.total} (counted, never scored).",

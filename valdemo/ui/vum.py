@@ -338,7 +338,8 @@ def build(ctx) -> None:
     @ui_errors
     def batch_handler(value_keys, n, paths, n_shots, max_tokens, with_why, target_spec, judge_spec, creds,
                       proto=vum.DEFAULT_PROTOCOL, sampling="proportional", all_values=False,
-                      progress=gr.Progress()):
+                      progress=gr.Progress(), request: gr.Request = None,
+                      profile: gr.OAuthProfile | None = None):
         paths = [p for p in (paths or []) if p]
         items = vum.load_many(paths) if paths else vum.bundled_items()
         if all_values and paths:
@@ -359,7 +360,8 @@ def build(ctx) -> None:
                                 progress=progress_callback(progress, "Value dialogue"))
         params = {"values": keys, "n_per_value": n, "sampling": sampling, "data": [Path(p).name for p in paths] or ["bundled"],
                   **summary["config"], "target": target.spec, "judge": summary["judge"]}
-        run_id = ctx.store.save_run("vum", params, summary, rows)
+        run_id = ctx.store.save_run("vum", params, summary, rows,
+                                    owner=request_owner(request, profile).id)  # the visitor's run (issue 12)
         out_dir = Path(tempfile.mkdtemp(prefix="vum-"))
         downloads = [str(vum.write_csv(rows, out_dir / f"{run_id}.csv")),
                      str(vum.write_jsonl(rows, out_dir / f"{run_id}.jsonl"))]
