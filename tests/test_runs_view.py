@@ -79,6 +79,20 @@ def test_no_bundled_caveat_for_other_models_and_method_filter():
     assert BUNDLED_CAVEAT not in RV.runs_show(svo, me)[3]
 
 
+def test_plot_draws_each_group_with_its_interval_else_the_headline():
+    me = owner()
+    res = a_result()
+    res.groups = {"POWER": [Metric.proportion("know_what_acc", 1, 5, "d", "s", label="know-what accuracy")],
+                  "HEDONISM": [Metric.proportion("know_what_acc", 4, 5, "d", "s", label="know-what accuracy")]}
+    fig = RV.metric_figure(RV.V.open_run(save_run(res, owner=me), me))
+    trace = fig.data[0]
+    assert list(trace.y) == ["POWER (n=5)", "HEDONISM (n=5)"] and list(trace.x) == [0.2, 0.8]
+    iv = res.groups["POWER"][0].interval
+    assert trace.error_x.array[0] == pytest.approx(iv[1] - 0.2) and trace.error_x.arrayminus[0] == pytest.approx(0.2 - iv[0])
+    plain = RV.metric_figure(RV.V.open_run(save_run(a_result(), owner=me), me))
+    assert list(plain.data[0].y) == ["know-what accuracy (n=4)", "gap (n=3)"]
+
+
 def test_another_owner_sees_nothing_in_public_mode(monkeypatch):
     monkeypatch.setenv("VALDEMO_PUBLIC", "1")
     me, other = owner(), owner()

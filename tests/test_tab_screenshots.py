@@ -110,6 +110,7 @@ def test_runs_tab_lists_opens_and_compares_a_saved_run(page, served_app, artifac
     assert "know-what accuracy" in metrics.inner_text()
     assert "know-what answers" in page.locator("#runs-failures").inner_text()
     assert "Demo model" in page.locator("#tab-runs").inner_text()
+    page.locator("#runs-plot .js-plotly-plot").wait_for()
     page.get_by_text("Compare two runs").click()
     page.locator("#runs-compare").click()
     expect(page.locator("#runs-compare-table")).to_contain_text("[0.596, 0.982]", timeout=60_000)

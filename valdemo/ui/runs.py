@@ -15,6 +15,7 @@ import pandas as pd
 
 from ..core import runview as V
 from ..core.result import METRICS_HEADERS
+from ..core.runs import FORMAT, result_from_dict
 from .common import request_owner, ui_errors
 
 #: At most this many rows are shown on the page; the download has them all.
@@ -90,6 +91,38 @@ def runs_compare(run_a: str, run_b: str, owner: str) -> tuple[pd.DataFrame, str]
     return pd.DataFrame(rows, columns=V.COMPARE_HEADERS), "\n\n".join(note)
 
 
+def metric_figure(run: dict):
+    """Value with its 95% interval per group for the metric most groups share (e.g. know-what
+    accuracy per value), else the headline metrics; None where the run has no metric to draw."""
+    if run.get("format") != FORMAT:
+        return None
+    res = result_from_dict(run)
+    counts: dict[str, int] = {}
+    for ms in res.groups.values():
+        for m in ms:
+            counts[m.name] = counts.get(m.name, 0) + 1
+    if counts:
+        name = max(counts, key=counts.get)
+        points = [(g, next(m for m in ms if m.name == name)) for g, ms in res.groups.items()
+                  if any(m.name == name for m in ms)]
+        title = f"{points[0][1].title} per group"
+    else:
+        points = [(m.title, m) for m in res.metrics]
+        title = "Headline metrics"
+    points = [(g, m) for g, m in points if m.value is not None]
+    if not points:
+        return None
+    import plotly.graph_objects as go
+
+    lo = [m.value - m.interval[0] if m.interval else 0 for _, m in points]
+    hi = [m.interval[1] - m.value if m.interval else 0 for _, m in points]
+    fig = go.Figure(go.Scatter(x=[m.value for _, m in points], y=[f"{g} (n={m.n})" for g, m in points],
+                               mode="markers", error_x={"type": "data", "array": hi, "arrayminus": lo}))
+    fig.update_layout(title=f"{title}: value with its 95% interval", height=140 + 28 * len(points),
+                      margin={"l": 10, "r": 10, "t": 50, "b": 30}, yaxis={"autorange": "reversed"})
+    return fig
+
+
 def _ids(table) -> list[str]:
     if isinstance(table, pd.DataFrame):
         return [str(v) for v in table.iloc[:, 0].tolist()] if len(table.columns) else []
@@ -118,6 +151,7 @@ def build(ctx) -> None:
                                interactive=False, wrap=True, elem_id="runs-metrics")
         failures = gr.Dataframe(headers=V.FAILURE_HEADERS, label="Failures (counted, never scored)",
                                 interactive=False, wrap=True, elem_id="runs-failures")
+        plot = gr.Plot(label="Metrics with their 95% intervals", elem_id="runs-plot")
         rows = gr.Dataframe(label="Rows", interactive=False, wrap=True, max_height=420, elem_id="runs-rows")
         download = gr.File(label="Download all rows (CSV)", elem_id="runs-download")
     with gr.Accordion("Compare two runs", open=False, elem_id="runs-compare-box"):
@@ -138,6 +172,10 @@ def build(ctx) -> None:
         return runs_show(run_id, request_owner(request, profile).id)
 
     @ui_errors
+    def plot_ui(run_id: str, request: gr.Request = None, profile: gr.OAuthProfile | None = None):
+        return metric_figure(V.open_run(run_id, request_owner(request, profile).id))
+
+    @ui_errors
     def compare_ui(run_a: str, run_b: str, request: gr.Request = None, profile: gr.OAuthProfile | None = None):
         frame, note = runs_compare(run_a, run_b, request_owner(request, profile).id)
         return frame, note
@@ -152,7 +190,8 @@ def build(ctx) -> None:
     list_btn.click(list_ui, [method], [table], api_name="runs_list").then(
         choices, [table], [pick, pick_a, pick_b, table, none_yet], api_visibility="private", queue=False)
     open_btn.click(show_ui, [pick], [header, metrics, failures, caveats, rows, download], api_name="runs_show").success(
-        lambda: gr.update(visible=True), None, [opened], api_visibility="private", queue=False)
+        lambda: gr.update(visible=True), None, [opened], api_visibility="private", queue=False).then(
+        plot_ui, [pick], [plot], api_visibility="private")
     cmp_btn.click(compare_ui, [pick_a, pick_b], [cmp_table, cmp_note], api_name="runs_compare")
     # The visitor's own runs are listed when the page loads (no endpoint of its own).
     GradioContext.root_block.load(list_ui, [method], [table], api_visibility="private", queue=False,
