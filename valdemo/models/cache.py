@@ -138,8 +138,22 @@ def get_cache(path: Path | str) -> ResponseCache:
         return _caches[resolved]
 
 
+def _length(conversation: Conversation) -> int:
+    return sum(len(m["content"]) for m in conversation)
+
+
 class CachedModel(OlderOptionProbs):
-    """Wraps any ChatModel; answers from the cache where it can, stores what it gets."""
+    """Wraps any ChatModel; answers from the cache where it can, stores what it gets.
+
+    Every answer is stored as soon as it exists, not when the whole batch ends, so a run that is
+    killed midway and started again repeats no completed call (issue 19): an endpoint's calls
+    (inner models with ``map_calls``) are stored one by one as they return; a local model's
+    padded batches run in chunks of :attr:`CHUNK` conversations (shortest first, so each chunk
+    pads little), each chunk stored before the next starts.
+    """
+
+    #: Conversations per inner batch call for models that batch by padding (local).
+    CHUNK = 64
 
     def __init__(self, inner: ChatModel, cache: ResponseCache):
         self.inner = inner
@@ -196,13 +210,51 @@ class CachedModel(OlderOptionProbs):
         total, done_before = len(conversations), len(conversations) - len(todo)
         if progress:
             progress(done_before, total)
-        if todo:
-            inner_progress = (lambda d, _t: progress(done_before + d, total)) if progress else None
-            fresh = self.inner.chat_batch([conversations[i] for i in todo], params, inner_progress)
-            for i, reply in zip(todo, fresh, strict=False):
-                self._store(keys[i], reply)
-                out[i] = reply
+
+        def put(i: int, reply: Reply) -> None:
+            self._store(keys[i], reply)
+            out[i] = reply
+
+        self._compute(conversations, todo, lambda c: self.inner.chat(c, params),
+                      lambda cs, p: self.inner.chat_batch(cs, params, p), put, progress, done_before)
         return out  # type: ignore[return-value]
+
+    def _compute(self, conversations, todo, one, batch, put, progress, done_before, first_alone=False) -> bool:
+        """Answer ``conversations[i]`` for i in ``todo``, calling ``put(i, value)`` for each answer as
+        soon as it exists. ``one(c)`` answers one conversation; ``batch(cs, progress)`` several (None:
+        the backend cannot). With ``first_alone`` an endpoint answers the first conversation by itself
+        and stops if it cannot (None). False where a call answered None."""
+        if not todo:
+            return True
+        total = len(conversations)
+        mapper = getattr(self.inner, "map_calls", None)
+        if mapper is not None:  # independent calls (an endpoint): each stored as it returns
+            if first_alone:
+                value = one(conversations[todo[0]])
+                if value is None:
+                    return False
+                put(todo[0], value)
+                done_before, todo = done_before + 1, todo[1:]
+
+            def call(i: int):
+                value = one(conversations[i])
+                if value is not None:
+                    put(i, value)
+                return value
+
+            inner_progress = (lambda d, _t: progress(done_before + d, total)) if progress else None
+            return all(v is not None for v in mapper(call, todo, inner_progress))
+        order = sorted(todo, key=lambda i: _length(conversations[i]))  # padded batches: chunked, shortest first
+        for start in range(0, len(order), self.CHUNK):
+            part = order[start : start + self.CHUNK]
+            base = done_before + start
+            values = batch([conversations[i] for i in part],
+                           (lambda d, _t, base=base: progress(base + d, total)) if progress else None)
+            if values is None:
+                return False
+            for i, value in zip(part, values, strict=True):
+                put(i, value)
+        return True
 
     def stream(self, messages: Conversation, params: GenParams | None = None) -> Iterator[str]:
         params = params or GenParams()
@@ -250,14 +302,15 @@ class CachedModel(OlderOptionProbs):
             if hit is None:
                 todo.append(i)
         total, done_before = len(conversations), len(conversations) - len(todo)
-        if todo:
-            inner_progress = (lambda d, _t: progress(done_before + d, total)) if progress else None
-            fresh = self.inner.answer_probs_batch([conversations[i] for i in todo], options, inner_progress, answers)
-            if fresh is None:
-                return None
-            for i, probs in zip(todo, fresh, strict=False):
-                self.cache.put(keys[i], {"probs": probs})
-                out[i] = probs
-        elif progress:
+
+        def put(i: int, probs: dict[str, float]) -> None:
+            self.cache.put(keys[i], {"probs": probs})
+            out[i] = probs
+
+        if not self._compute(conversations, todo, lambda c: self.inner.answer_probs(c, options, answers),
+                             lambda cs, p: self.inner.answer_probs_batch(cs, options, p, answers), put,
+                             progress, done_before, first_alone=True):
+            return None
+        if progress:
             progress(total, total)
         return out  # type: ignore[return-value]

@@ -217,6 +217,11 @@ class OpenAIChatModel(OlderOptionProbs):
                 future.result()
         return results
 
+    def map_calls(self, fn: Callable[[T], object], items: Sequence[T], progress: ProgressFn | None = None) -> list:
+        """``fn`` over ``items`` with this endpoint's bounded concurrency: the calls are independent,
+        so a caller (the response cache) can keep each result as it returns."""
+        return self._map(fn, items, progress)
+
     def chat_batch(
         self,
         conversations: Sequence[Conversation],
