@@ -7,6 +7,7 @@ import json
 
 import pytest
 
+from tests.test_owners import _signed_in_cookie, signin_app  # noqa: F401 (the signed-in app fixture)
 from valdemo.core.owner import LOCAL_ID, session_owner
 
 
@@ -58,3 +59,77 @@ def test_public_mode_tab_runs_belong_to_their_maker(served_app, monkeypatch, tmp
     from valdemo.store import get_store
 
     assert {get_store().get_run(r, None)["owner"] for r in made} == {session_owner(a.session_hash).id}
+
+
+# -- CLAVE: whose labels, and reading another annotator's queue, labels or progress ---------------
+
+def test_calibrate_defaults_to_the_visitors_own_labels(monkeypatch):
+    from types import SimpleNamespace
+
+    from valdemo.inputs import InputError
+    from valdemo.ui.clave import whose_labels
+
+    monkeypatch.delenv("SPACE_ID", raising=False)
+    monkeypatch.delenv("VALDEMO_PUBLIC", raising=False)
+    request = SimpleNamespace(session_hash="s1")
+    assert whose_labels("  ana ", request) == "ana"
+    assert whose_labels("", request) is None  # locally every label is the local owner's
+    assert whose_labels("", request, SimpleNamespace(username="alice")) == "alice"
+    monkeypatch.setenv("VALDEMO_PUBLIC", "1")
+    assert whose_labels("", request, SimpleNamespace(username="alice")) == "alice"
+    with pytest.raises(InputError, match="whose labels"):
+        whose_labels("", request)  # public, nobody signed in: never every visitor's labels
+
+
+def test_reading_an_annotator_needs_to_be_them_with_sign_in(monkeypatch):
+    from types import SimpleNamespace
+
+    from valdemo.core.owner import OwnerError
+    from valdemo.ui.clave import reader_identity
+
+    monkeypatch.setenv("VALDEMO_PUBLIC", "1")
+    monkeypatch.delenv("VALDEMO_OAUTH", raising=False)
+    monkeypatch.delenv("SPACE_ID", raising=False)
+    request, alice = SimpleNamespace(session_hash="s1"), SimpleNamespace(username="alice")
+    assert reader_identity(" bob ", request) == ("bob", False)  # no sign-in: as typed, unverified
+    monkeypatch.setenv("VALDEMO_OAUTH", "1")
+    assert reader_identity("", request, alice) == ("alice", True)
+    assert reader_identity("alice", request, alice) == ("alice", True)
+    with pytest.raises(OwnerError, match="not as 'bob'"):
+        reader_identity("bob", request, alice)
+    with pytest.raises(OwnerError, match="sign in"):
+        reader_identity("alice", request)
+
+
+def test_public_app_clave_calibrate_and_readers(served_app, monkeypatch):
+    """Through the launched app in public mode without sign-in: an empty "whose labels" is refused
+    (it would take every visitor's labels); queue, labels and progress say the name is unverified."""
+    from gradio_client import Client
+
+    monkeypatch.setenv("VALDEMO_PUBLIC", "1")
+    c = Client(served_app[1], verbose=False)
+    with pytest.raises(Exception, match="whose labels"):
+        c.predict(annotator="", folds=5, judge="", api_name="/clave_calibrate")
+    nxt = c.predict(annotator="gaps-ana", value="", api_name="/clave_next")
+    assert nxt["annotator"] == "gaps-ana" and nxt["verified"] is False
+    prog = c.predict(annotator="gaps-ana", api_name="/clave_progress")
+    assert prog["annotator"] == "gaps-ana" and prog["verified"] is False and prog["overall"]["labelled"] == 0
+    assert c.predict(annotator="gaps-ana", api_name="/clave_labels") == []
+
+
+@pytest.mark.slow
+def test_signed_in_app_reads_only_your_own_clave_queue_labels_and_progress(signin_app):  # noqa: F811
+    from gradio_client import Client
+
+    me = Client(signin_app, verbose=False, headers={"Cookie": _signed_in_cookie(signin_app)})
+    for api, args in (("/clave_next", ("mallory", "")), ("/clave_labels", ("mallory",)),
+                      ("/clave_progress", ("mallory", 20))):
+        with pytest.raises(Exception, match="signed in as 'mock-alice'.*not as 'mallory'"):
+            me.predict(*args, api_name=api)
+        with pytest.raises(Exception, match="sign in with Hugging Face"):
+            Client(signin_app, verbose=False).predict(*args, api_name=api)  # nobody signed in
+    nxt = me.predict("", "", api_name="/clave_next")  # no name: the signed-in user's own queue
+    assert nxt["annotator"] == "mock-alice" and nxt["verified"] is True
+    prog = me.predict("", 20, api_name="/clave_progress")
+    assert prog["annotator"] == "mock-alice" and prog["verified"] is True
+    assert all(r["annotator"] == "mock-alice" for r in me.predict("", api_name="/clave_labels"))

@@ -15,8 +15,9 @@ from pathlib import Path
 import gradio as gr
 
 from .. import clave
-from ..core.owner import annotator_label
+from ..core.owner import annotator_label, is_public
 from ..core.result import Metric
+from ..inputs import InputError
 from ..values import SCHWARTZ_KEYS
 from .common import (
     caveat_markdown,
@@ -29,6 +30,30 @@ from .common import (
 )
 
 ALL = "all values"
+
+
+def whose_labels(who: str | None, request: gr.Request | None, profile: gr.OAuthProfile | None = None) -> str | None:
+    """Whose labels a calibration uses (issue 12): the name given; empty means the visitor's own:
+    the signed-in user's, or locally all labels (they all belong to the one local owner). In public
+    mode with nobody signed in labels are kept under typed names, so a name must be given."""
+    who = (who or "").strip()
+    if who:
+        return who
+    owner = request_owner(request, profile)
+    if owner.verified:
+        return owner.name
+    if is_public():
+        raise InputError("say whose labels to calibrate on (your annotator name): empty would take every "
+                         "visitor's labels")
+    return None
+
+
+def reader_identity(name: str | None, request: gr.Request | None,
+                    profile: gr.OAuthProfile | None = None) -> tuple[str, bool]:
+    """(annotator, verified) for reading one annotator's queue, labels or progress: with sign-in on
+    only your own (another name is refused); without it the typed name, unverified."""
+    annotator, verified, _ = label_identity(name, request, profile)
+    return annotator, verified
 NAME_KEY = "valdemo-clave-annotator"
 KEY_IDS = {"1": "clave-adheres", "2": "clave-opposes", "3": "clave-unrelated", "s": "clave-skip", "u": "clave-undo"}
 
@@ -202,7 +227,7 @@ def build(ctx) -> None:
 
         with gr.Tab("Calibrate", id="clave-calibrate"):
             with gr.Row():
-                cal_who = gr.Textbox("", label="Whose labels (empty: majority of all annotators)")
+                cal_who = gr.Textbox("", label="Whose labels (empty: your own; locally all annotators')")
                 folds = gr.Slider(2, 10, value=5, step=1, label="Folds (k)")
                 with_judge = gr.Checkbox(False, label="Use the judge: per-response concepts and its baselines (slow on CPU)")
                 per_value = gr.Number(0, label="Labels per value for the small model (0: all)", precision=0, minimum=0)
@@ -381,7 +406,7 @@ def build(ctx) -> None:
     @ui_errors
     def calibrate(who, k, use_judge, judge_spec, creds, cap, how, progress=gr.Progress(), request: gr.Request = None, profile: gr.OAuthProfile | None = None):
         judge = resolve_model(judge_spec, creds) if use_judge else None
-        report = clave.calibrate_store(store, who.strip() or None, int(k), judge,
+        report = clave.calibrate_store(store, whose_labels(who, request, profile), int(k), judge,
                                        progress=progress_callback(progress, "embedding"),
                                        per_value=int(cap) if cap else None, selection=how or "random",
                                        owner=request_owner(request, profile).id)
@@ -429,9 +454,13 @@ def build(ctx) -> None:
     # -- named API endpoints (same functions the buttons call) ------------------------
 
     @ui_errors
-    def clave_next(annotator: str, value: str = "") -> dict:
-        """The next sample this annotator has not labelled or skipped ({"done": true} when none)."""
-        return clave.next_sample(store, annotator, value or None) or {"done": True}
+    def clave_next(annotator: str, value: str = "", request: gr.Request = None,
+                   profile: gr.OAuthProfile | None = None) -> dict:
+        """The next sample this annotator has not labelled or skipped ({"done": true} when none).
+        With sign-in on, only your own queue; without it the name is marked unverified."""
+        annotator, verified = reader_identity(annotator, request, profile)
+        sample = clave.next_sample(store, annotator, value or None) or {"done": True}
+        return {**sample, "annotator": annotator, "verified": verified}
 
     @ui_errors
     def clave_label(annotator: str, sample_id: int, label: str, note: str = "", request: gr.Request = None,
@@ -447,21 +476,24 @@ def build(ctx) -> None:
         return clave.undo_last(store, label_identity(annotator, request, profile)[0])
 
     @ui_errors
-    def clave_progress(annotator: str, target: int = clave.DEFAULT_TARGET) -> dict:
-        """Labels per value toward the target (empty annotator: everyone)."""
-        return clave.progress(store, annotator.strip() or None, int(target))
+    def clave_progress(annotator: str, target: int = clave.DEFAULT_TARGET, request: gr.Request = None,
+                       profile: gr.OAuthProfile | None = None) -> dict:
+        """Labels per value toward the target (empty annotator: everyone; with sign-in on, only your own)."""
+        annotator, verified = reader_identity(annotator, request, profile)
+        return {**clave.progress(store, annotator or None, int(target)), "verified": verified}
 
     @ui_errors
-    def clave_labels(annotator: str = "") -> list:
-        """Current labels (one annotator, or all when empty)."""
-        return clave.export_rows(store, annotator.strip() or None)
+    def clave_labels(annotator: str = "", request: gr.Request = None, profile: gr.OAuthProfile | None = None) -> list:
+        """Current labels (one annotator, or all when empty; with sign-in on, only your own). Each row
+        says whether its annotator was verified."""
+        return clave.export_rows(store, reader_identity(annotator, request, profile)[0] or None)
 
     @ui_errors
     def clave_calibrate(annotator: str = "", folds: int = 5, judge: str = "", request: gr.Request = None, profile: gr.OAuthProfile | None = None) -> dict:
         """Calibrate on stored labels (and your saved concepts); per value scores beside baselines; the
         recognizer is saved as yours."""
         model = resolve_model(judge) if judge.strip() else None
-        return clave.calibrate_store(store, annotator.strip() or None, int(folds), model,
+        return clave.calibrate_store(store, whose_labels(annotator, request, profile), int(folds), model,
                                      owner=request_owner(request, profile).id)
 
     @ui_errors
