@@ -81,7 +81,7 @@ from .prompts import (
                       violation_conversation,
 )
 from .vilmo import learn_and_evaluate
-from .violation import DEFAULT_THRESHOLD, Verdict, ask, read_yes_no, violates, violation_metrics
+from .violation import DEFAULT_THRESHOLD, Verdict, ask, violates, violation_metrics
 
 __all__ = [
     "ASSETS", "ATTACKER_SYSTEM", "ATTACK_TEMPLATE", "CONDITIONS", "CONTINUE_TEMPLATE", "DEFAULT_THRESHOLD",
@@ -91,6 +91,6 @@ __all__ = [
     "baseline_instructions", "bundled_principles", "bundled_prompts", "compare", "continue_conversation",
     "defence_rows", "defend", "final_metrics", "find_principle", "instruct_conversation", "load_principles",
     "make_principle", "normalise_foundation", "paired_differences", "parse_instruction", "parse_story",
-    "profile_summary", "read_yes_no", "save_attack", "save_defence", "select_parents", "summary_dict",
+    "profile_summary", "save_attack", "save_defence", "select_parents", "summary_dict",
     "violates", "violation_conversation", "violation_metrics", "vilmo", "learn_and_evaluate",
 ]

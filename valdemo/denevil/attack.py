@@ -40,7 +40,7 @@ from ..inputs import InputError
 from ..models import ChatModel, GenParams, ProgressFn
 from .engine import Budget, Calls, _as_model, _continue_all, _generate, _judge_all, _models_info, _Progress
 from .principles import Principle
-from .prompts import attack_conversation, coherence_conversation, parse_story
+from .prompts import PROTOCOL, attack_conversation, coherence_conversation, parse_story
 from .violation import ask, metric_values, violates, violation_metrics
 
 CHECKPOINT = "denevil-attack-round"
@@ -158,6 +158,7 @@ def attack(principles: Sequence[Principle], attacker: ChatModel | str, target: C
                 "calls": calls.as_dict(), "max_calls": limits, "budget": asdict(budget), **info,
                 "failures": {k: {"total": v[0], "failed": v[1], "reasons": v[2]} for k, v in fails.items()},
                 "seconds": round(time.perf_counter() - start, 3), "done": done, "key": key,
+                "protocol": PROTOCOL.record(),
                 "resumed_from_round": resumed_from}
 
     first_round = (resumed_from or 0) + 1
@@ -281,6 +282,6 @@ def save_attack(result: dict, store=None) -> str:
                                "winner": {k: v for k, v in (p["winner"] or {}).items() if k != "rescored_samples"}}
                               for p in result["principles"]],
                "final": result["final"], "rounds": result["rounds"], "calls": result["calls"],
-               "failures": result["failures"], "key": result["key"]}
+               "failures": result["failures"], "key": result["key"], "protocol": result["protocol"]}
     params = {"budget": result["budget"], "models": result["models"]}
     return (store or get_store()).save_run("denevil-attack", params, summary, attack_rows(result))

@@ -25,7 +25,7 @@ from ..inputs import InputError
 from ..models import BUNDLED_CAVEAT, ChatModel, GenParams, ProgressFn
 from .engine import Budget, Calls, _as_model, _continue_all, _generate, _judge_all, _models_info, _Progress
 from .principles import FOUNDATIONS, Principle, bundled_prompts
-from .prompts import FIXED_INSTRUCTION, PRINCIPLE_INSTRUCTION, instruct_conversation, parse_instruction
+from .prompts import FIXED_INSTRUCTION, PRINCIPLE_INSTRUCTION, PROTOCOL, instruct_conversation, parse_instruction
 from .violation import PAPER, metric_values, violates, violation_metrics
 
 #: The four baselines, in display order.
@@ -168,7 +168,7 @@ def compare(items: Sequence[Principle], target: ChatModel, judge: ChatModel, ins
     return Result(
         method=method, metrics=[m for c in conds for m in groups[c]] + diffs, rows=rows,
         failures=[inst_fail, judge_fail, prompt_fail],
-        protocol={"name": "bundled", "conditions": conds},
+        protocol={**PROTOCOL.record(), "conditions": conds},
         models=models.get("models", {}), params={"budget": asdict(budget), "fixed_instruction": FIXED_INSTRUCTION,
                                                  "principle_instruction": PRINCIPLE_INSTRUCTION},
         caveats=caveats, groups=groups,
