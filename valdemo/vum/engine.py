@@ -39,10 +39,11 @@ from dataclasses import asdict, dataclass, replace
 from pathlib import Path
 from typing import Any
 
+from ..core.choose import Choice, choose, from_probs, read_text
 from ..core.result import Metric
 from ..inputs import InputError, check_int, check_text, data_files, parse_label, read_records, value_from_filename
 from ..models import ChatModel, GenParams, ProgressFn, user
-from ..parsing import fence, parse_choice, parse_score
+from ..parsing import Parsed, fence, parse_score
 from ..store import vum_overrides, vum_save_overrides
 from ..values import SCHWARTZ, SCHWARTZ_KEYS, get_value, normalise_value_key
 from .protocol import DEFAULT_PROTOCOL, PROTOCOLS, VumProtocol, load_protocol, render_text  # noqa: F401
@@ -298,16 +299,17 @@ def discriminator_prompt(item: Item, shots: Sequence[Item],
     return user("\n".join(lines))
 
 
-def know_what_row(item: Item, probs: dict[str, float] | None, answer: str | None) -> dict:
-    """The discriminator's verdict on one item (option probabilities or a parsed answer)."""
+def know_what_row(item: Item, probs: dict[str, float] | None, answer: str | None,
+                  choice: Choice | None = None) -> dict:
+    """The discriminator's verdict on one item, from a :class:`~valdemo.core.choose.Choice`
+    (or, for a recorded answer, from its text; ``probs``: raw answer probabilities)."""
     options, label_to_option, _ = _scheme(item)
-    if probs is not None:
-        pred: str | None = max(options, key=lambda o: probs.get(o, 0.0))
-        mode, ok, reason = "option_probs", True, ""
-        probs = {o: round(float(probs.get(o, 0.0)), 6) for o in options}
-    else:
-        parsed = parse_choice(answer, options)
-        pred, mode, ok, reason = parsed.value, "parse", parsed.ok, parsed.reason
+    if choice is None:
+        choice = read_text(answer, options) if probs is None else from_probs(probs, options)
+    pred, ok, reason = choice.option, choice.ok, choice.reason
+    mode = "option_probs" if choice.via == "probs" else "parse"
+    answer = choice.text if choice.via == "parse" else answer
+    probs = None if choice.probs is None else {o: round(float(choice.probs.get(o, 0.0)), 6) for o in options}
     gold = label_to_option[item.label]
     option_to_label = {v: k for k, v in label_to_option.items()}
     return {
@@ -316,14 +318,16 @@ def know_what_row(item: Item, probs: dict[str, float] | None, answer: str | None
         "mode": mode, "answer": answer, "probs": probs, "pred": pred,
         "pred_label": option_to_label.get(pred) if pred else None,
         "parse_ok": ok, "parse_reason": reason, "correct": pred == gold,
+        "mass": None if choice.mass is None else round(choice.mass, 6),
     }
 
 
 def know_what(items: Sequence[Item], model: ChatModel, pool: Sequence[Item] | None = None,
               shots: int = DEFAULT_SHOTS, progress: ProgressFn | None = None, seed: int = 0,
               protocol: str | VumProtocol | None = None) -> list[dict]:
-    """Discriminator rows for ``items``: option probabilities where the backend has them,
-    otherwise one short greedy generation each, parsed (failures count as wrong). Items of
+    """Discriminator rows for ``items``, read by :func:`valdemo.core.choose.choose` (complete-answer
+    probabilities where the backend has them, otherwise one short greedy generation each,
+    parsed); unreadable answers are counted failures (scored wrong). Items of
     each answer scheme (A/B/C, or A/B for ETHICS sets) are asked in one batch."""
     pool = bundled_items() if pool is None else pool
     rows: list[dict | None] = [None] * len(items)
@@ -333,12 +337,9 @@ def know_what(items: Sequence[Item], model: ChatModel, pool: Sequence[Item] | No
         group = [items[i] for i in idx]
         convs = [discriminator_prompt(it, pick_shots(it, pool, shots, seed), protocol) for it in group]
         sub = (lambda d, _t, base=done: progress(base + d, len(items))) if progress else None
-        probs = model.option_probs_batch(convs, list(SCHEMES[scheme][0]), sub)
-        if probs is not None:
-            got = [know_what_row(it, p, None) for it, p in zip(group, probs, strict=True)]
-        else:
-            replies = model.chat_batch(convs, GenParams(max_new_tokens=ANSWER_TOKENS), sub)
-            got = [know_what_row(it, None, r.text) for it, r in zip(group, replies, strict=True)]
+        choices = choose(model, convs, SCHEMES[scheme][0], params=GenParams(max_new_tokens=ANSWER_TOKENS),
+                         progress=sub)
+        got = [know_what_row(it, None, None, c) for it, c in zip(group, choices, strict=True)]
         for i, row in zip(idx, got, strict=True):
             rows[i] = row
         done += len(group)
@@ -469,14 +470,21 @@ def attach_critique(row: dict, raw: dict[str, str], protocol: str | VumProtocol 
                missing_parts=[p for p in PARTS if not parts[p]])
 
 
+def _read_score(text: str | None) -> Parsed:
+    """A judge's generated score 0-5 as an option name ("0".."5") for choose()."""
+    parsed = parse_score(text, 1, 5, allow_zero=True)
+    return Parsed(str(parsed.value), True) if parsed.ok else parsed
+
+
 def judge_all(rows: list[dict], items: Sequence[Item], judge: ChatModel, progress: ProgressFn | None = None,
               protocol: str | VumProtocol | None = None) -> None:
     """Judge every non-empty part of every row; an empty part scores 0 (the rubric's refusal/empty).
 
-    Where the judge's backend scores options, the score is its most probable
-    digit 0-5 (``judge_mode`` "option_probs"); otherwise its short answer (at the protocol's
-    temperature, 0 for both bundled protocols) is parsed, and an answer that cannot be read
-    stays ``None``: counted in ``judge_failed``, never scored.
+    Read by :func:`valdemo.core.choose.choose`: where the judge's backend scores options, the
+    score is its most probable complete answer 0-5 (``judge_mode`` "option_probs"), unless too
+    little probability fell on the digits at all; otherwise its short answer (at the protocol's
+    temperature, 0 for both bundled protocols) is parsed. An answer that cannot be read stays
+    ``None``: counted in ``judge_failed``, never scored.
     """
     proto = load_protocol(protocol)
     jobs = [(i, part) for i, row in enumerate(rows) for part in PARTS if row["parts"][part]]
@@ -484,23 +492,18 @@ def judge_all(rows: list[dict], items: Sequence[Item], judge: ChatModel, progres
              for i, part in jobs]
     for row in rows:
         row.update(scores=dict.fromkeys(PARTS, 0), judge_raw=dict.fromkeys(PARTS, ""), judge_failed=[])
-    probs = judge.option_probs_batch(convs, list(SCORE_OPTIONS), progress) if convs else None
-    if probs is not None:
-        for (i, part), p in zip(jobs, probs, strict=True):
-            best = max(SCORE_OPTIONS, key=lambda o: p.get(o, 0.0))
-            rows[i]["scores"][part] = int(best)
-            rows[i]["judge_raw"][part] = " ".join(f"{o}:{p.get(o, 0.0):.2f}" for o in SCORE_OPTIONS)
-    else:
-        params = GenParams(max_new_tokens=JUDGE_TOKENS, temperature=proto.judge_temperature)
-        replies = judge.chat_batch(convs, params, progress) if convs else []
-        for (i, part), reply in zip(jobs, replies, strict=True):
-            parsed = parse_score(reply.text, 1, 5, allow_zero=True)
-            rows[i]["judge_raw"][part] = reply.text
-            rows[i]["scores"][part] = parsed.value if parsed.ok else None
-            if not parsed.ok:
-                rows[i]["judge_failed"].append(part)
+    params = GenParams(max_new_tokens=JUDGE_TOKENS, temperature=proto.judge_temperature)
+    choices = choose(judge, convs, SCORE_OPTIONS, params=params, progress=progress, parse=_read_score) if convs else []
+    for (i, part), c in zip(jobs, choices, strict=True):
+        rows[i]["scores"][part] = int(c.option) if c.ok else None
+        rows[i]["judge_raw"][part] = (c.text or "") if c.via == "parse" else (
+            " ".join(f"{o}:{c.probs.get(o, 0.0):.2f}" for o in SCORE_OPTIONS) if c.probs else "") + (
+            f" (mass {c.mass:.2f})" if c.mass is not None else "")
+        if not c.ok:
+            rows[i]["judge_failed"].append(part)
+    via = choices[0].via if choices else None
     for row in rows:
-        row["judge_mode"] = "option_probs" if probs is not None else "parse" if jobs else None
+        row["judge_mode"] = {"probs": "option_probs", "parse": "parse"}.get(via) if jobs else None
         row["know_why_rate"] = _rate([row])
 
 
@@ -707,9 +710,9 @@ def live(item: Item | None, target: ChatModel, judge: ChatModel, pool: Sequence[
     pool = bundled_items() if pool is None else pool
     proto = load_protocol(config.protocol)
     conv = discriminator_prompt(item, pick_shots(item, pool, config.shots, config.seed), proto)
-    probs = target.option_probs(conv, list(_scheme(item)[0]))
+    probs = target.answer_probs(conv, _scheme(item)[0])
     if probs is not None:
-        row = know_what_row(item, probs, None)
+        row = know_what_row(item, None, None, from_probs(probs, _scheme(item)[0]))
     else:
         answer = ""
         for answer in _stream_capped(target, conv, GenParams(max_new_tokens=ANSWER_TOKENS), ANSWER_CHARS):
