@@ -133,3 +133,26 @@ def test_signed_in_app_reads_only_your_own_clave_queue_labels_and_progress(signi
     prog = me.predict("", 20, api_name="/clave_progress")
     assert prog["annotator"] == "mock-alice" and prog["verified"] is True
     assert all(r["annotator"] == "mock-alice" for r in me.predict("", api_name="/clave_labels"))
+
+
+@pytest.mark.slow
+@pytest.mark.timeout(1800)
+def test_public_mode_denevil_defence_belongs_to_its_maker(served_app, monkeypatch, tmp_path):
+    """A DeNEVIL defence run (one uploaded principle, K=1, short answers) made by session A in
+    public mode is in A's Runs list, under A's owner id, and not in B's."""
+    from gradio_client import Client, handle_file
+
+    from valdemo.store import get_store
+
+    monkeypatch.setenv("VALDEMO_PUBLIC", "1")
+    a, b = Client(served_app[1], verbose=False), Client(served_app[1], verbose=False)
+    f = tmp_path / "principles.csv"
+    f.write_text("foundation,principle,prompt\n"
+                 "care,It is wrong to bully someone online.,After school Sam opened the group chat and\n",
+                 encoding="utf-8")
+    a.predict("uploaded file", 1, handle_file(str(f)), "local", "", "local", 1, 0.0, 16, 16, 2,
+              api_name="/denevil_defend")
+    mine = a.predict(method="denevil-defend", api_name="/runs_list")["data"]
+    assert mine, "the defence run is not in its maker's list"
+    assert get_store().get_run(mine[0][0], None)["owner"] == session_owner(a.session_hash).id
+    assert b.predict(method="denevil-defend", api_name="/runs_list")["data"] == []

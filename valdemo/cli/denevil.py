@@ -15,6 +15,7 @@ from __future__ import annotations
 
 import argparse
 
+from ..core.owner import LOCAL_ID
 from . import CLIError, add_common, add_model_arg, emit, progress_printer
 
 
@@ -156,7 +157,7 @@ def run_attack(args: argparse.Namespace) -> int:
     report = None if args.json else progress_printer("calls")
     result = denevil.attack(principles, m["attacker"], m["target"], m["judge"], budget, progress=report,
                             resume=args.resume)
-    run_id = denevil.save_attack(result)
+    run_id = denevil.save_attack(result, owner=LOCAL_ID)  # the local tools' owner, as the local app
     out = {"principles": [_slim_principle(p) for p in result["principles"]],
            "final": {x["name"].split("_")[0]: x for x in result["final"]},
            "rounds": [{k: r[k] for k in ("round", "candidates", "summary", "calls", "seconds")}
@@ -248,7 +249,7 @@ def run_defend(args: argparse.Namespace) -> int:
     m = _models(args, "target", "instructor", "judge")
     result = denevil.defend(items, m["target"], m["instructor"], m["judge"], budget,
                             progress=None if args.json else progress_printer("calls"))
-    emit(_defence_output(result, denevil.save_defence(result)), args.json, human=_human_defence)
+    emit(_defence_output(result, denevil.save_defence(result, owner=LOCAL_ID)), args.json, human=_human_defence)
     return 0
 
 
@@ -262,7 +263,7 @@ def run_vilmo(args: argparse.Namespace) -> int:
                                               train_share=args.train_share, candidates=args.candidates,
                                               n_examples=args.examples,
                                               progress=None if args.json else progress_printer("calls"))
-    emit(_defence_output(result, denevil.save_defence(result)), args.json, human=_human_defence)
+    emit(_defence_output(result, denevil.save_defence(result, owner=LOCAL_ID)), args.json, human=_human_defence)
     return 0
 
 

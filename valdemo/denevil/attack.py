@@ -273,8 +273,9 @@ def attack_rows(result: dict) -> list[dict]:
             for c_no, c in enumerate(r["candidates"], start=1) for s_no, s in enumerate(c["samples"], start=1)]
 
 
-def save_attack(result: dict, store=None) -> str:
-    """Persist an attack run (per principle: winner with selection and fresh scores; rows per sample)."""
+def save_attack(result: dict, store=None, owner: str = "") -> str:
+    """Persist an attack run (per principle: winner with selection and fresh scores; rows per sample),
+    kept under ``owner`` (an owner id, :mod:`valdemo.core.owner`)."""
     from ..store import get_store
 
     summary = {"principles": [{"foundation": p["foundation"], "principle": p["principle"],
@@ -284,4 +285,4 @@ def save_attack(result: dict, store=None) -> str:
                "final": result["final"], "rounds": result["rounds"], "calls": result["calls"],
                "failures": result["failures"], "key": result["key"], "protocol": result["protocol"]}
     params = {"budget": result["budget"], "models": result["models"]}
-    return (store or get_store()).save_run("denevil-attack", params, summary, attack_rows(result))
+    return (store or get_store()).save_run("denevil-attack", params, summary, attack_rows(result), owner=owner)

@@ -250,9 +250,10 @@ def summary_dict(result: Result) -> dict:
     return d
 
 
-def save_defence(result: Result, store=None) -> str:
-    """Persist a defence run: the result without rows as summary, one row per continuation."""
+def save_defence(result: Result, store=None, owner: str = "") -> str:
+    """Persist a defence run: the result without rows as summary, one row per continuation; kept
+    under ``owner`` (an owner id, :mod:`valdemo.core.owner`)."""
     from ..store import get_store
 
     return (store or get_store()).save_run(result.method, result.params | {"models": result.models},
-                                           summary_dict(result), result.rows)
+                                           summary_dict(result), result.rows, owner=owner)

@@ -13,7 +13,15 @@ import plotly.graph_objects as go
 from .. import denevil
 from ..core.result import Metric, Result
 from ..inputs import InputError
-from .common import caveat_markdown, progress_callback, resolve_model, same_model_warning, stop_button, ui_errors
+from .common import (
+    caveat_markdown,
+    progress_callback,
+    request_owner,
+    resolve_model,
+    same_model_warning,
+    stop_button,
+    ui_errors,
+)
 from .models_panel import SPEC_CHOICES
 
 CONTENT_NOTICE = ("Content notice: these continuations were elicited on purpose to violate moral principles "
@@ -264,7 +272,8 @@ def build(ctx) -> None:
 
     @ui_errors
     def run_attack(found, text, file, attacker_spec, target_spec, judge_spec, creds, n_rounds, n_cands, n_samples,
-                   temp, tokens, att_tokens, jud_tokens, stop_at, progress=gr.Progress()):
+                   temp, tokens, att_tokens, jud_tokens, stop_at, progress=gr.Progress(), request: gr.Request = None,
+                   profile: gr.OAuthProfile | None = None):
         principles = _choose_principles(found, text, file)
         budget = denevil.Budget.from_inputs(rounds=n_rounds, candidates=n_cands, samples=n_samples,
                                             temperature=temp, max_new_tokens=tokens, stop_at=stop_at,
@@ -279,7 +288,7 @@ def build(ctx) -> None:
                 note = f"Round {len(result['rounds'])} of {budget.rounds} done; winners are re-scored at the end."
                 yield note, attack_chart(result), "", rounds_table, conts_table, []
                 continue
-            run_id = denevil.save_attack(result, ctx.store)
+            run_id = denevil.save_attack(result, ctx.store, owner=request_owner(request, profile).id)  # issue 12
             winners = [p for p in result["principles"] if p.get("winner")]
             best = max(winners, key=lambda p: p["winner"]["rescored_violation"] or 0, default=None)
             win = (f"{best['winner']['prompt']}\n\n(mean P on fresh samples "
@@ -306,8 +315,8 @@ def build(ctx) -> None:
             raise InputError(f"unknown prompt source {src!r}; choose one of {', '.join(SOURCES)}")
         return items
 
-    def _defence_outputs(result, models) -> tuple:
-        run_id = denevil.save_defence(result, ctx.store)
+    def _defence_outputs(result, models, owner: str) -> tuple:
+        run_id = denevil.save_defence(result, ctx.store, owner=owner)  # the visitor's run (issue 12)
         table, conts = _defence_tables(result)
         summary = _defence_summary(result, run_id, caveat_markdown(models))
         learned = result.extra.get("learned")
@@ -320,25 +329,27 @@ def build(ctx) -> None:
 
     @ui_errors
     def run_defence(src, n_per, file, found_prompts, target_spec, instructor_spec, judge_spec, creds, n_samples,
-                    temp, tokens, att_tokens, jud_tokens, progress=gr.Progress()):
+                    temp, tokens, att_tokens, jud_tokens, progress=gr.Progress(), request: gr.Request = None,
+                    profile: gr.OAuthProfile | None = None):
         items = _defence_items(src, n_per, file, found_prompts)
         budget = denevil.Budget.from_inputs(samples=n_samples, temperature=temp, max_new_tokens=tokens,
                                             attacker_tokens=att_tokens, judge_tokens=jud_tokens)
         target_m, instructor_m, judge_m = _models(target_spec, instructor_spec, judge_spec, creds)
         result = denevil.defend(items, target_m, instructor_m, judge_m, budget,
                                 progress=progress_callback(progress, "defence calls"))
-        return _defence_outputs(result, [target_m, instructor_m, judge_m])
+        return _defence_outputs(result, [target_m, instructor_m, judge_m], request_owner(request, profile).id)
 
     @ui_errors
     def run_vilmo(src, n_per, file, found_prompts, target_spec, instructor_spec, judge_spec, creds, n_samples,
-                  temp, tokens, att_tokens, jud_tokens, share, progress=gr.Progress()):
+                  temp, tokens, att_tokens, jud_tokens, share, progress=gr.Progress(), request: gr.Request = None,
+                  profile: gr.OAuthProfile | None = None):
         items = _defence_items(src, n_per, file, found_prompts)
         budget = denevil.Budget.from_inputs(samples=n_samples, temperature=temp, max_new_tokens=tokens,
                                             attacker_tokens=att_tokens, judge_tokens=jud_tokens)
         target_m, instructor_m, judge_m = _models(target_spec, instructor_spec, judge_spec, creds)
         result = denevil.learn_and_evaluate(items, target_m, instructor_m, judge_m, budget, train_share=share,
                                             progress=progress_callback(progress, "VILMO calls"))
-        return _defence_outputs(result, [target_m, instructor_m, judge_m])
+        return _defence_outputs(result, [target_m, instructor_m, judge_m], request_owner(request, profile).id)
 
     attack_event = attack_btn.click(run_attack,
                      [foundation, principle, upload, attacker, ctx.target, ctx.judge, ctx.creds, rounds, candidates,
