@@ -156,3 +156,21 @@ def test_public_mode_denevil_defence_belongs_to_its_maker(served_app, monkeypatc
     assert mine, "the defence run is not in its maker's list"
     assert get_store().get_run(mine[0][0], None)["owner"] == session_owner(a.session_hash).id
     assert b.predict(method="denevil-defend", api_name="/runs_list")["data"] == []
+
+
+def test_replay_saved_by_a_signed_in_visitor_is_theirs(tmp_path, monkeypatch):
+    """The VUM replay handler keeps saved runs under the signed-in user (as the Runs tab reads them),
+    not under the browser session."""
+    from types import SimpleNamespace
+
+    from valdemo.store import get_store
+    from valdemo.ui.vum import replay_handler
+
+    monkeypatch.setenv("VALDEMO_PUBLIC", "1")
+    f = tmp_path / "recorded.jsonl"
+    f.write_text(json.dumps({"model": "m1", "value": "POWER", "input": "I run the club.", "label": 1,
+                             "answer": "A. Yes"}) + "\n")
+    *_, summary = replay_handler("", str(f), True, request=SimpleNamespace(session_hash="s-replay"),
+                                 profile=SimpleNamespace(username="alice"))
+    (run_id,) = summary["runs"].values()
+    assert get_store().get_run(run_id, None)["owner"] == "hf:alice"

@@ -193,7 +193,8 @@ def _replay_plot(result: dict):
 
 
 @ui_errors
-def replay_handler(folder: str, upload: str | None, save: bool, request: gr.Request = None):
+def replay_handler(folder: str, upload: str | None, save: bool, request: gr.Request = None,
+                   profile: gr.OAuthProfile | None = None):
     """Replay a release folder (server path; not in public mode), a zip of one, or a JSONL of recorded
     rows: (notes, overall table, model x value table, plot, consistency table, summary)."""
     from ..store import get_store
@@ -216,7 +217,7 @@ def replay_handler(folder: str, upload: str | None, save: bool, request: gr.Requ
         result, origin = R.replay(folder=folder), folder
     store = get_store()
     notes = [f"**{result['caveat']}**"]
-    owner = request_owner(request).id if request is not None else ""
+    owner = request_owner(request, profile).id if request is not None else ""  # the signed-in user's, if any
     if save:
         runs = R.save_runs(result, origin=origin, owner=owner, store=store)
         result["runs"] = runs
