@@ -36,6 +36,11 @@ def build_app(settings: Settings | None = None) -> gr.Blocks:
     settings = settings or get_settings()
     store = get_store(settings.db_path)
     with gr.Blocks(title="valdemo: human values of language models") as demo:
+        # Beyond max_size waiting requests, Gradio refuses new ones: the page says "This application
+        # is currently busy. Please try again.", the Python client raises "Queue is full! Please try again."
+        # Set here, before any component: queue() rebuilds the server app, which costs a full config
+        # pass over every component when called after the build (issue 19: ~0.3 s of start-up).
+        demo.queue(default_concurrency_limit=4, max_size=settings.queue_max_size)
         gr.Markdown("# valdemo · human values of language models")
         if oauth_enabled():  # Hugging Face sign-in: labels, runs and sets are kept under your name
             gr.LoginButton(elem_id="login")
@@ -45,9 +50,6 @@ def build_app(settings: Settings | None = None) -> gr.Blocks:
             for label, module_name, elem_id in TABS:
                 with gr.Tab(label, id=module_name, elem_id=elem_id):
                     importlib.import_module(f"{__name__}.{module_name}").build(ctx)
-    # Beyond max_size waiting requests, Gradio refuses new ones: the page says "This application
-    # is currently busy. Please try again.", the Python client raises "Queue is full! Please try again."
-    demo.queue(default_concurrency_limit=4, max_size=settings.queue_max_size)
     return demo
 
 
