@@ -219,6 +219,7 @@ def test_concepts_parse_json_or_lines_and_failures_are_reported():
 
 
 @pytest.mark.slow
+@pytest.mark.timeout(1800)  # 5 min on the shared 2-core CPU, over 10 when 8 people run tests
 def test_judge_extracts_concepts_and_labels_zero_shot_tiny(local_model):
     samples = [s for s in clave.bundled_samples() if s.value == "BENEVOLENCE"][:30]
     result = clave.extract_concepts(local_model, "BENEVOLENCE", samples, per_label=1, max_new_tokens=24)
@@ -445,6 +446,22 @@ def test_concepts_and_recognizers_belong_to_their_owner_in_public_mode(store, mo
     assert clave.predict_text(store, "He gives orders.", "POWER", owner="alice")["recognizer"] == id_a
     monkeypatch.delenv("VALDEMO_PUBLIC")
     assert clave.latest_recognizer(store).meta["id"] == id_a  # local tools (owner None) read everything
+
+
+@pytest.mark.slow
+@pytest.mark.timeout(1800)  # about 4 min on the shared CPU under load
+def test_fine_tuned_encoder_fits_behind_the_same_interface():
+    samples = _two_values(6)
+    model = clave.FineTunedEncoder(epochs=1, batch_size=4, max_length=48)
+    classes = clave.value_classes(samples)
+    model.fit(samples, None, classes)
+    z = model.logits([s.text for s in samples[:3]], [s.value for s in samples[:3]], None)
+    assert [len(zi) for zi in z] == [len(classes[s.value]) for s in samples[:3]]
+    rec = clave.train_recognizer(samples, kind="finetune")
+    out = rec.predict(["He seizes the company."], ["POWER"])
+    assert out[0]["label"] in classes["POWER"]
+    with pytest.raises(InputError, match="only 'head'"):
+        rec.save(Path("/tmp") / "never.npz")
 
 
 def test_calibrate_refuses_too_few_labels():

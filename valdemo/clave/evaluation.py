@@ -359,6 +359,7 @@ def calibrate(samples: Sequence[Sample], guidelines: dict[str, dict] | None = No
     oof_logits: dict[int, np.ndarray] = {}
     fold_of: dict[int, int] = {}
     guide_fails = Failures("value concepts (judge with concepts)")
+    concept_judge_fails = Failures("judge with concepts")
     for f_no, (tr, te) in enumerate(splits):
         te = [int(i) for i in te]
         chosen = pick(tr, per_value, selection, seed + f_no)
@@ -390,7 +391,7 @@ def calibrate(samples: Sequence[Sample], guidelines: dict[str, dict] | None = No
             got, stats, _ = llm_zero_shot(judge, te_texts, te_vals, concepts=guide)
             for i, p in zip(te, got, strict=True):
                 preds["llm_concepts"][i] = p
-            failures.append(_failures_from(stats, f"judge with concepts, fold {f_no + 1}"))
+            concept_judge_fails.extend(_failures_from(stats, "judge with concepts"))
             for v in set(te_vals):
                 n_train["llm_concepts"][v].append(shown.get(v, 0))
     eval_idx = sorted(preds["recognizer"])
@@ -405,8 +406,9 @@ def calibrate(samples: Sequence[Sample], guidelines: dict[str, dict] | None = No
         failures.append(_failures_from(stats, "judge zero-shot"))
         llm_info = {"model": unwrap(judge).spec, "is_bundled": unwrap(judge).is_bundled, "how": how,
                     "parse": stats.as_dict()}
-    if guide_fails.total:
-        failures.append(guide_fails)
+    for f in (guide_fails, concept_judge_fails):
+        if f.total:
+            failures.append(f)
 
     by_value: dict[str, list[int]] = defaultdict(list)
     for i in eval_idx:
