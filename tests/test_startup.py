@@ -7,6 +7,7 @@ Not timed (times on a shared machine prove nothing): benchmarks/startup.py measu
 from __future__ import annotations
 
 import json
+import os
 import subprocess
 import sys
 
@@ -67,3 +68,13 @@ def test_svo_circle_is_drawn_on_first_load_in_a_browser(served_app, browser):
         assert page.locator("#svo-circle .js-plotly-plot").count() == 1
     finally:
         page.close()
+
+
+@pytest.mark.parametrize(("given", "expected"), [(None, "PASSIVE"), ("ACTIVE", "ACTIVE")])
+def test_openmp_threads_sleep_while_waiting_unless_told_otherwise(given, expected):
+    """Set before torch loads OpenMP (a fresh process); an explicit setting wins."""
+    env = {k: v for k, v in os.environ.items() if k != "OMP_WAIT_POLICY"} | ({"OMP_WAIT_POLICY": given} if given else {})
+    code = "import valdemo, os, torch; print(os.environ['OMP_WAIT_POLICY'])"
+    out = subprocess.run([sys.executable, "-c", code], cwd=ROOT, env=env, capture_output=True, text=True, timeout=300)
+    assert out.returncode == 0, out.stderr[-2000:]
+    assert out.stdout.strip() == expected
