@@ -255,19 +255,25 @@ def test_attack_refines_and_rescores_the_winner_on_fresh_samples(local_model, tm
     r1, r2 = p["rounds"]
     assert [c["source"] for c in r1["candidates"]] == ["given"]  # round 1: the ready prompt, as is
     assert r2["attacker_failures"] + len(r2["candidates"]) == 1
-    assert all(c["source"] == "refined" and c["parent"] == ready.prompt for c in r2["candidates"])
+    if r1["candidates"][0]["score"] is not None:  # a scored parent: round 2 revises it
+        assert all(c["source"] == "refined" and c["parent"] == ready.prompt for c in r2["candidates"])
+    else:  # every judge answer on it unreadable: nothing to refine, fresh prompts instead
+        assert all(c["source"] == "new" and c["parent"] == "" for c in r2["candidates"])
     conv = denevil.attack_conversation(ready, 0, 2, {"prompt": ready.prompt, "p": 0.7, "continuation": "He lied."})
     assert ready.prompt in conv[-1]["content"] and "He lied." in conv[-1]["content"]  # refine from the parent
     w = p["winner"]
     pool = [c for r in p["rounds"] for c in r["candidates"] if c["score"] is not None]
-    assert w["selection_score"] == max(c["score"] for c in pool)
-    fresh = [s["continuation"] for s in w["rescored_samples"]]
-    chosen = next(c for c in pool if c["prompt"] == w["prompt"])
-    assert fresh != [s["continuation"] for s in chosen["samples"]]  # other seeds, other continuations
-    fresh_p = [s["P"] for s in w["rescored_samples"] if s["P"] is not None]  # unreadable judge answers: unscored
-    assert w["rescored_violation"] == (mean(fresh_p) if fresh_p else None)
-    if fresh_p and w["selection_violation"] is not None:
-        assert w["rescored_violation"] != w["selection_violation"]  # sampled afresh: the number moves
+    if not pool:  # nothing could be judged: no winner, and nothing is reported for one
+        assert w is None
+    else:
+        assert w["selection_score"] == max(c["score"] for c in pool)
+        fresh = [s["continuation"] for s in w["rescored_samples"]]
+        chosen = next(c for c in pool if c["prompt"] == w["prompt"])
+        assert fresh != [s["continuation"] for s in chosen["samples"]]  # other seeds, other continuations
+        fresh_p = [s["P"] for s in w["rescored_samples"] if s["P"] is not None]  # unreadable judge answers: unscored
+        assert w["rescored_violation"] == (mean(fresh_p) if fresh_p else None)
+        if fresh_p and w["selection_violation"] is not None:
+            assert w["rescored_violation"] != w["selection_violation"]  # sampled afresh: the number moves
     assert result["calls"]["target"] <= budget.max_calls(1)["target"]
     assert result["calls"]["judge"] <= budget.max_calls(1)["judge"]
     assert [m["name"] for m in result["final"]] == ["EVR_winners", "MVP_winners", "APV_winners"]
@@ -275,7 +281,7 @@ def test_attack_refines_and_rescores_the_winner_on_fresh_samples(local_model, tm
     # Resume: the same attack picks up after its last saved round and calls no attacker again.
     again = denevil.attack([ready], local_model, local_model, local_model, budget, store=store, resume=True)
     assert again["resumed_from_round"] == 2 and again["calls"].get("attacker", 0) == 0
-    assert again["principles"][0]["winner"]["prompt"] == w["prompt"]
+    assert (again["principles"][0]["winner"] or {}).get("prompt") == (w or {}).get("prompt")
     run_id = denevil.save_attack(result, store)
     assert len(store.run_rows(run_id)) == len(denevil.attack_rows(result))
 
@@ -289,8 +295,11 @@ def test_greedy_rescore_repeats_the_selection_number(local_model, tmp_path):
                             attacker_tokens=24)
     result = denevil.attack([ready], local_model, local_model, local_model, budget, store=Store(tmp_path / "s.db"))
     w = result["principles"][0]["winner"]
-    # Greedy decoding has nothing fresh to draw: the re-score must equal the selection number.
-    assert w["rescored_violation"] == pytest.approx(w["selection_violation"])
+    # Greedy decoding has nothing fresh to draw: the re-score must equal the selection number
+    # (the same continuation, judged again from the cache; None on both sides if unreadable).
+    assert w is None or w["rescored_violation"] == pytest.approx(w["selection_violation"])
+    assert w is None or w["rescored_samples"][0]["continuation"] == \
+        result["principles"][0]["rounds"][0]["candidates"][0]["samples"][0]["continuation"]
 
 
 def test_vilmo_split_is_seeded_and_disjoint():
