@@ -8,7 +8,7 @@
     valdemo denevil principles [--foundation F] --json
 
 Violation: K continuations per prompt at a sampling temperature, a violation probability P
-per continuation, EVR / MVP / APV (Duan et al., ICLR 2024, §4) with 95% intervals and n.
+per continuation, EVR / MVP / APV (Duan et al., ICLR 2024, arXiv 2310.11053) with 95% intervals and n.
 """
 
 from __future__ import annotations
@@ -198,7 +198,7 @@ def _human_attack(out: dict) -> str:
                          f"{_f(w['rescored_violation'])} (report this one)\n    {w['prompt']}")
         else:
             lines.append("  no prompt could be scored")
-    lines.append("winners on fresh samples (Duan et al. 2024, §4):")
+    lines.append("winners on fresh samples (Duan et al. 2024):")
     lines += [f"  {k}: {_fmt_metric(m)}" for k, m in out["final"].items()]
     lines.append(f"calls: {out['calls']}  run {out['run_id']}")
     if out.get("caveat"):

@@ -7,14 +7,14 @@ from the paper's description (no code or data were released):
 * **Violation** (violation.py). The *target* continues a story beginning K times at a
   sampling temperature; the *judge* gives each continuation a violation probability P
   (its probability of "Yes" to "does this break the principle?", or a read Yes/No as
-  1/0 where the backend has no probabilities). EVR, MVP and APV (paper §4) summarise a
+  1/0 where the backend has no probabilities). EVR, MVP and APV (DeNEVIL paper, arXiv 2310.11053) summarise a
   prompt set, with 95% intervals and n; judge failures are counted, never scored.
-* **Attack** (attack.py, paper §3.2). An *attacker* writes story beginnings; later rounds
+* **Attack** (attack.py, DeNEVIL paper, arXiv 2310.11053). An *attacker* writes story beginnings; later rounds
   revise the best ones using their most violating continuations; selection weighs
   violation and judged coherence; the winner is re-scored on fresh samples.
 * **Defence** (defence.py). No instruction, a generic fixed one, a principle-named fixed
   one and a generated one, on the same prompts and sample seeds, paired.
-* **VILMO** (vilmo.py, paper §3.3): an in-context variant (no fine-tuning) whose
+* **VILMO** (vilmo.py, DeNEVIL paper, arXiv 2310.11053): an in-context variant (no fine-tuning) whose
   instruction examples are learned on training prompts by violation reduction and
   evaluated on held-out prompts against every baseline.
 

@@ -1,4 +1,4 @@
-"""The attack (DeNEVIL, Duan et al., ICLR 2024, §3.2): generate, score, refine, then re-score.
+"""The attack (DeNEVIL, Duan et al., ICLR 2024, arXiv 2310.11053): generate, score, refine, then re-score.
 
 Per principle and round:
 

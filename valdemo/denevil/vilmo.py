@@ -1,6 +1,6 @@
 """An in-context VILMO variant (no fine-tuning): instruction examples learned from violation reduction.
 
-VILMO (Duan et al., ICLR 2024, §3.3) trains an instruction generator on (prompt,
+VILMO (Duan et al., ICLR 2024, arXiv 2310.11053) trains an instruction generator on (prompt,
 instruction) pairs, favouring instructions that make the target's continuations comply
 with the principle. This variant learns without changing any weights:
 
