@@ -21,12 +21,13 @@ from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 
 import pytest
 
-from valdemo.core.choose import DEFAULT_MIN_MASS, Choice, choose, from_probs, read_answer, tally
+from valdemo.core.choose import DEFAULT_MIN_MASS, Choice, choose, from_probs, read_answer, read_text, tally
 from valdemo.core.result import Metric
 from valdemo.models import GenParams, ResponseCache, user
 from valdemo.models.base import ends_answer
 from valdemo.models.cache import CachedModel
 from valdemo.models.openai_api import OpenAIChatModel
+from valdemo.parsing import Parsed
 
 NINE = "ABCDEFGHI"
 
@@ -208,6 +209,15 @@ def test_from_probs_threshold_and_renormalisation():
 ])
 def test_read_answer_letters_among_nine(text, expected):
     assert read_answer(text, NINE).value == expected
+
+
+def test_read_text_is_the_parse_path_for_one_reply():
+    c = read_text("I choose C", NINE)
+    assert (c.option, c.via, c.text, c.reason) == ("C", "parse", "I choose C", "")
+    assert read_text("", "ABC").reason == "empty" and not read_text("", "ABC").ok
+    assert read_text("Score: 4", "012345", parse=lambda t: Parsed("4", True)).option == "4"
+    with pytest.raises(ValueError, match="not one of the options"):
+        read_text("x", "AB", parse=lambda t: Parsed("Z", True))
 
 
 def test_sampled_is_seeded_and_argmax_at_zero():
