@@ -46,6 +46,19 @@ def test_cli_rejects_bad_input_with_one_line(tmp_path, capsys):
     assert not (tmp_path / "report.html").exists()
 
 
+def test_failures_headline_lists_each_step_with_its_denominator():
+    """Items, judged parts, SVO answers, DeNEVIL judge calls and UniVaR answers are different
+    things: the headline lists each as 'failed of asked', never one sum."""
+    vum = {"overall": {"parse_failures": 1, "n": 4, "judge_parse_failures": 5, "judged_parts": 9}}
+    orient = {"prosocial": {"parse_failures": 2, "answers": 12}, "individualistic": {"parse_failures": 0, "answers": 12}}
+    den = {"parse": {"judge calls": {"failed": 3, "total": 40}}}
+    space = {"empty_answers": 2, "all_sources": {"a": {"n_answers": 10}, "b": {"n_answers": 8}}}
+    text = prof._failures(vum, orient, den, space)
+    assert text == ("VUM know-what answers 1 of 4; VUM judged parts 5 of 9; SVO answers 2 of 24; "
+                    "DeNEVIL judge calls 3 of 40; UniVaR answers, all sources, empty: 2 of 20")
+    assert prof._failures(None, {}, None, None) is None
+
+
 def test_stage_progress_is_monotonic_over_one_range():
     seen: list[float] = []
     stages = prof._Stages([("a", 1.0), ("b", 3.0)], lambda f, _label: seen.append(f))

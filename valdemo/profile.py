@@ -185,7 +185,9 @@ def _vum(model: ChatModel, judge: ChatModel, config: ProfileConfig, progress) ->
     summary = {"per_value": {v: {k: s.get(k) for k in keep} for v, s in res["per_value"].items()},
                "overall": {k: res["overall"].get(k) for k in keep}, "formula": res.get("formula"),
                "judge": res.get("judge")}
-    return summary, list(res.get("rows") or [])
+    rows = list(res.get("rows") or [])
+    summary["overall"]["judged_parts"] = sum(1 for r in rows for text in (r.get("parts") or {}).values() if text)
+    return summary, rows
 
 
 def _svo(model: ChatModel, config: ProfileConfig, progress) -> tuple[dict, list[dict]]:
@@ -391,11 +393,7 @@ def headline(profile: dict, spec: str) -> list[dict]:
     space, den = _get(profile, spec, "univar"), _get(profile, spec, "denevil")
     orient = (svo or {}).get("orientations", {})
     nearest = ((space or {}).get("position") or {}).get("nearest") or []
-    fails = sum(int(x or 0) for x in [
-        (vum or {}).get("overall", {}).get("parse_failures"), (vum or {}).get("overall", {}).get("judge_parse_failures"),
-        *[o.get("parse_failures") for o in orient.values()],
-        *[(p or {}).get("failed") for p in ((den or {}).get("parse") or {}).values()],
-        (space or {}).get("empty_answers")])
+    fails = _failures(vum, orient, den, space)
     rows = [
         ("know what (accuracy)", "vum", (vum or {}).get("overall", {}).get("know_what_acc")),
         ("know why (rate)", "vum", (vum or {}).get("overall", {}).get("know_why_rate")),
@@ -411,9 +409,30 @@ def headline(profile: dict, spec: str) -> list[dict]:
           for cond, label in (("none", "no instruction"), ("principle-fixed", "principle-named instruction"),
                               ("generated", "generated instruction"))],
         ("violation MVP, no instruction", "denevil", _round(((den or {}).get("mean", {}).get("none") or {}).get("MVP"))),
-        ("parse failures and empty answers (all methods)", "all", fails),
+        ("unreadable or empty answers, per step (failed of asked)", "all", fails),
     ]
     return [{"metric": m, "method": k, "value": v} for m, k, v in rows]
+
+
+def _failures(vum: dict | None, orient: dict, den: dict | None, space: dict | None) -> str | None:
+    """Unreadable or empty answers of each step with its own denominator: items, judged parts,
+    trials' answers and calls are different things, so they are listed, never summed."""
+    out = []
+    if vum:
+        ov = vum.get("overall", {})
+        out.append(f"VUM know-what answers {ov.get('parse_failures') or 0} of {ov.get('n') or 0}")
+        if ov.get("judged_parts") is not None:
+            out.append(f"VUM judged parts {ov.get('judge_parse_failures') or 0} of {ov['judged_parts']}")
+    if orient:
+        failed = sum(int(o.get("parse_failures") or 0) for o in orient.values())
+        out.append(f"SVO answers {failed} of {sum(int(o.get('answers') or 0) for o in orient.values())}")
+    for step, f in ((den or {}).get("parse") or {}).items():
+        out.append(f"DeNEVIL {step} {f.get('failed') or 0} of {f.get('total') or 0}")
+    if space:
+        empty = int(space.get("empty_answers") or 0)
+        asked = empty + sum(int(s.get("n_answers") or 0) for s in (space.get("all_sources") or {}).values())
+        out.append(f"UniVaR answers, all sources, empty: {empty} of {asked}")
+    return "; ".join(out) or None
 
 
 def _svo_distance(orient: dict) -> str | None:
