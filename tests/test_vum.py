@@ -132,6 +132,15 @@ def test_unreadable_answers_count_as_wrong_and_are_reported():
     assert s["know_why_rate"] is None and s["dcg"] is None
 
 
+def test_macro_f1_is_over_the_declared_options_not_the_classes_present():
+    # Two items, both gold A and answered A: over the classes present this would be 1.0;
+    # over the question's declared options A, B, C the two absent classes score 0.
+    rows = [r for r in _kw_rows(["A", "B", "C"]) if r["gold"] == "A"]
+    rows = rows + rows
+    assert vum.summarise(rows)["know_what_macro_f1"] == pytest.approx(1 / 3, abs=1e-4)
+    assert vum.macro_f1(["A", "B"], ["A", "B"], ("A", "B")) == 1.0
+
+
 def test_gap_is_know_why_minus_know_what():
     rows = _kw_rows(["A", "A"])  # golds A, B -> accuracy 0.5
     rows[0].update(scores={"attribution": 5, "counterfactual": 4, "rebuttal": None}, judge_failed=["rebuttal"])

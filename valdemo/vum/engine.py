@@ -39,6 +39,7 @@ from dataclasses import asdict, dataclass, replace
 from pathlib import Path
 from typing import Any
 
+from ..core import metrics as _metrics
 from ..core.choose import Choice, choose, from_probs, read_text
 from ..core.result import Metric
 from ..inputs import InputError, check_int, check_text, data_files, parse_label, read_records, value_from_filename
@@ -519,17 +520,22 @@ def _rate(rows: Sequence[dict], part: str | None = None) -> float | None:
     return round(sum(scores) / (5 * len(scores)), 4) if scores else None
 
 
-def macro_f1(gold: Sequence[str], pred: Sequence[str | None]) -> float:
-    """Macro-F1 over the classes present in ``gold`` or ``pred``; an unreadable answer
-    (None) is a miss for its true class and a hit for none."""
-    classes = sorted({*gold, *[p for p in pred if p]})
-    f1s = []
-    for c in classes:
-        tp = sum(g == c and p == c for g, p in zip(gold, pred, strict=True))
-        fp = sum(g != c and p == c for g, p in zip(gold, pred, strict=True))
-        fn = sum(g == c and p != c for g, p in zip(gold, pred, strict=True))
-        f1s.append(0.0 if tp == 0 else 2 * tp / (2 * tp + fp + fn))
-    return round(sum(f1s) / len(f1s), 4) if f1s else 0.0
+def macro_f1(gold: Sequence[str], pred: Sequence[str | None], options: Sequence[str] = OPTIONS) -> float | None:
+    """Macro-F1 over the question's declared ``options`` (core.metrics.macro_f1, this
+    project's choice of summary); an unreadable answer (None) is a miss for its true class."""
+    value = _metrics.macro_f1(list(gold), list(pred), list(options))
+    return None if value is None else round(value, 4)
+
+
+def _declared_options(rows: Sequence[dict]) -> tuple[str, ...]:
+    """The options the rows' questions offered (A/B/C, or A/B for a binary set); mixed sets
+    declare the union."""
+    seen: list[str] = []
+    for r in rows:
+        for o in SCHEMES[r.get("scheme") or "valuenet"][0]:
+            if o not in seen:
+                seen.append(o)
+    return tuple(seen) or OPTIONS
 
 
 def confusion(rows: Sequence[dict]) -> dict[str, dict[str, int]]:
@@ -549,7 +555,8 @@ def summarise(rows: Sequence[dict]) -> dict[str, Any]:
     out: dict[str, Any] = {
         "n": n,
         "know_what_acc": acc,
-        "know_what_macro_f1": macro_f1([r["gold"] for r in rows], [r["pred"] for r in rows]) if n else None,
+        "know_what_macro_f1": macro_f1([r["gold"] for r in rows], [r["pred"] for r in rows],
+                                       _declared_options(rows)) if n else None,
         "parse_failures": sum(not r["parse_ok"] for r in rows),
         "parse_failure_reasons": dict(Counter(r["parse_reason"] for r in rows if not r["parse_ok"])),
         "modes": sorted({r["mode"] for r in rows}),
