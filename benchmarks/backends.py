@@ -117,7 +117,9 @@ def _local_worker(omp: str, variants: str, rounds: int) -> dict:
 
 def bench_local(rows):
     """Issue 19: >= 2x today's batched tokens/s at batch 16. Today's path = OpenMP's default wait
-    policy + generate(); each variant against one at a time and that path, same prompts."""
+    policy + generate(); each variant against one at a time and that path, same prompts. The two
+    processes run one after the other: where the machine's load changes between them, the rows of
+    different processes do not compare (those within one process do)."""
     old = _local_worker("", "one,batch", 1)  # one round: under load it is the slow one
     new = _local_worker("PASSIVE", "one,batch,loop,static,bf16", 2)
     base_one, base_batch = old["one at a time"]["tps"], old["batch 16 (chat_batch)"]["tps"]
