@@ -191,3 +191,29 @@ def start_app_process(env: dict, port: int, timeout: float = 120) -> subprocess.
             time.sleep(0.3)
     proc.kill()
     raise RuntimeError(f"app did not start within {timeout:.0f} s")
+
+
+_SCAN = ("import sys, pathlib\n"
+         "needle = sys.argv[1].encode()\n"
+         "hits = []\n"
+         "for r in sys.argv[2:]:\n"
+         "    p = pathlib.Path(r)\n"
+         "    for f in ([p] if p.is_file() else p.rglob('*') if p.is_dir() else []):\n"
+         "        try:\n"
+         "            if f.is_file() and not f.is_symlink() and needle in f.read_bytes():\n"
+         "                hits.append(str(f))\n"
+         "        except OSError:\n"
+         "            pass\n"
+         "print('\\n'.join(hits))\n")
+
+
+def files_containing(needle: str, *roots) -> list[str]:
+    """Files under ``roots`` whose bytes contain ``needle``, read by a CHILD process.
+
+    Never read the live SQLite files in this process: it holds the app's connections, and
+    opening and closing those files here drops its POSIX locks, so the next process to close
+    the database deletes the write-ahead log under the app (issue 12's 'disk I/O error').
+    """
+    out = subprocess.run([sys.executable, "-c", _SCAN, needle, *map(str, roots)], capture_output=True,
+                         text=True, check=True)
+    return [line for line in out.stdout.splitlines() if line]

@@ -6,6 +6,8 @@ elements a person needs, not just that the page loaded.
 
 import pytest
 
+from tests.conftest import files_containing
+
 pytestmark = [pytest.mark.slow, pytest.mark.browser]
 
 
@@ -95,21 +97,9 @@ def test_typed_key_is_used_by_its_session_only_and_never_kept(browser, served_ap
         a.close()
         b.close()
     settings = get_settings()
-    import subprocess
-    import sys
-
-    # The files are read by a child process: opening and closing the live SQLite files in this
-    # process (which holds the app's connections) would drop its POSIX locks, and the next
-    # process to close the database would delete the write-ahead log under the app (the
-    # "disk I/O error" / lost override of issue 12; see valdemo/store.py).
+    # Read by a child process (conftest.files_containing): see its docstring.
     roots = sorted({str(settings.data_dir), str(settings.cache_path.parent), str(settings.db_path.parent)})
-    scan = ("import sys, pathlib\n"
-            "secret = sys.argv[1].encode()\n"
-            "hits = [str(p) for r in sys.argv[2:] for p in pathlib.Path(r).rglob('*')\n"
-            "        if p.is_file() and secret in p.read_bytes()]\n"
-            "print('\\n'.join(hits))\n")
-    found = subprocess.run([sys.executable, "-c", scan, secret, *roots], capture_output=True, text=True, check=True)
-    assert found.stdout.strip() == "", found.stdout
+    assert files_containing(secret, *roots) == []
     captured = capfd.readouterr()
     assert secret not in captured.out + captured.err
 

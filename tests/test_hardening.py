@@ -9,6 +9,7 @@ from pathlib import Path
 
 import pytest
 
+from tests.conftest import files_containing
 from tests.fault_server import FaultServer
 from valdemo.config import get_settings, reload_settings
 
@@ -56,15 +57,8 @@ def test_endpoint_fault_is_a_clear_error_in_the_tab_then_the_next_request_works(
 
 
 def _files_containing(root: Path, needle: bytes) -> list[str]:
-    hits = []
-    for path in root.rglob("*"):
-        if path.is_file() and not path.is_symlink():
-            try:
-                if needle in path.read_bytes():
-                    hits.append(str(path))
-            except OSError:
-                pass
-    return hits
+    # Read by a child process: reading the live SQLite files here would break the app's locks.
+    return files_containing(needle.decode(), root)
 
 
 def test_server_side_key_is_used_but_never_sent_or_stored(client, served_app, monkeypatch, capfd):

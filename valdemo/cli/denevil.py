@@ -156,7 +156,7 @@ def run_attack(args: argparse.Namespace) -> int:
     m = _models(args, "attacker", "target", "judge")
     report = None if args.json else progress_printer("calls")
     result = denevil.attack(principles, m["attacker"], m["target"], m["judge"], budget, progress=report,
-                            resume=args.resume)
+                            resume=args.resume, owner=LOCAL_ID)
     run_id = denevil.save_attack(result, owner=LOCAL_ID)  # the local tools' owner, as the local app
     out = {"principles": [_slim_principle(p) for p in result["principles"]],
            "final": {x["name"].split("_")[0]: x for x in result["final"]},

@@ -84,8 +84,8 @@ def attack_key(principles: Sequence[Principle], budget: Budget, models: dict) ->
     return hashlib.sha256(raw.encode()).hexdigest()[:16]
 
 
-def _find_checkpoint(store, key: str) -> dict | None:
-    for run in store.list_runs(CHECKPOINT, limit=200):
+def _find_checkpoint(store, key: str, owner: str = "") -> dict | None:
+    for run in store.list_runs(CHECKPOINT, limit=200, owner=owner or None):
         if run["summary"].get("key") == key:
             return run["summary"]
     return None
@@ -109,7 +109,7 @@ def _score(principles_of: list[Principle], prompts: list[str], target: ChatModel
 def attack(principles: Sequence[Principle], attacker: ChatModel | str, target: ChatModel | str,
            judge: ChatModel | str, budget: Budget | None = None, progress: ProgressFn | None = None,
            batched: bool = True, on_round: Callable[[dict], None] | None = None, store=None,
-           resume: bool = False, checkpoint: bool = True) -> dict:
+           resume: bool = False, checkpoint: bool = True, owner: str = "") -> dict:
     """Run the attack on each principle (the principles share every batch).
 
     Returns ``{"principles": [per principle: rounds (candidates with samples, P, coherence,
@@ -117,7 +117,8 @@ def attack(principles: Sequence[Principle], attacker: ChatModel | str, target: C
     [per round: EVR/MVP/APV over that round's candidates, calls, seconds], "final":
     EVR/MVP/APV of the winners on fresh samples (Metric dicts), "failures", "calls", ...}``.
     ``on_round`` receives the partial result after every round. ``resume``: continue from
-    the store's last checkpoint of this same attack.
+    the store's last checkpoint of this same attack made by the same ``owner`` (checkpoints
+    are kept under their owner, like runs).
     """
     if not principles:
         raise InputError("no principles to attack")
@@ -140,7 +141,7 @@ def attack(principles: Sequence[Principle], attacker: ChatModel | str, target: C
     fails = {"attacker": [0, 0, {}], "judge": [0, 0, {}]}  # total, failed, reasons
     resumed_from = None
     if resume:
-        saved = _find_checkpoint(store, key)
+        saved = _find_checkpoint(store, key, owner)
         if saved:
             states, overall, fails = saved["states"], saved["rounds"], saved["failures"]
             resumed_from = saved["round"]
@@ -228,7 +229,7 @@ def attack(principles: Sequence[Principle], attacker: ChatModel | str, target: C
         if checkpoint:
             store.save_run(CHECKPOINT, {"key": key, "round": round_no},
                            {"key": key, "round": round_no, "states": states, "rounds": overall, "failures": fails},
-                           [])
+                           [], owner=owner)
         if on_round:
             on_round(result(done=False))
     # The winners, re-scored on K fresh samples.

@@ -184,7 +184,7 @@ def _defence_tables(result: Result) -> tuple[pd.DataFrame, pd.DataFrame]:
     return table, conts
 
 
-def _stream_attack(principles, attacker_m, target_m, judge_m, budget, store, progress):
+def _stream_attack(principles, attacker_m, target_m, judge_m, budget, store, progress, owner: str = ""):
     """Run the attack in a thread; yield each partial result as a round finishes, then the final one."""
     import queue
     import threading
@@ -194,7 +194,8 @@ def _stream_attack(principles, attacker_m, target_m, judge_m, budget, store, pro
     def work():
         try:
             q.put(("done", denevil.attack(principles, attacker_m, target_m, judge_m, budget, progress=progress,
-                                          on_round=lambda partial: q.put(("round", partial)), store=store)))
+                                          on_round=lambda partial: q.put(("round", partial)), store=store,
+                                          owner=owner)))
         except BaseException as exc:  # re-raised in the handler's thread
             q.put(("error", exc))
 
@@ -282,7 +283,8 @@ def build(ctx) -> None:
         caveat = caveat_markdown([attacker_m, target_m, judge_m])
         warning = same_model_warning(target_m, judge_m)
         for kind, result in _stream_attack(principles, attacker_m, target_m, judge_m, budget, ctx.store,
-                                           progress_callback(progress, "attack calls")):
+                                           progress_callback(progress, "attack calls"),
+                                           owner=request_owner(request, profile).id):
             rounds_table, conts_table = _attack_tables(result)
             if kind == "round":
                 note = f"Round {len(result['rounds'])} of {budget.rounds} done; winners are re-scored at the end."
