@@ -90,7 +90,7 @@ def test_typed_key_is_used_by_its_session_only_and_never_kept(browser, served_ap
         pb.locator("#test-model").click()
         pb.locator("#test-model-output").get_by_text("pong from endpoint").wait_for(timeout=60_000)
         assert server.calls == calls_before + 1
-        assert server.requests[-1]["headers"]["authorization"] != f"Bearer {secret}"
+        assert server.requests[-1]["headers"].get("authorization") != f"Bearer {secret}"
         for page in (pa, pb):
             assert secret not in page.locator("#test-model-output").inner_text()
         assert secret not in pb.content()
@@ -156,12 +156,13 @@ def test_value_space_plot(page, artifacts_dir):
 
 def test_moral_attack_round(page, artifacts_dir):
     _open_tab(page, "Moral attack")
-    page.get_by_text("Budget", exact=True).click()
-    for label, value in [("Rounds", 1), ("Candidates per round", 1), ("Max new tokens (continuations)", 16),
-                         ("Max new tokens (prompts, instructions)", 32), ("Max new tokens (judge)", 16)]:
+    page.get_by_text("Budget and sampling", exact=True).click()
+    for label, value in [("Rounds", 1), ("Candidates per round", 1), ("Samples per prompt (K)", 1),
+                         ("Max new tokens (continuations)", 16), ("Max new tokens (prompts, instructions)", 32),
+                         ("Max new tokens (judge)", 8)]:
         _set_slider(page, label, value)
     page.locator("#denevil-attack").click()
     summary = page.locator("#denevil-attack-summary")
-    summary.get_by_text("best violation", exact=False).first.wait_for(timeout=600_000)
+    summary.get_by_text("re-scored on fresh samples", exact=False).first.wait_for(timeout=600_000)
     assert page.locator("#denevil-continuations").is_visible()  # continuations behind a closed notice
     page.screenshot(path=str(artifacts_dir / "moral_attack.png"), full_page=True)
