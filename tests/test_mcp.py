@@ -5,6 +5,7 @@ package) talks to the launched app over streamable HTTP."""
 from __future__ import annotations
 
 import asyncio
+import threading
 
 import pytest
 
@@ -69,10 +70,16 @@ def test_mcp_tools_run_the_same_handlers_under_the_public_mode_rules(mcp_app):
     """Gradio's MCP schema lists a spec dropdown's choices as an enum, so over MCP only the offered
     specs can be used (a visitor URL cannot even be typed); an offered one runs the same handler."""
     url, configured = mcp_app
-    tools, results = asyncio.run(_tools_and_calls(url, [
+    calls = [
         ("openai:m@http://127.0.0.1:9/v1", {"text": "hello"}),  # not an offered spec: refused
         ("openai:gpt-4o-mini", {"text": "hello"}),  # the server-configured endpoint: answers
-    ]))
+    ]
+    # In a thread of its own: an earlier test's Playwright (sync API) may hold this thread's loop.
+    box: dict = {}
+    worker = threading.Thread(target=lambda: box.update(out=asyncio.run(_tools_and_calls(url, calls))))
+    worker.start()
+    worker.join(300)
+    tools, results = box["out"]
     assert any(t.endswith("test_model") for t in tools)
     (refused_err, refused), (ok_err, ok) = results
     assert refused_err and "is not one of" in refused, refused
