@@ -184,7 +184,11 @@ def test_odd_model_answers_are_counted_not_scored(client, kind, reply):
     unreadable = [p for p, s in state["scores"].items() if s is None]
     assert sorted(unreadable) == sorted(state["judge_failed"])
     if kind in ("another language", "refusal"):
-        assert state["judge_failed"], state["judge_raw"]
+        # No explanation to judge: either the judge's answers were unreadable (counted), or the
+        # critique has none of the three labelled parts, each listed as missing (the protocol
+        # scores a missing part 0 and says so on screen); never a silent score.
+        missing = state.get("missing_parts") or []
+        assert state["judge_failed"] or sorted(missing) == ["attribution", "counterfactual", "rebuttal"], state
 
 
 def test_wrong_api_key_is_a_clear_error_through_the_api(client):

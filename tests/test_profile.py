@@ -210,8 +210,12 @@ def test_failed_method_shows_its_error_and_the_rest_renders(cli_runs, tmp_path, 
     dead = f"openai:nobody@http://127.0.0.1:{_closed_port()}/v1"
     profile = prof.run_profile("local", dead, TINY_CONFIG, store=store)
     methods = profile["profiles"]["local"]["methods"]
-    for name in ("vum", "denevil"):  # both need the judge
-        assert methods[name]["status"] == "error" and methods[name]["error"]
+    assert methods["denevil"]["status"] == "error" and methods["denevil"]["error"]  # needs the judge
+    # VUM needs the judge only for critiques that have parts to judge: under the default protocol
+    # the bundled model often writes none (each part listed as missing), so no judge call is made.
+    vum_m = methods["vum"]
+    assert (vum_m["status"] == "error" and vum_m["error"]) or (
+        vum_m["status"] == "ok" and vum_m["summary"]["overall"]["judged_parts"] == 0), vum_m
     for name in ("svo", "univar", "clave"):
         assert methods[name]["status"] == "ok", (name, methods[name]["error"])
     per_value = methods["clave"]["summary"]["per_value"]
@@ -220,6 +224,7 @@ def test_failed_method_shows_its_error_and_the_rest_renders(cli_runs, tmp_path, 
     for v in per_value.values():
         assert v["adheres"] + v["opposes"] + v["unrelated"] == pytest.approx(1.0, abs=1e-3)
     html = prof.report_html(profile)
-    assert html.count('class="error"') >= 2 and "failed" in html
+    failed = sum(methods[name]["status"] == "error" for name in prof.METHODS)
+    assert html.count('class="error"') >= failed >= 1 and "failed" in html
     assert "adheres" in html  # the CLAVE numbers are on the page
     reload_settings()
