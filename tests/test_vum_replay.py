@@ -109,6 +109,7 @@ def test_llama2_70b_almost_never_starts_with_an_option(replayed):
     # failures count as wrong: know what collapses, and nothing was fished out of the continuations
     assert o["know_what_acc"]["value"] < 0.01
     assert o["know_what_acc_readable"]["n"] == o["n"] - o["parse_failures"]["failed"]
+    assert o["gap_warning"] and replayed["models"]["Llama-2-7b-chat-hf"]["overall"]["gap_warning"] is None
 
 
 def test_consistency_study_gpt4o_vs_people(release, replayed):
@@ -292,3 +293,10 @@ def test_a_server_folder_is_refused_in_public_mode(tmp_path, monkeypatch):
     monkeypatch.setenv("VALDEMO_PUBLIC", "0")
     with pytest.raises(gr.Error, match="one source"):
         replay_handler("", None, False)
+
+
+def test_gap_warning_when_most_answers_are_unreadable():
+    assert R.gap_warning(2491, 2500).startswith("2491 of 2500")
+    assert R.gap_warning(1250, 2500) is None and R.gap_warning(0, 0) is None
+    fake = {"models": {"big": {"overall": {"gap_warning": "x"}}, "small": {"overall": {"gap_warning": None}}}}
+    assert R.gap_warnings(fake) == ["big: x"]

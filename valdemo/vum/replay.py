@@ -283,7 +283,23 @@ def group_metrics(what: Sequence[dict], why: Sequence[dict], source: str = PAPER
         "parse_failures": parse.as_dict(),
         "judge_failures": judged.as_dict(),
         "predicted": dict(Counter(r["pred"] or "none" for r in what)),
+        "gap_warning": gap_warning(parse.failed, n),
     }
+
+
+def gap_warning(failed: int, n: int) -> str | None:
+    """A warning when unreadable answers are more than half of n: know-what then counts them as
+    wrong, so the gap measures unreadability more than understanding (this project's rule)."""
+    if n and failed * 2 > n:
+        return (f"{failed} of {n} know-what answers start with no option; know-what counts them as wrong, "
+                "so this gap mostly measures unreadable answers, not the distance between knowing what and why.")
+    return None
+
+
+def gap_warnings(result: dict) -> list[str]:
+    """One line per model whose overall gap is dominated by unreadable answers."""
+    return [f"{m}: {s['overall']['gap_warning']}" for m, s in result["models"].items()
+            if s["overall"].get("gap_warning")]
 
 
 def _values_in(rec: Recorded) -> list[str]:
