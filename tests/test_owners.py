@@ -229,8 +229,10 @@ def test_a_full_queue_says_busy_try_again(signin_app):
     from gradio_client.utils import QueueError, Status
 
     runners = [Client(signin_app, verbose=False) for _ in range(3)]
-    jobs = [c.submit("local", "quick", 22, ["HEDONISM"], "local", "local", api_name="/profile_run")
-            for c in runners[:2]]  # the two model slots
+    # Different token caps, so neither run can be answered from the other's freshly cached calls
+    # (the cache stores every answer as it arrives).
+    jobs = [c.submit("local", "quick", tokens, ["HEDONISM"], "local", "local", api_name="/profile_run")
+            for c, tokens in zip(runners[:2], (22, 25), strict=True)]  # the two model slots
     for job in jobs:
         _wait_running(job)
     waiting = runners[2].submit("local", "quick", 21, ["HEDONISM"], "local", "local", api_name="/profile_run")
