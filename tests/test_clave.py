@@ -448,6 +448,62 @@ def test_concepts_and_recognizers_belong_to_their_owner_in_public_mode(store, mo
     assert clave.latest_recognizer(store).meta["id"] == id_a  # local tools (owner None) read everything
 
 
+def test_calibrations_are_runs_and_recognizers_are_named_per_owner(store, monkeypatch):
+    """Issue 15: a calibration is saved as a run through core.runs (with its owner and source) and
+    its recognizer under the name its owner gave it; another owner sees neither."""
+    from valdemo.core.runs import load_run
+
+    monkeypatch.setenv("VALDEMO_PUBLIC", "1")
+    clave.import_samples(store, _two_values(15), "test", annotator="ana")
+    first = clave.calibrate_store(store, "ana", folds=2, owner="alice", name="first try", learning_curve=False,
+                                  source="api")
+    run = load_run(first["run_id"], "alice", store=store)
+    assert run["method"] == "clave" and run["source"] == "api" and run["owner"] == "alice"
+    assert set(run["groups"]) == {"POWER", "BENEVOLENCE"}
+    assert len(run["rows"]) == 2 * len(first["methods"])
+    margin = next(m for m in run["metrics"] if m["name"] == "goal_margin")
+    assert margin["value"] == pytest.approx(first["goal"]["mean_margin"]["value"]) and margin["n"] == 2
+    f1 = next(m for m in run["groups"]["POWER"] if m["name"] == "macro_f1:recognizer")
+    assert f1["n"] == first["per_value"]["POWER"]["recognizer"]["n_eval"] and f1["interval"]
+    assert run["params"]["recognizer_name"] == "first try"
+    assert load_run(first["run_id"], "bob", store=store) is None
+    second = clave.calibrate_store(store, "ana", folds=2, owner="alice", name="second", learning_curve=False)
+    assert [r["name"] for r in clave.list_recognizers(store, "alice")] == ["second", "first try"]
+    assert clave.list_recognizers(store, "bob") == []
+    assert clave.get_recognizer(store, "first try", "alice").meta["id"] == first["recognizer_id"]
+    assert clave.get_recognizer(store, "first try", "bob") is None
+    got = clave.predict_text(store, "He gives orders.", "POWER", owner="alice", recognizer="first try")
+    assert got["recognizer"] == first["recognizer_id"] and got["recognizer_name"] == "first try"
+    assert clave.predict_text(store, "He gives orders.", "POWER", owner="alice")["recognizer"] == second["recognizer_id"]
+    with pytest.raises(InputError, match="no calibrated recognizer named 'nope'"):
+        clave.predict_text(store, "He gives orders.", "POWER", owner="alice", recognizer="nope")
+    with pytest.raises(InputError, match="recognizer name"):
+        clave.calibrate_store(store, "ana", folds=2, owner="alice", name="a/b; drop", learning_curve=False)
+
+
+def test_profile_scores_only_the_chosen_recognizers_values_with_its_held_out_agreement(store):
+    from valdemo import profile
+
+    report, rec = clave.calibrate(_two_values(15), folds=2, learning_curve=False)
+    clave.save_recognizer(store, rec, report, owner="local", name="pb")
+    other = [s for s in clave.bundled_samples() if s.value == "HEDONISM"][:20]
+    report_h, rec_h = clave.calibrate(other, folds=2, learning_curve=False)
+    clave.save_recognizer(store, rec_h, report_h, owner="local", name="hedonism only")
+    answers = [{"question": "q", "answer": a} for a in ("I obey my boss.", "I help my neighbours.", "I rule.")]
+    summary, rows = profile._clave(answers, store, "local", "pb")
+    assert set(summary["per_value"]) == {"POWER", "BENEVOLENCE"}  # not the eight values it never saw
+    assert len(summary["values_not_calibrated"]) == 8 and len(rows) == 6
+    for v, block in summary["per_value"].items():
+        f1 = report["per_value"][v]["recognizer"]["macro_f1"]
+        assert block["held_out_f1"].startswith(f"{f1['value']:.3f}") and f"(n={f1['n']})" in block["held_out_f1"]
+        assert block["adheres"] + block["opposes"] + block["unrelated"] == pytest.approx(1.0, abs=1e-3)
+    assert summary["recognizer"].startswith("pb (")
+    newest, _ = profile._clave(answers, store, "local", "")
+    assert set(newest["per_value"]) == {"HEDONISM"}
+    with pytest.raises(profile._Unavailable, match="named 'nope'"):
+        profile._clave(answers, store, "local", "nope")
+
+
 @pytest.mark.slow
 @pytest.mark.timeout(1800)  # about 4 min on the shared CPU under load
 def test_fine_tuned_encoder_fits_behind_the_same_interface():
@@ -506,7 +562,17 @@ def test_cli_import_calibrate_export(tmp_path):
     for block in report["per_value"].values():
         for m in ("recognizer", "embed_zero_shot", "majority"):
             assert {"accuracy", "macro_f1", "n_train", "n_eval", "failed"} <= set(block[m])
-    assert "llm_zero_shot" not in report["methods"]
+    assert "llm_zero_shot" not in report["methods"] and report["run_id"] and "recognizer_id" not in report
+    r = _cli("calibrate", "--labels", str(f), "--folds", "3", "--no-learning-curve", "--save", "--name", "cli rec",
+             env=env)
+    assert r.returncode == 0 and "recognizer cli rec" in r.stdout, r.stderr
+    r = _cli("recognizers", "--json", env=env)
+    assert [x["name"] for x in json.loads(r.stdout)["recognizers"]] == ["cli rec"], r.stderr
+    r = _cli("predict", "--value", "HEDONISM", "--recognizer", "cli rec", "I dance all night.", "--json", env=env)
+    assert r.returncode == 0 and json.loads(r.stdout)["recognizer_name"] == "cli rec", r.stderr
+    from valdemo.core.runs import list_runs
+
+    assert [x["source"] for x in list_runs(None, "clave", store=Store(env["VALDEMO_DB"]))] == ["cli", "cli"]
     clave.import_file(Store(env["VALDEMO_DB"]), f, "ana")  # (the import subcommand shares this function)
     out = tmp_path / "out.jsonl"
     r = _cli("export", "--format", "jsonl", "--out", str(out), "--json", env=env)

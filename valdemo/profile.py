@@ -78,12 +78,15 @@ class ProfileConfig:
 
     ``max_new_tokens`` (optional) caps generations in the methods that take a cap
     (VUM critiques, SVO stated goals, UniVaR answers, DeNEVIL continuations/instructions/judgements);
-    ``values`` (optional) restricts VUM to some Schwartz values.
+    ``values`` (optional) restricts VUM to some Schwartz values;
+    ``clave_recognizer`` (optional) names the CLAVE recognizer (its name or id; default: the
+    owner's newest).
     """
 
     size: str = "quick"
     max_new_tokens: int | None = None
     values: tuple[str, ...] = ()
+    clave_recognizer: str = ""
 
     def checked(self) -> ProfileConfig:
         if self.size not in SIZES:
@@ -236,10 +239,12 @@ def _univar(models: Sequence[ChatModel], config: ProfileConfig, progress) -> tup
     return res, rows
 
 
-def _clave(answers: list[dict], store) -> tuple[dict, list[dict]]:
+def _clave(answers: list[dict], store, owner: str | None = "", ref: str = "") -> tuple[dict, list[dict]]:
     from . import clave
 
-    rec = clave.latest_recognizer(store)
+    rec = clave.get_recognizer(store, ref, owner)
+    if rec is None and ref:
+        raise _Unavailable(f"No CLAVE recognizer named {ref!r} that you may use; adherence is not measured.")
     if rec is None:
         raise _Unavailable("No CLAVE recognizer has been calibrated yet, so adherence is not measured. "
                            "Calibrate one in the 'Calibrate evaluator' tab (or `python -m valdemo clave "
@@ -268,7 +273,7 @@ def _clave(answers: list[dict], store) -> tuple[dict, list[dict]]:
     n_all = len(rows)
     overall = {"n": n_all, "adheres": round(sum(r["label"] == 1 for r in rows) / n_all, 4),
                "opposes": round(sum(r["label"] == -1 for r in rows) / n_all, 4)}
-    return {"recognizer": rec.meta.get("id"), "per_value": per_value, "overall": overall,
+    return {"recognizer": clave.recognizer_label(rec), "per_value": per_value, "overall": overall,
             "values_not_calibrated": [v.key for v in SCHWARTZ if not rec.knows(v.key)]}, rows
 
 
@@ -327,7 +332,8 @@ def run_profile(specs: str | Sequence[str], judge_spec: str = "local", config: P
         else:
             sections[spec]["univar"] = {**space, "rows": []}
         sections[spec]["clave"] = stage("clave", spec,
-                                        lambda cb, rows=sections[spec]["univar"]["rows"]: _clave(rows, store))
+                                        lambda cb, rows=sections[spec]["univar"]["rows"]: _clave(
+                                            rows, store, owner, config.clave_recognizer))
     after = _cache_stats([*models, judge])
     if progress:
         progress(1.0, "done")

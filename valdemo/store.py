@@ -212,6 +212,7 @@ _COLUMNS: list[tuple[str, str, str]] = [
     ("clave_labels", "verified", "INTEGER NOT NULL DEFAULT 0"),
     ("clave_concepts", "owner", "TEXT NOT NULL DEFAULT ''"),
     ("clave_recognizers", "owner", "TEXT NOT NULL DEFAULT ''"),
+    ("clave_recognizers", "name", "TEXT NOT NULL DEFAULT ''"),  # the name its owner gave it ('' none)
     # VUM: who overrode the judge.
     ("vum_overrides", "owner", "TEXT NOT NULL DEFAULT ''"),
     ("vum_overrides", "owner_name", "TEXT NOT NULL DEFAULT ''"),
@@ -411,20 +412,28 @@ def clave_latest_concepts(store: Store, owner: str | None = None) -> dict[str, d
             for r in rows}
 
 
-def clave_save_recognizer(store: Store, rec_id: str, path: str, summary: dict, owner: str = "") -> None:
+def clave_save_recognizer(store: Store, rec_id: str, path: str, summary: dict, owner: str = "", name: str = "") -> None:
     with store.tx() as conn:
-        conn.execute("INSERT INTO clave_recognizers (id, created, path, summary, owner) VALUES (?, ?, ?, ?, ?)",
-                     (rec_id, time.time(), path, _dumps(summary), owner or ""))
+        conn.execute("INSERT INTO clave_recognizers (id, created, path, summary, owner, name) VALUES (?, ?, ?, ?, ?, ?)",
+                     (rec_id, time.time(), path, _dumps(summary), owner or "", name or ""))
 
 
-def clave_latest_recognizer_row(store: Store, owner: str | None = None) -> dict | None:
-    """The newest recognizer ``owner`` may read (None: any)."""
-    sql, params = owner_filter("SELECT id, created, path, summary FROM clave_recognizers WHERE 1 = 1", (), owner)
-    rows = store.query(sql + " ORDER BY created DESC, id DESC LIMIT 1", params)
-    if not rows:
-        return None
-    r = rows[0]
-    return {"id": r["id"], "created": r["created"], "path": r["path"], "summary": json.loads(r["summary"])}
+def clave_recognizer_rows(store: Store, owner: str | None = None, ref: str = "", limit: int = 200) -> list[dict]:
+    """Recognizers ``owner`` may read (None: any), newest first; ``ref`` keeps those whose id or
+    name is ``ref``."""
+    sql, params = owner_filter("SELECT id, created, path, summary, owner, name FROM clave_recognizers WHERE 1 = 1",
+                               (), owner)
+    if ref:
+        sql, params = sql + " AND (id = ? OR name = ?)", (*params, ref, ref)
+    rows = store.query(sql + " ORDER BY created DESC, id DESC LIMIT ?", (*params, int(limit)))
+    return [{"id": r["id"], "created": r["created"], "path": r["path"], "summary": json.loads(r["summary"]),
+             "owner": r["owner"], "name": r["name"]} for r in rows]
+
+
+def clave_latest_recognizer_row(store: Store, owner: str | None = None, ref: str = "") -> dict | None:
+    """The newest recognizer ``owner`` may read (None: any), or the newest named / with id ``ref``."""
+    rows = clave_recognizer_rows(store, owner, ref, limit=1)
+    return rows[0] if rows else None
 
 
 # ======================================================================================

@@ -61,8 +61,10 @@ from .evaluation import (  # noqa: F401
     krippendorff_alpha_nominal,
     llm_prompt,
     llm_zero_shot,
+    save_calibration,
     select_rows,
     summary_table,
+    to_result,
 )
 from .export import (  # noqa: F401
     EXPORT_FIELDS,
@@ -121,11 +123,15 @@ from .recognizers import (  # noqa: F401
 )
 from .storage import (  # noqa: F401
     _loaded,
+    check_recognizer_name,
+    get_recognizer,
     latest_recognizer,
+    list_recognizers,
     next_sample,
     predict_text,
     progress,
     recognizer_dir,
+    recognizer_label,
     save_recognizer,
     submit_label,
     texts_concepts,

@@ -12,7 +12,7 @@ import numpy as np
 from .. import store as st
 from ..core.choose import choose, reason_kind
 from ..core.metrics import macro_f1
-from ..core.result import OWN, Failures, Metric
+from ..core.result import OWN, Failures, Metric, Result
 from ..inputs import InputError
 from ..models import BUNDLED_CAVEAT, ChatModel, GenParams, unwrap, user
 from ..parsing import Parsed, ParseStats, fence
@@ -580,13 +580,75 @@ def _learning_curve(pool, splits, classes, concepts, fit, pick, orders: int, see
 
 
 def calibrate_store(store: st.Store, annotator: str | None = None, folds: int = 5, judge: ChatModel | None = None,
-                    progress: ProgressFn | None = None, owner: str | None = None, **options) -> dict:
+                    progress: ProgressFn | None = None, owner: str | None = None, name: str = "",
+                    source: str = "ui", **options) -> dict:
     """Calibrate on the store's labels (and the person's saved value concepts, for the judge
-    baseline); saves the recognizer; the report (with its id)."""
+    baseline); saves the recognizer under ``name`` and the evaluation as a run
+    (:mod:`valdemo.core.runs`), both owned by ``owner``; the report, with both ids."""
+    from .storage import check_recognizer_name
+
+    name = check_recognizer_name(name)
     rows = training_rows(store, check_annotator(annotator) if annotator else None)
     report, rec = calibrate(rows, stored_concepts(store, owner), folds=folds, judge=judge, progress=progress, **options)
-    report["recognizer_id"] = save_recognizer(store, rec, report, owner or "")
+    save_calibration(store, report, rec, owner or "", name, source)
     return report
+
+
+def save_calibration(store: st.Store, report: dict, rec: Recognizer | None, owner: str = "", name: str = "",
+                     source: str = "ui") -> dict:
+    """Save the evaluation as a run through :func:`valdemo.core.runs.save_run` and (when given) the
+    recognizer under ``name``; sets ``report["run_id"]`` / ``report["recognizer_id"]``."""
+    from ..core.runs import save_run
+
+    if rec is not None:
+        report["recognizer_id"] = save_recognizer(store, rec, report, owner, name)
+        report["recognizer_name"] = name
+    report["run_id"] = save_run(to_result(report), owner=owner, source=source, store=store)
+    return report
+
+
+def to_result(report: dict) -> Result:
+    """The calibration report as the shared :class:`~valdemo.core.result.Result`: headline = mean
+    macro-F1 over values per method (and the goal margin); groups = each value's metrics per
+    method; rows = one per value and method (n_train, n_eval, unreadable, confusion)."""
+    titles = report.get("method_titles") or {m: METHOD_TITLES[m] for m in report["methods"]}
+
+    def metric(d: dict, name: str, label: str) -> Metric:
+        iv = d.get("interval")
+        return Metric(name, d.get("value"), int(d.get("n", 0)), tuple(iv) if iv else None, d.get("definition", ""),
+                      d.get("source", OWN), d.get("interval_kind", "none"), label)
+
+    headline = [metric(report["overall"][m]["macro_f1"], f"macro_f1_mean:{m}", f"mean macro-F1 · {titles[m]}")
+                for m in report["methods"]]
+    goal = report.get("goal") or {}
+    if goal:
+        headline.insert(0, metric(goal["mean_margin"], "goal_margin",
+                                  f"recognizer minus {titles.get(goal['best_baseline'], goal['best_baseline'])}"))
+    groups, rows = {}, []
+    for v, block in report["per_value"].items():
+        groups[v] = []
+        for m in report["methods"]:
+            r = block[m]
+            groups[v] += [metric(r["macro_f1"], f"macro_f1:{m}", f"macro-F1 · {titles[m]}"),
+                          metric(r["accuracy"], f"accuracy:{m}", f"accuracy · {titles[m]}")]
+            rows.append({"value": v, "method": m, "macro_f1": r["macro_f1"]["value"], "accuracy": r["accuracy"]["value"],
+                         "n_train": r["n_train"], "n_eval": r["n_eval"], "unreadable": r["failed"],
+                         "uses_labels": r["uses_labels"], "classes": r["classes"], "confusion": r["confusion"]})
+    failures = [Failures(f["step"], int(f["total"]), int(f["failed"]), Counter(f.get("reasons", {})))
+                for f in report.get("failures", [])]
+    concepts = report.get("concepts") or {}
+    return Result("clave", metrics=headline, rows=rows, failures=failures,
+                  protocol={"name": report["protocol"], "concepts": concepts.get("protocol")},
+                  models=dict(report.get("models", {})),
+                  params={**report.get("small_model", {}), "folds": report.get("folds"),
+                          "n_labels": report.get("n_labels"), "n_eval": report.get("n_eval"),
+                          "per_response_concepts": concepts.get("per_response"),
+                          "recognizer_id": report.get("recognizer_id"), "recognizer_name": report.get("recognizer_name", "")},
+                  caveats=list(report.get("caveats", [])) + ([report["guidelines_note"]] if report.get("guidelines_note") else []),
+                  groups=groups,
+                  extra={"goal": goal, "calibration": report.get("calibration", {}),
+                         "learning_curve": report.get("learning_curve", []), "classes": report.get("classes", {}),
+                         "seconds": report.get("seconds")})
 
 
 SUMMARY_HEADERS = ["value", "method", "macro-F1", "95% interval", "accuracy", "n_train", "n_eval", "unreadable"]

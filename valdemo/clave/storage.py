@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import logging
+import re
 import time
 import uuid
 from collections import Counter, defaultdict
@@ -123,25 +124,55 @@ def recognizer_dir(store: st.Store) -> Path:
     return Path(store.path).parent / "clave_recognizers"
 
 
-def save_recognizer(store: st.Store, rec: Recognizer, report: dict | None = None, owner: str = "") -> str:
-    """Save a calibrated recognizer, owned by ``owner`` (an Owner id; '' for local tools)."""
+#: a recognizer's name: what its owner calls it (letters, digits, space, . _ -; up to 60 characters)
+RECOGNIZER_NAME = re.compile(r"^[\w][\w .\-]{0,59}$")
+
+
+def check_recognizer_name(name: str | None) -> str:
+    name = (name or "").strip()
+    if name and not RECOGNIZER_NAME.match(name):
+        raise InputError(f"recognizer name {name[:80]!r}: use up to 60 letters, digits, spaces, '.', '_' or '-'")
+    return name
+
+
+def save_recognizer(store: st.Store, rec: Recognizer, report: dict | None = None, owner: str = "",
+                    name: str = "") -> str:
+    """Save a calibrated recognizer, owned by ``owner`` (an Owner id; '' for local tools), under
+    ``name`` (optional; the owner's newest recognizer of a name is the one that name opens)."""
+    name = check_recognizer_name(name)
     rec_id = f"clave-{time.strftime('%Y%m%d-%H%M%S')}-{uuid.uuid4().hex[:6]}"
     path = rec.save(recognizer_dir(store) / f"{rec_id}.npz")
     summary = {"n_train": rec.meta.get("n_train"), "values": rec.values, "kind": rec.model.kind,
                "uses_concepts": rec.uses_concepts, "protocol": (report or {}).get("protocol"),
-               "held_out": rec.meta.get("held_out")}
-    st.clave_save_recognizer(store, rec_id, str(path), summary, owner)
+               "held_out": rec.meta.get("held_out"), "run_id": (report or {}).get("run_id")}
+    st.clave_save_recognizer(store, rec_id, str(path), summary, owner, name)
     rec.meta["id"] = rec_id
+    rec.meta["name"] = name
     return rec_id
+
+
+def list_recognizers(store: st.Store, owner: str | None = None) -> list[dict]:
+    """The recognizers ``owner`` may read (None: all), newest first: id, name, when, the values it
+    was calibrated on and its held-out macro-F1 per value."""
+    out = []
+    for r in st.clave_recognizer_rows(store, owner):
+        s = r["summary"]
+        out.append({"id": r["id"], "name": r["name"], "created": r["created"], "values": s.get("values", []),
+                    "kind": s.get("kind"), "uses_concepts": s.get("uses_concepts"), "n_train": s.get("n_train"),
+                    "protocol": s.get("protocol"), "run_id": s.get("run_id"),
+                    "held_out_macro_f1": {v: (h.get("macro_f1") or {}).get("value")
+                                          for v, h in (s.get("held_out") or {}).items()}})
+    return out
 
 
 _loaded: dict[str, Recognizer] = {}
 
 
-def latest_recognizer(store: st.Store | None = None, owner: str | None = None) -> Recognizer | None:
-    """The most recently calibrated recognizer ``owner`` may read (None: any), or None."""
+def get_recognizer(store: st.Store | None = None, ref: str = "", owner: str | None = None) -> Recognizer | None:
+    """The recognizer named (or with id) ``ref`` among those ``owner`` may read (None: any); with
+    no ``ref``, the newest. None where there is none."""
     store = store or st.get_store()
-    row = st.clave_latest_recognizer_row(store, owner)
+    row = st.clave_latest_recognizer_row(store, owner, (ref or "").strip())
     if row is None:
         return None
     if row["id"] not in _loaded:
@@ -151,8 +182,20 @@ def latest_recognizer(store: st.Store | None = None, owner: str | None = None) -
             log.warning("calibrated recognizer %s cannot be read (%s)", row["id"], exc)
             return None
         rec.meta["id"] = row["id"]
+        rec.meta["name"] = row["name"]
         _loaded[row["id"]] = rec
     return _loaded[row["id"]]
+
+
+def latest_recognizer(store: st.Store | None = None, owner: str | None = None) -> Recognizer | None:
+    """The most recently calibrated recognizer ``owner`` may read (None: any), or None."""
+    return get_recognizer(store, "", owner)
+
+
+def recognizer_label(rec: Recognizer) -> str:
+    """How a recognizer is named on screen: ``name (id)``, or its id."""
+    rid, name = rec.meta.get("id", "?"), rec.meta.get("name") or ""
+    return f"{name} ({rid})" if name else str(rid)
 
 
 def texts_concepts(rec: Recognizer, texts: Sequence[str], values: Sequence[str],
@@ -173,18 +216,21 @@ def texts_concepts(rec: Recognizer, texts: Sequence[str], values: Sequence[str],
 
 
 def predict_text(store: st.Store, text: str, value: str, judge: ChatModel | None = None,
-                 owner: str | None = None) -> dict:
-    """Label one text with the latest recognizer; only for a value it was calibrated on."""
+                 owner: str | None = None, recognizer: str = "") -> dict:
+    """Label one text with the recognizer named ``recognizer`` (default: the newest); only for a
+    value it was calibrated on."""
     text = check_text(text, "text")
     key = check_value(value).key
-    rec = latest_recognizer(store, owner)
+    rec = get_recognizer(store, recognizer, owner)
     if rec is None:
-        raise InputError("no calibrated recognizer yet: calibrate first")
+        raise InputError(f"no calibrated recognizer named {recognizer!r}" if (recognizer or "").strip()
+                         else "no calibrated recognizer yet: calibrate first")
     if not rec.knows(key):
         raise InputError(f"the calibrated recognizer saw no labels for {key}; it scores only "
                          f"{', '.join(rec.values)} (label some {key} samples and calibrate again)")
     concepts, fails = texts_concepts(rec, [text], [key], judge)
     out = {**rec.predict([text], [key], concepts)[0], "value": key, "recognizer": rec.meta.get("id"),
+           "recognizer_name": rec.meta.get("name") or "",
            "trained_on_value": True, "held_out": (rec.meta.get("held_out") or {}).get(key),
            "calibrated_probabilities": key in rec.temperature}
     if concepts is not None:

@@ -32,6 +32,9 @@ def register(sub: argparse._SubParsersAction) -> None:
                   help="judge model: writes per-response concepts and is scored as baselines; none to leave out")
     cal.add_argument("--no-learning-curve", action="store_true", help="skip the learning curve")
     cal.add_argument("--save", action="store_true", help="store the calibrated recognizer (the app then uses it)")
+    cal.add_argument("--name", default="", help="with --save: the recognizer's name (predict --recognizer NAME, "
+                                                "profile --clave-recognizer NAME)")
+    cal.add_argument("--no-run", action="store_true", help="do not save the evaluation as a run (valdemo runs)")
     cal.add_argument("--seed", type=int, default=0)
     add_common(cal)
     cal.set_defaults(func=run_calibrate)
@@ -51,9 +54,14 @@ def register(sub: argparse._SubParsersAction) -> None:
 
     pred = cmds.add_parser("predict", help="label a text with the latest calibrated recognizer")
     pred.add_argument("--value", required=True)
+    pred.add_argument("--recognizer", default="", metavar="NAME", help="name or id (default: the newest)")
     pred.add_argument("text")
     add_common(pred)
     pred.set_defaults(func=run_predict)
+
+    lst = cmds.add_parser("recognizers", help="list the saved recognizers: name, id, values, held-out macro-F1")
+    add_common(lst)
+    lst.set_defaults(func=run_recognizers)
 
     agr = cmds.add_parser("agreement", help="agreement between annotators on shared samples")
     add_common(agr)
@@ -91,6 +99,9 @@ def _table(report: dict) -> str:
     for f in report.get("failures", []):
         if f["total"]:
             lines.append(f"{f['step']}: {f['failed']} of {f['total']} failed")
+    if report.get("run_id"):
+        lines.append(f"run {report['run_id']}" + (f"; recognizer {report.get('recognizer_name') or ''} "
+                                                   f"{report['recognizer_id']}" if report.get("recognizer_id") else ""))
     if report.get("llm") and report["llm"].get("is_bundled"):
         from ..models import BUNDLED_CAVEAT
 
@@ -116,8 +127,13 @@ def run_calibrate(args: argparse.Namespace) -> int:
                                   progress=progress_printer("embedding"), kind=args.small_model,
                                   use_concepts=(judge is not None and not args.no_response_concepts),
                                   per_value=args.per_value, selection=args.selection)
-    if args.save:
-        report["recognizer_id"] = clave.save_recognizer(get_store(), rec, report)
+    from ..core.owner import LOCAL_ID
+
+    if args.name and not args.save:
+        raise CLIError("--name names a saved recognizer: add --save")
+    name = clave.check_recognizer_name(args.name)
+    if args.save or not args.no_run:  # the local tools' owner (core/owner.py), as the local app
+        clave.save_calibration(get_store(), report, rec if args.save else None, LOCAL_ID, name, source="cli")
     emit(report, args.json, human=_table)
     return 0
 
@@ -144,9 +160,25 @@ def run_predict(args: argparse.Namespace) -> int:
     from .. import clave
     from ..store import get_store
 
-    result = clave.predict_text(get_store(), args.text, args.value)
+    result = clave.predict_text(get_store(), args.text, args.value, recognizer=args.recognizer)
     emit(result, args.json, human=lambda o: f"{o['label_name']}  " + "  ".join(
-        f"{k} {v:.2f}" for k, v in o["probs"].items()))
+        f"{k} {v:.2f}" for k, v in o["probs"].items()) + f"  (recognizer {o['recognizer_name'] or o['recognizer']})")
+    return 0
+
+
+def run_recognizers(args: argparse.Namespace) -> int:
+    from .. import clave
+    from ..store import get_store
+
+    def human(out: dict) -> str:
+        rows = out["recognizers"]
+        if not rows:
+            return "no saved recognizers (valdemo clave calibrate --save --name NAME)"
+        return "\n".join(f"{r['name'] or '-':<24}{r['id']:<32}{r['kind'] or '':<9}"
+                         + ", ".join(f"{v} {'n/a' if f is None else f'{f:.3f}'}"
+                                     for v, f in r["held_out_macro_f1"].items()) for r in rows)
+
+    emit({"recognizers": clave.list_recognizers(get_store())}, args.json, human=human)
     return 0
 
 

@@ -19,6 +19,8 @@ def register(sub: argparse._SubParsersAction) -> None:
                    help="cap on generations in the methods that take one (default: each method's own)")
     p.add_argument("--values", default="", help="restrict the value-dialogue part to these Schwartz values "
                                                   "(comma separated; default all)")
+    p.add_argument("--clave-recognizer", default="", metavar="NAME",
+                   help="the CLAVE recognizer to read answers with (its name or id; default: the newest)")
     add_common(p)
     p.set_defaults(func=run)
 
@@ -34,7 +36,8 @@ def run(args: argparse.Namespace) -> int:
     from ..profile import ProfileConfig, run_profile, summary_json, write_report
 
     values = tuple(v.strip() for v in args.values.split(",") if v.strip())
-    config = ProfileConfig(size=args.size, max_new_tokens=args.max_new_tokens, values=values)
+    config = ProfileConfig(size=args.size, max_new_tokens=args.max_new_tokens, values=values,
+                           clave_recognizer=args.clave_recognizer.strip())
     from ..core.owner import LOCAL_ID
 
     profile = run_profile(args.models, args.judge, config, progress=_progress, use_cache=not args.no_cache,

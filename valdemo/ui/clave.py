@@ -123,7 +123,9 @@ def report_markdown(report: dict, judge_model) -> str:
              + (f", up to {sm['per_value']} labels per value chosen by {sm['selection']}" if sm["per_value"] else "")
              + (", reading the judge's per-response concepts" if report["concepts"]["per_response"] else
                 ", without concepts (no judge given)")
-             + f"; recognizer `{report.get('recognizer_id', '-')}` saved, {report['seconds']:.1f} s.", "",
+             + f"; recognizer `{report.get('recognizer_id', '-')}`"
+             + (f" saved as **{report['recognizer_name']}**" if report.get("recognizer_name") else " saved")
+             + f", run `{report.get('run_id', '-')}` (Runs tab), {report['seconds']:.1f} s.", "",
              "Mean over values of each value's macro-F1 (over the classes that value has):"]
     for m in report["methods"]:
         o = report["overall"][m]
@@ -232,6 +234,8 @@ def build(ctx) -> None:
                 with_judge = gr.Checkbox(False, label="Use the judge: per-response concepts and its baselines (slow on CPU)")
                 per_value = gr.Number(0, label="Labels per value for the small model (0: all)", precision=0, minimum=0)
                 selection = gr.Radio(list(clave.SELECTIONS), value="random", label="Which labels (when capped)")
+                cal_name = gr.Textbox("", label="Name this recognizer (optional; the profile and 'Evaluate a text' "
+                                      "can then choose it)", elem_id="clave-cal-name")
                 cal_btn = gr.Button("Calibrate and evaluate", variant="primary", elem_id="clave-calibrate-btn")
             cal_md = gr.Markdown(elem_id="clave-cal-summary")
             cal_table = gr.Dataframe(headers=clave.SUMMARY_HEADERS,
@@ -250,6 +254,7 @@ def build(ctx) -> None:
                 pred_text = gr.Textbox(label="Text", lines=3, scale=3)
                 pred_value = gr.Dropdown(list(SCHWARTZ_KEYS), value=SCHWARTZ_KEYS[0], label="Value", scale=1,
                                          allow_custom_value=True)
+            pred_rec = gr.Textbox("", label="Recognizer (its name or id; empty: your newest)", elem_id="clave-pred-rec")
             pred_btn = gr.Button("Label with the calibrated recognizer", elem_id="clave-predict-btn")
             pred_label = gr.Label(num_top_classes=3, label="Recognizer")
             pred_md = gr.Markdown()
@@ -404,16 +409,16 @@ def build(ctx) -> None:
     # -- calibration, agreement, prediction --------------------------------------------
 
     @ui_errors
-    def calibrate(who, k, use_judge, judge_spec, creds, cap, how, progress=gr.Progress(), request: gr.Request = None, profile: gr.OAuthProfile | None = None):
+    def calibrate(who, k, use_judge, judge_spec, creds, cap, how, name="", progress=gr.Progress(), request: gr.Request = None, profile: gr.OAuthProfile | None = None):
         judge = resolve_model(judge_spec, creds) if use_judge else None
         report = clave.calibrate_store(store, whose_labels(who, request, profile), int(k), judge,
                                        progress=progress_callback(progress, "embedding"),
                                        per_value=int(cap) if cap else None, selection=how or "random",
-                                       owner=request_owner(request, profile).id)
+                                       owner=request_owner(request, profile).id, name=name or "")
         return (report_markdown(report, judge), clave.summary_table(report), confusion_figure(report),
                 curve_figure(report))
 
-    cal_btn.click(calibrate, [cal_who, folds, with_judge, ctx.judge, ctx.creds, per_value, selection],
+    cal_btn.click(calibrate, [cal_who, folds, with_judge, ctx.judge, ctx.creds, per_value, selection, cal_name],
                   [cal_md, cal_table, confusion_plot, curve_plot], api_visibility="private", **ctx.model_event())
 
     @ui_errors
@@ -438,8 +443,9 @@ def build(ctx) -> None:
     agree_btn.click(agree, None, [agree_md, agree_table], api_visibility="private")
 
     @ui_errors
-    def predict_ui(text, value, request: gr.Request = None, profile: gr.OAuthProfile | None = None):
-        r = clave.predict_text(store, text, value, owner=request_owner(request, profile).id)
+    def predict_ui(text, value, recognizer="", request: gr.Request = None, profile: gr.OAuthProfile | None = None):
+        r = clave.predict_text(store, text, value, owner=request_owner(request, profile).id,
+                               recognizer=recognizer or "")
         held = r.get("held_out") or {}
         f1 = held.get("macro_f1") or {}
         agree = (f" · held-out macro-F1 for {r['value'].title()}: {f1['value']:.3f} "
@@ -447,9 +453,9 @@ def build(ctx) -> None:
         probs = ("temperature-scaled on held-out folds" if r["calibrated_probabilities"]
                  else "not calibrated (too few labels to fit a temperature)")
         concepts = f"\n\nConcepts the judge wrote: {'; '.join(r['concepts']) or '(none)'}" if "concepts" in r else ""
-        return r["probs"], f"**{r['label_name']}** · recognizer `{r['recognizer']}`{agree} · probabilities {probs}{concepts}"
+        return r["probs"], f"**{r['label_name']}** · recognizer {r['recognizer_name'] or ''} `{r['recognizer']}`{agree} · probabilities {probs}{concepts}"
 
-    pred_btn.click(predict_ui, [pred_text, pred_value], [pred_label, pred_md], api_visibility="private")
+    pred_btn.click(predict_ui, [pred_text, pred_value, pred_rec], [pred_label, pred_md], api_visibility="private")
 
     # -- named API endpoints (same functions the buttons call) ------------------------
 
@@ -489,18 +495,27 @@ def build(ctx) -> None:
         return clave.export_rows(store, reader_identity(annotator, request, profile)[0] or None)
 
     @ui_errors
-    def clave_calibrate(annotator: str = "", folds: int = 5, judge: str = "", request: gr.Request = None, profile: gr.OAuthProfile | None = None) -> dict:
+    def clave_calibrate(annotator: str = "", folds: int = 5, judge: str = "", name: str = "",
+                        request: gr.Request = None, profile: gr.OAuthProfile | None = None) -> dict:
         """Calibrate on stored labels (and your saved concepts); per value scores beside baselines; the
-        recognizer is saved as yours."""
+        recognizer is saved as yours under ``name`` (optional) and the evaluation as a run (run_id)."""
         model = resolve_model(judge) if judge.strip() else None
         return clave.calibrate_store(store, whose_labels(annotator, request, profile), int(folds), model,
-                                     owner=request_owner(request, profile).id)
+                                     owner=request_owner(request, profile).id, name=name or "", source="api")
 
     @ui_errors
-    def clave_predict(text: str, value: str, request: gr.Request = None, profile: gr.OAuthProfile | None = None) -> dict:
-        """Label and probabilities from your latest calibrated recognizer (values it was calibrated on)."""
-        return clave.predict_text(store, text, value, owner=request_owner(request, profile).id)
+    def clave_predict(text: str, value: str, recognizer: str = "", request: gr.Request = None,
+                      profile: gr.OAuthProfile | None = None) -> dict:
+        """Label and probabilities from your recognizer named ``recognizer`` (name or id; empty: your
+        newest), for values it was calibrated on."""
+        return clave.predict_text(store, text, value, owner=request_owner(request, profile).id,
+                                  recognizer=recognizer or "")
 
-    for fn in (clave_next, clave_label, clave_undo, clave_progress, clave_labels, clave_predict):
+    @ui_errors
+    def clave_recognizers(request: gr.Request = None, profile: gr.OAuthProfile | None = None) -> list:
+        """Your saved recognizers, newest first: name, id, values, held-out macro-F1 per value, run id."""
+        return clave.list_recognizers(store, request_owner(request, profile).id)
+
+    for fn in (clave_next, clave_label, clave_undo, clave_progress, clave_labels, clave_predict, clave_recognizers):
         gr.api(fn, api_name=fn.__name__)
     gr.api(clave_calibrate, api_name="clave_calibrate", **ctx.model_event())
