@@ -17,6 +17,12 @@ from valdemo.ui import build_app, launch_kwargs  # noqa: E402
 
 demo = build_app(settings)
 
+from valdemo.clave.sync import start_label_sync  # noqa: E402
+from valdemo.store import get_store  # noqa: E402
+
+# New CLAVE labels go to VALDEMO_CLAVE_HUB_REPO every VALDEMO_LABEL_SYNC_MINUTES, append-only (issue 18).
+label_sync = start_label_sync(get_store(settings.db_path), settings.clave_hub_repo, settings.label_sync_minutes)
+
 if __name__ == "__main__":
     on_space = bool(os.environ.get("SPACE_ID"))
     demo.launch(

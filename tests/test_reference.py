@@ -14,6 +14,7 @@ from valdemo.reference import (
     load_all,
     load_reference,
     parse_reference,
+    published_html,
     published_markdown,
     published_rows,
 )
@@ -60,8 +61,36 @@ def test_figures_are_shown_labelled_published_with_their_citation(tmp_path):
     assert row[-1] == LABEL == "published"
     assert row[-2] == "A paper, arXiv:2407.10725v2, Table 3"
     text = published_markdown("clave", tmp_path)
-    assert "| model-x | accuracy | 71.5 % | zero-shot | A paper, arXiv:2407.10725v2, Table 3 | published |" in text
+    assert "*Table 3: zero-shot*" in text and "| model (published) | accuracy |" in text
+    assert "| model-x | 71.5 % |" in text and "Source: A paper, arXiv:2407.10725v2, Table 3." in text
     assert "not this app's" in text
+    html_text = published_html(tmp_path)
+    assert "<th>model (published)</th><th>accuracy</th>" in html_text and "<td>71.5 %</td>" in html_text
+    assert "A paper, arXiv:2407.10725v2, Table 3" in html_text
+
+
+def test_a_figure_read_outside_the_arxiv_pdf_says_where_and_an_unchecked_version_says_so():
+    fig = parse_reference(_doc(arxiv_version="unverified", read_from="the authors' repository, results.png")).figures[0]
+    assert fig.citation == ("A paper, arXiv:2407.10725, Table 3 (arXiv version not checked); "
+                            "read from the authors' repository, results.png")
+    with pytest.raises(ReferenceError, match="needs 'read_from'"):
+        parse_reference(_doc(arxiv_version="unverified"))
+    plot = parse_reference(_doc(read_off_plot=True)).figures[0]
+    assert "READ OFF A PLOT" in plot.citation
+    with pytest.raises(ReferenceError, match="true or false"):
+        parse_reference(_doc(read_off_plot="yes"))
+
+
+def test_the_univar_figures_are_the_papers_table_1_as_printed():
+    """Spot checks against the table as printed (UniVaR Table 1); every figure cites it, none is off a plot."""
+    ref = load_reference("univar")
+    values = {(f.model, f.metric): f.value for f in ref.figures}
+    assert values[("UniVaR (λ=5) (137M encoder)", "k-NN accuracy")] == 20.37
+    assert values[("UniVaR (λ=5) (137M encoder)", "linear probe acc@10")] == 61.70
+    assert values[("MPNet (base) (109M encoder)", "linear probe acc@1")] == 4.73
+    assert values[("LaBSE (471M encoder)", "k-NN macro-F1")] == 3.94
+    assert len(ref.figures) == 60
+    assert all(f.table_or_figure == "Table 1" and f.read_from and not f.read_off_plot for f in ref.figures)
 
 
 def test_a_method_without_figures_says_why():
@@ -71,13 +100,14 @@ def test_a_method_without_figures_says_why():
             assert "No published figure is shipped" in published_markdown(method)
 
 
-def test_the_about_and_value_dialogue_tabs_show_published_results(settings):
+def test_the_about_tab_and_every_method_tab_show_published_results(settings):
     from valdemo.ui import build_app
 
     config = build_app(settings).get_config_file()
     texts = [str(c.get("props", {}).get("value", "")) for c in config["components"]]
     published = [t for t in texts if t.startswith("**Published results**")]
-    for method in METHODS:  # each paper in the About tab; VUM's also beside its batch results
+    for method in METHODS:  # each paper in the About tab, and beside its own tab's results
         shown = sum(f"arXiv:{ARXIV_IDS[method]}" in t for t in published)
-        assert shown == (2 if method == "vum" else 1), method
-    assert any(c.get("props", {}).get("elem_id") == "vum-published" for c in config["components"])
+        assert shown == 2, method
+    ids = {c.get("props", {}).get("elem_id") for c in config["components"]}
+    assert {f"{m}-published" for m in METHODS} <= ids

@@ -112,6 +112,7 @@ class Settings:
     hf_router_url: str = field(default="https://router.huggingface.co/v1", metadata={"env": "VALDEMO_HF_ROUTER_URL", "doc": "the Hugging Face inference router (OpenAI chat API) that `hf:<model id>` specs call with the signed-in visitor's own token"})
     hf_models: tuple[str, ...] = field(default=(), metadata={"env": "VALDEMO_HF_MODELS", "doc": "comma-separated hub ids offered as `hf:<id>` in the Models panel to signed-in visitors; empty = a short built-in list"})
     mcp: bool = field(default=False, metadata={"env": "VALDEMO_MCP", "doc": "1 to also serve the app's named API endpoints as MCP tools (Gradio's MCP server; needs the `mcp` package); the same public-mode rules apply to them"})
+    label_sync_minutes: float = field(default=10.0, metadata={"env": "VALDEMO_LABEL_SYNC_MINUTES", "doc": "where VALDEMO_CLAVE_HUB_REPO is set, `app.py` appends new CLAVE labels (never full snapshots) to it every this many minutes, with the token from HF_TOKEN (a Space secret, never logged); 0 = no scheduled sync"})
     persistent_dir: Path | None = field(default=None, metadata={"env": "VALDEMO_PERSISTENT_DIR", "doc": "persistent storage (a Space's `/data`): where it exists and is writable, the database, the caches and HF_HOME default under it; `off` to ignore it"})
 
     @classmethod
@@ -154,6 +155,7 @@ class Settings:
             hf_router_url=_env("VALDEMO_HF_ROUTER_URL", "https://router.huggingface.co/v1"),
             hf_models=_env_list("VALDEMO_HF_MODELS"),
             mcp=_env_bool("VALDEMO_MCP", False),
+            label_sync_minutes=_env_float("VALDEMO_LABEL_SYNC_MINUTES", 10.0, minimum=0.0),
         )
 
 

@@ -27,6 +27,7 @@ from typing import Any
 
 from .inputs import InputError, check_int
 from .models import BUNDLED_CAVEAT, ChatModel, GenParams, get_model, unwrap
+from .reference import published_html  # the papers' figures, labelled "published" (issue 18)
 from .values import MORAL_FOUNDATIONS, SCHWARTZ, SVO_ORIENTATIONS
 
 log = logging.getLogger(__name__)
@@ -718,7 +719,7 @@ def report_html(profile: dict) -> str:
     all_rows = _data_link(rows_jsonl(profile), "profile-rows.jsonl", "all rows of this run (JSONL)")
     return string.Template(TEMPLATE.read_text(encoding="utf-8")).substitute(
         title=html.escape("Value profile: " + ", ".join(specs)), models=html.escape(", ".join(specs)),
-        meta=meta, caveat=caveat, pages="".join(pages), all_rows=all_rows,
+        meta=meta, caveat=caveat, pages="".join(pages) + published_html(), all_rows=all_rows,
         profile_json=json.dumps(summary_json(profile), ensure_ascii=False, default=str).replace("</", "<\\/"))
 
 

@@ -5,10 +5,6 @@ from __future__ import annotations
 import json
 import logging
 import os
-import re
-import threading
-import time
-import uuid
 from collections.abc import Sequence
 from pathlib import Path
 
@@ -79,53 +75,30 @@ def _local_dir(target: str) -> Path:
     return Path(target[len("file://"):] if target.startswith("file://") else target).expanduser()
 
 
-_schedulers: dict[str, object] = {}
-_schedulers_lock = threading.Lock()
-
-
-def _scheduler(store: st.Store, repo_id: str, token: str):
-    from huggingface_hub import CommitScheduler
-
-    with _schedulers_lock:
-        if repo_id not in _schedulers:
-            folder = Path(store.path).parent / "clave_hub_outbox" / re.sub(r"[^A-Za-z0-9_.-]", "_", repo_id)
-            folder.mkdir(parents=True, exist_ok=True)
-            _schedulers[repo_id] = CommitScheduler(repo_id=repo_id, repo_type="dataset", folder_path=folder,
-                                                   path_in_repo=HUB_SUBDIR, every=10, token=token,
-                                                   allow_patterns=["*.jsonl"], private=True)
-        return _schedulers[repo_id]
-
-
 def push_labels(store: st.Store, target: str, token: str | None = None) -> dict:
-    """Append this store's current labels as a new JSONL file to ``target``.
+    """Append this store's labels that are new since the last push or sync to ``target``.
 
-    ``target`` is a Hugging Face dataset repo id (synced with ``CommitScheduler``; needs a
-    token) or a local folder (a shared drive, or a test). Files are only ever added, so
-    several people pushing to one target never overwrite each other.
+    ``target`` is a Hugging Face dataset repo id (needs a token) or a local folder (a shared
+    drive, or a test). Append-only (issue 18): only rows not sent before go, as a new file
+    (:class:`valdemo.clave.sync.LabelSync`, the same cursor the scheduled sync uses); files are
+    never overwritten, so several people pushing to one target never overwrite each other.
     """
+    from .sync import LabelSync
+
     target = check_text(target, "hub dataset repo", max_chars=300)
-    rows = export_rows(store)
-    if not rows:
+    if not export_rows(store):
         raise InputError("there are no labels to push yet")
-    name = f"labels-{time.strftime('%Y%m%d-%H%M%S')}-{uuid.uuid4().hex[:8]}.jsonl"
-    if is_local_target(target):
-        path = write_rows(rows, _local_dir(target) / HUB_SUBDIR / name, "jsonl")
-        return {"pushed": len(rows), "target": str(_local_dir(target)), "file": str(path)}
-    token = hub_token(token)
-    if not token:
+    if not is_local_target(target) and not hub_token(token):
         raise InputError("no Hugging Face token: set HF_TOKEN or sign in with Hugging Face; "
                          "local labels are unaffected (export them instead)")
     try:
-        scheduler = _scheduler(store, target, token)
-        with scheduler.lock:
-            write_rows(rows, Path(scheduler.folder_path) / name, "jsonl")
-        scheduler.trigger().result(timeout=120)
-    except InputError:
-        raise
-    except Exception as exc:  # network, auth, repo errors: say so, keep local work
-        raise InputError(f"could not push to the Hugging Face dataset {target!r} ({type(exc).__name__}: "
-                         f"{str(exc).splitlines()[0] if str(exc) else 'no detail'}); local labels are unaffected") from None
-    return {"pushed": len(rows), "target": target, "file": f"{HUB_SUBDIR}/{name}"}
+        out = LabelSync(store, target, token).sync_once()
+    except Exception as exc:  # network, auth, repo errors (the message carries no token): keep local work
+        raise InputError(f"could not push to {target!r} ({exc}); local labels are unaffected") from None
+    root = str(_local_dir(target)) if is_local_target(target) else target
+    label_files = [f for f in out["files"] if f.startswith(HUB_SUBDIR + "/")]
+    file = (str(_local_dir(target) / label_files[0]) if is_local_target(target) else label_files[0]) if label_files else ""
+    return {"pushed": out["sent"], "undone": out["undone"], "target": root, "file": file, "files": out["files"]}
 
 
 def pull_labels(store: st.Store, target: str, token: str | None = None) -> dict:

@@ -28,6 +28,7 @@ from .common import (
     resolve_model,
     ui_errors,
 )
+from .published import published_accordion
 
 ALL = "all values"
 
@@ -242,6 +243,7 @@ def build(ctx) -> None:
                                      interactive=False, elem_id="clave-cal-table")
             confusion_plot = gr.Plot(label="Confusion matrices, all held-out rows (rows: human)")
             curve_plot = gr.Plot(label="Learning curve: labels per value, every fold, two orders (mean ± sd)")
+            published_accordion("clave")
 
         with gr.Tab("Agreement", id="clave-agreement"):
             agree_btn = gr.Button("Compute agreement between annotators")
@@ -353,7 +355,10 @@ def build(ctx) -> None:
             token = getattr(extra[0], "token", None) if extra else None
             if action == "push":
                 r = clave.push_labels(store, repo, token)
-                return f"Pushed {r['pushed']} labels to `{r['target']}` as `{r['file']}`."
+                if not r["pushed"] and not r["undone"]:
+                    return f"Nothing new to push to `{r['target']}`: every label was sent before (pushes are append-only)."
+                return (f"Pushed {r['pushed']} new labels" + (f" and {r['undone']} undos" if r["undone"] else "")
+                        + f" to `{r['target']}` ({', '.join(f'`{f}`' for f in r['files'])}); only rows not sent before go.")
             r = clave.pull_labels(store, repo, token)
             return f"Pulled {r['files']} files from `{r['target']}`: {r['labels_added']} new labels."
 

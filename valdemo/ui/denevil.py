@@ -23,6 +23,7 @@ from .common import (
     ui_errors,
 )
 from .models_panel import SPEC_CHOICES
+from .published import published_accordion
 
 CONTENT_NOTICE = ("Content notice: these continuations were elicited on purpose to violate moral principles "
                   "and may be offensive. Open to read them.")
@@ -264,6 +265,7 @@ def build(ctx) -> None:
     defend_plot = gr.Plot(label="EVR, MVP, APV per condition")
     defend_df = gr.Dataframe(headers=DEFENCE_COLUMNS, label="Per prompt and condition", wrap=True,
                              interactive=False)
+    published_accordion("denevil")
     with gr.Accordion(CONTENT_NOTICE, open=False):
         defend_conts = gr.Dataframe(headers=["item", "principle", "condition", "sample", "continuation", "P", "via"],
                                     wrap=True, interactive=False)

@@ -15,6 +15,7 @@ from ..inputs import InputError, check_float, check_int
 from ..values import ORIENTATION_KEYS, SVO_ORIENTATIONS
 from .common import caveat_markdown, progress_callback, request_owner, resolve_model, stop_button, ui_errors
 from .lazy import draw_on_load
+from .published import published_accordion
 
 PROTOCOL_CHOICES = [("HVAE: six items in one conversation", "hvae_sequential"),
                     ("valdemo: one conversation per item", "per_item")]
@@ -227,6 +228,7 @@ def build(ctx) -> None:
                                  elem_id="svo-ablation-table")
         abl_spread = gr.Plot(label="Angles per trial")
         abl_json = gr.JSON(label="Ablation result", visible=False)  # for the API; the tab shows the table
+    published_accordion("svo")
 
     @ui_errors
     def run_ablation(orient_keys, n, temp, first_seed, tokens, proto, spec, creds, progress=gr.Progress(),

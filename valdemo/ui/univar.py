@@ -19,6 +19,7 @@ from ..inputs import check_int
 from ..models import BUNDLED_CAVEAT, GenParams
 from .common import progress_callback, request_owner, resolve_model, stop_button, ui_errors
 from .lazy import draw_on_load
+from .published import published_accordion
 
 QUESTION_SETS = ["quick (30 questions)", "full bundled set", "uploaded questions"]
 QA_COLUMNS = ["id", "source", "dimension", "question", "answer"]
@@ -226,6 +227,7 @@ def build(ctx) -> None:
         metrics_df = gr.Dataframe(_metrics_df(demo) if demo else None, headers=U.IDENT_COLUMNS, wrap=True,
                                   label="Source identification on held-out questions (acc@r, 95% Wilson "
                                         "interval, n test views, chance)", interactive=False)
+        published_accordion("univar")  # the paper's Table 1 beside this app's identification numbers
 
     gr.Markdown("### 3 · Explore" + (" · bundled demo set (one model under four personas)" if demo else ""))
     with gr.Row():

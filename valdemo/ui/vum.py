@@ -15,7 +15,6 @@ import pandas as pd
 from .. import vum
 from ..core.owner import is_public
 from ..inputs import InputError, check_int, parse_label
-from ..reference import published_markdown
 from ..store import vum_overrides
 from ..vum import replay as R
 from .common import (
@@ -27,6 +26,7 @@ from .common import (
     stop_button,
     ui_errors,
 )
+from .published import published_accordion
 
 LABEL_CHOICES = [("reflects (1)", "1"), ("opposes (-1)", "-1"), ("unrelated (0)", "0"), ("not given", "none")]
 VALUE_CHOICES = vum.value_names()
@@ -290,9 +290,7 @@ def build(ctx) -> None:
         plot = gr.Plot(label="Know what vs know why per value")
         files = gr.File(label="Download rows (CSV, JSONL)", file_count="multiple", interactive=False)
         summary_json = gr.JSON(label="Summary")
-        with gr.Accordion("Published results (the paper's own figures, not this app's)", open=False,
-                          elem_id="vum-published"):
-            gr.Markdown(published_markdown("vum"))
+        published_accordion("vum")
 
     def fill(key):
         item = by_key.get(key)
