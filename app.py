@@ -17,11 +17,13 @@ from valdemo.ui import build_app, launch_kwargs  # noqa: E402
 
 demo = build_app(settings)
 
-from valdemo.clave.sync import start_label_sync  # noqa: E402
-from valdemo.store import get_store  # noqa: E402
-
 # New CLAVE labels go to VALDEMO_CLAVE_HUB_REPO every VALDEMO_LABEL_SYNC_MINUTES, append-only (issue 18).
-label_sync = start_label_sync(get_store(settings.db_path), settings.clave_hub_repo, settings.label_sync_minutes)
+label_sync = None
+if settings.clave_hub_repo and settings.label_sync_minutes > 0:
+    from valdemo.clave.sync import start_label_sync
+    from valdemo.store import get_store
+
+    label_sync = start_label_sync(get_store(settings.db_path), settings.clave_hub_repo, settings.label_sync_minutes)
 
 if __name__ == "__main__":
     on_space = bool(os.environ.get("SPACE_ID"))
