@@ -3,7 +3,7 @@
 Run by hand; never run by CI:
 
     .venv/bin/python benchmarks/clave.py                      # goal table, no judge (fast)
-    .venv/bin/python benchmarks/clave.py --judge local --rows-per-value 100
+    nice -n 10 .venv/bin/python benchmarks/clave.py --judge local --rows-per-value 30 --variants head-all
     .venv/bin/python benchmarks/clave.py --speed               # time to calibrate on 100 labels per value
 
 Data: the real ValueNet files in ../shared/data/valuenet (five Schwartz values, 500 human
@@ -12,6 +12,13 @@ compared with the best baseline that reads no label (embedding similarity, the j
 or the per-value majority), macro-F1 per value over the classes that value has. The goal
 (issue 15): mean margin >= 0.05 and no value lost. All numbers in one run come from one
 machine (a shared 2-core CPU here), the project's own measurements.
+
+With ``--judge``, every method runs on the same folds and the same rows: the judge zero-shot,
+the judge reading value concepts written from the fold's training rows, the recognizer reading
+the judge's per-response concepts, and the same recognizer without concepts (the ablation).
+The judge's generations are slow on a CPU, so such a run caps the rows per value
+(``--rows-per-value``, printed with the rows held out per fold) and its answers go to the
+response cache (a second run is served from it).
 """
 
 from __future__ import annotations
@@ -63,6 +70,36 @@ def fmt(m: dict) -> str:
     return f"{m['value']:.3f} [{iv[0]:.3f}, {iv[1]:.3f}] (n={m['n']})"
 
 
+def method_table(report: dict) -> list[str]:
+    """Every method's macro-F1 per value (n), and the mean over values, on the same folds and rows."""
+    methods = report["methods"]
+    short = {"recognizer": "recognizer", "no_concepts": "no concepts (ablation)", "embed_zero_shot": "embed zero-shot",
+             "llm_zero_shot": "judge zero-shot", "llm_concepts": "judge + concepts", "majority": "majority"}
+    bundled = bool(report.get("llm") and report["llm"]["is_bundled"])
+    heads = [short[m] + (" *" if bundled and m.startswith("llm_") else "") for m in methods]
+    lines = [f"{'value':<13}" + "".join(f"{h:>24}" for h in heads)]
+    for v, block in report["per_value"].items():
+        cells = []
+        for m in methods:
+            f1 = block[m]["macro_f1"]
+            bad = f" {block[m]['failed']}?" if block[m]["failed"] else ""
+            cells.append("n/a" if f1["value"] is None else f"{f1['value']:.3f} (n={f1['n']}){bad}")
+        lines.append(f"{v:<13}" + "".join(f"{c:>24}" for c in cells))
+    means = []
+    for m in methods:
+        f1 = report["overall"][m]["macro_f1"]
+        means.append(f"{f1['value']:.3f} [{f1['interval'][0]:.2f},{f1['interval'][1]:.2f}]")
+    lines.append(f"{'mean':<13}" + "".join(f"{c:>24}" for c in means))
+    n_train = {m: sorted({report["per_value"][v][m]["n_train"] for v in report["per_value"]}) for m in methods}
+    lines.append("n_train per value (labels each method read, mean over folds): " + "; ".join(
+        f"{short[m]} {'/'.join(f'{x:g}' for x in n_train[m])}" for m in methods))
+    lines.append("'k?' after a cell: k unreadable judge answers among its n, scored wrong")
+    if bundled:
+        lines.append(f"* judged by the bundled model ({report['llm']['model']}, read by {report['llm']['how']}): "
+                     f"{BUNDLED_CAVEAT}")
+    return lines
+
+
 def goal_table(name: str, report: dict) -> list[str]:
     goal = report["goal"]
     base = goal["best_baseline"]
@@ -93,12 +130,16 @@ def goal_table(name: str, report: dict) -> list[str]:
     if report.get("learning_curve"):
         lines.append("learning curve (labels per value: mean macro-F1 ± sd over folds x orders): " + "; ".join(
             f"{c['n_per_value']}: {c['macro_f1']:.3f}±{c['sd']:.3f} ({c['runs']} runs)" for c in report["learning_curve"]))
-    if report.get("llm") and report["llm"]["is_bundled"]:
-        lines.append(f"note: {BUNDLED_CAVEAT}")
+    if report.get("concepts", {}).get("examples"):
+        ex = report["concepts"]["examples"][0]
+        lines.append(f"example per-response concepts ({ex['value']}): {'; '.join(ex['concepts']) or '(none)'}")
+    lines.append("every method, same folds and rows:")
+    lines += method_table(report)
     return lines
 
 
-def speed(judge_spec: str | None, per_value: int = 100) -> list[str]:
+def speed(judge_spec: str | None, per_value: int = 100, kinds: tuple[str, ...] = ("head", "finetune", "lora"),
+          lora_steps: int = 4) -> list[str]:
     """Wall and CPU seconds to calibrate on ``per_value`` labels per value (5 values), per small model."""
     samples = load(per_value, seed=1)
     texts, values = [s.text for s in samples], [s.value for s in samples]
@@ -119,7 +160,15 @@ def speed(judge_spec: str | None, per_value: int = 100) -> list[str]:
     t0 = clock()
     emb(texts)
     lines.append(row(f"embed {len(texts)} texts with the bundled MiniLM (first time)", t0))
-    for kind in ("head", "finetune"):
+    for kind in kinds:
+        if kind == "lora":  # a full run is long on a CPU: time a few steps and say how many a full run takes
+            model = clave.LoraCausalLM(max_steps=lora_steps)
+            full = model.epochs * -(-len(samples) // model.batch_size)
+            t0 = clock()
+            model.fit(samples, None, clave.value_classes(samples))
+            lines.append(row(f"LoRA SmolLM2-135M: load + {model.steps_done} of {full} steps (batch {model.batch_size})",
+                             t0))
+            continue
         t0 = clock()
         clave.train_recognizer(samples, kind=kind, _emb=emb)
         lines.append(row(f"fit small model: {clave.SMALL_MODELS[kind].title}", t0))
@@ -141,14 +190,18 @@ def main() -> None:
                     help=f"comma-separated, from {', '.join(VARIANTS)}")
     ap.add_argument("--judge", default=None, help="judge model spec (e.g. local): concepts and judge baselines")
     ap.add_argument("--folds", type=int, default=5)
+    ap.add_argument("--concept-tokens", type=int, default=32, help="judge tokens per per-response concept answer")
+    ap.add_argument("--guideline-tokens", type=int, default=96, help="judge tokens per fold's value concepts")
     ap.add_argument("--no-learning-curve", action="store_true")
     ap.add_argument("--speed", action="store_true", help="only the calibration-time table")
     ap.add_argument("--speed-per-value", type=int, default=100, help="labels per value for --speed (default 100)")
+    ap.add_argument("--speed-kinds", default="head,finetune,lora", help="small models for --speed")
+    ap.add_argument("--lora-steps", type=int, default=4, help="LoRA optimiser steps timed by --speed")
     args = ap.parse_args()
     print(f"CLAVE benchmark · ValueNet ({VALUENET}) · cpu count {os.cpu_count()} · "
           f"{time.strftime('%Y-%m-%d %H:%M')}")
     if args.speed:
-        print("\n".join(speed(args.judge, args.speed_per_value)))
+        print("\n".join(speed(args.judge, args.speed_per_value, tuple(args.speed_kinds.split(",")), args.lora_steps)))
         return
     samples = load(args.rows_per_value)
     judge = None
@@ -160,11 +213,16 @@ def main() -> None:
     for s in samples:
         counts[s.value] += 1
     print(f"{len(samples)} labelled rows: " + ", ".join(f"{v} {n}" for v, n in sorted(counts.items()))
-          + (" (subsampled)" if args.rows_per_value else ""))
+          + (f" (limited to {args.rows_per_value} per value, seeded; about {args.rows_per_value // args.folds} "
+             f"held out per value in each of {args.folds} folds)" if args.rows_per_value else ""))
+    if judge is not None:
+        print(f"judge: {args.judge}; per-response concepts {args.concept_tokens} tokens, value concepts "
+              f"{args.guideline_tokens} tokens per fold; load average {os.getloadavg()[0]:.1f} at the start")
     for n, name in enumerate(args.variants.split(",")):
         opts = VARIANTS[name.strip()]
         curve = not args.no_learning_curve and n == 0 and opts["kind"] == "head"  # the first variant's only
-        report, _ = clave.calibrate(samples, folds=args.folds, judge=judge, learning_curve=curve, **opts)
+        report, _ = clave.calibrate(samples, folds=args.folds, judge=judge, learning_curve=curve,
+                                    concept_tokens=args.concept_tokens, guideline_tokens=args.guideline_tokens, **opts)
         print("\n".join(goal_table(name, report)), flush=True)
 
 

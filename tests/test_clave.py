@@ -520,6 +520,34 @@ def test_fine_tuned_encoder_fits_behind_the_same_interface():
         rec.save(Path("/tmp") / "never.npz")
 
 
+@pytest.mark.slow
+@pytest.mark.timeout(900)  # about 50 s on the shared CPU under load (loading the 135M model dominates)
+def test_lora_small_model_trains_its_adapters_behind_the_same_interface():
+    """The LoRA small model (peft) on the bundled SmolLM2-135M, two optimiser steps on a CPU:
+    only the adapters learn, the base stays frozen, logits come over each value's own classes."""
+    samples = []
+    for key in ("POWER", "BENEVOLENCE"):
+        mine = [s for s in clave.bundled_samples() if s.value == key]
+        samples += [next(s for s in mine if s.label == lab) for lab in (1, -1, 0)]
+    classes = clave.value_classes(samples)
+    model = clave.make_small_model("lora")
+    model.max_steps, model.batch_size, model.max_length = 2, 3, 96
+    concepts = [["gives orders"], ["shares power"], ["the weather"]] * 2
+    model.fit(samples, concepts, classes)
+    assert model.steps_done == 2
+    trainable = {n for n, p in model.model.named_parameters() if p.requires_grad}
+    assert trainable and all("lora_" in n for n in trainable)
+    moved = sum(float(p.detach().abs().sum()) for n, p in model.model.named_parameters() if "lora_B" in n)
+    assert moved > 0  # LoRA's B starts at zero: two steps moved it
+    rec = clave.Recognizer(model, classes, uses_concepts=True)
+    out = rec.predict(["He seizes the company."], ["POWER"], [["takes control"]])
+    assert out[0]["label"] in classes["POWER"] and sum(out[0]["probs"].values()) == pytest.approx(1.0, abs=1e-3)
+    with pytest.raises(InputError, match="calibrated with concepts"):
+        rec.predict(["He seizes the company."], ["POWER"])
+    with pytest.raises(InputError, match="only 'head'"):
+        rec.save(Path("/tmp") / "never.npz")
+
+
 def test_calibrate_refuses_too_few_labels():
     few = clave.bundled_samples()[:3]
     with pytest.raises(InputError, match="needs at least"):

@@ -112,6 +112,7 @@ from .recognizers import (  # noqa: F401
     SMALL_MODELS,
     EmbeddingHead,
     FineTunedEncoder,
+    LoraCausalLM,
     Recognizer,
     SmallModel,
     _Embeddings,

@@ -213,13 +213,6 @@ class FineTunedEncoder:
                    for t, c in zip(texts, concepts if concepts is not None else [None] * len(texts), strict=True)]
         return firsts, seconds
 
-    def _mask(self, values) -> np.ndarray:
-        m = np.full((len(values), len(LABELS)), -1e4, dtype=np.float32)
-        for i, v in enumerate(values):
-            for c in self.classes[v]:
-                m[i, LABELS.index(c)] = 0.0
-        return m
-
     def fit(self, rows, concepts, classes) -> None:
         import torch
 
@@ -229,11 +222,8 @@ class FineTunedEncoder:
         values = [s.value for s in rows]
         firsts, seconds = self._pairs([s.text for s in rows], values, concepts)
         y = torch.tensor([LABELS.index(s.label) for s in rows])
-        counts = Counter((s.value, s.label) for s in rows)
-        per_value = Counter(s.value for s in rows)
-        w = torch.tensor([per_value[s.value] / (len(set(lab for (v, lab) in counts if v == s.value))
-                                                 * counts[(s.value, s.label)]) for s in rows], dtype=torch.float32)
-        mask = torch.tensor(self._mask(values))
+        w = torch.tensor(_balanced_weights(rows), dtype=torch.float32)
+        mask = torch.tensor(_class_mask(values, self.classes))
         opt = torch.optim.AdamW(self.model.parameters(), lr=self.lr, weight_decay=0.01)
         steps = self.epochs * ((len(rows) + self.batch_size - 1) // self.batch_size)
         sched = torch.optim.lr_scheduler.LambdaLR(opt, lambda s: max(0.0, 1 - s / max(steps, 1)))
@@ -266,14 +256,147 @@ class FineTunedEncoder:
         return [row[[LABELS.index(c) for c in self.classes[v]]] for row, v in zip(z, values, strict=True)]
 
 
-SMALL_MODELS = {"head": EmbeddingHead, "finetune": FineTunedEncoder}
+def _class_mask(values: Sequence[str], classes: dict[str, list[int]]) -> np.ndarray:
+    """0 for each row's value's own classes, -1e4 elsewhere (added to logits over :data:`LABELS`)."""
+    m = np.full((len(values), len(LABELS)), -1e4, dtype=np.float32)
+    for i, v in enumerate(values):
+        for c in classes[v]:
+            m[i, LABELS.index(c)] = 0.0
+    return m
+
+
+def _balanced_weights(rows: Sequence[Sample]) -> list[float]:
+    """Per-row loss weights that give each class of a value equal total weight within that value."""
+    counts = Counter((s.value, s.label) for s in rows)
+    per_value = Counter(s.value for s in rows)
+    n_classes = Counter(v for (v, _lab) in counts)
+    return [per_value[s.value] / (n_classes[s.value] * counts[(s.value, s.label)]) for s in rows]
+
+
+#: the answer letters the LoRA model is trained to put first, in :data:`LABELS` order
+LORA_OPTIONS = "ABC"
+
+
+class LoraCausalLM:
+    """A small causal LM (default: the bundled SmolLM2-135M) fine-tuned with LoRA adapters
+    (``peft``) to answer A (adheres), B (opposes) or C (unrelated) after a prompt holding the
+    value's definition, the text and (with concepts) the judge's concepts; its logits are the
+    LM's next-token logits of those three letters, read over the value's own classes, with a
+    class-balanced cross-entropy. Close to CLAVE's small model (Sec. 3 fine-tunes a small LLM on
+    concepts -> label); the prompt and training loop are this project's own. Meant for a GPU
+    (it uses one when torch sees it); on a CPU it works but is slow: see benchmarks/clave.py."""
+
+    kind = "lora"
+    title = "LoRA fine-tune of a small causal LM (bundled SmolLM2-135M; for a GPU)"
+
+    def __init__(self, model_path: str = "", epochs: int = 2, lr: float = 3e-4, batch_size: int = 8,
+                 rank: int = 8, seed: int = 0, max_length: int = 192, max_steps: int | None = None,
+                 device: str | None = None):
+        self.model_path = model_path
+        self.encoder_spec = ""  # (the recognizer's meta reads it; this model has no sentence encoder)
+        self.epochs, self.lr, self.batch_size, self.rank = epochs, lr, batch_size, rank
+        self.seed, self.max_length, self.max_steps, self.device = seed, max_length, max_steps, device
+        self.model = None
+        self.tokenizer = None
+        self.option_ids: list[int] = []
+        self.classes: dict[str, list[int]] = {}
+        self.steps_done = 0
+
+    def _load(self) -> None:
+        import torch
+        from peft import LoraConfig, get_peft_model
+        from transformers import AutoModelForCausalLM, AutoTokenizer
+
+        path = self.model_path
+        if not path:
+            from ..models.local import resolve_local_model  # the bundled model's folder (a path, not a backend)
+
+            path = resolve_local_model()[0]
+        self.device = self.device or ("cuda" if torch.cuda.is_available() else "cpu")
+        try:
+            self.tokenizer = AutoTokenizer.from_pretrained(path)
+            base = AutoModelForCausalLM.from_pretrained(path, dtype=torch.float32)
+        except OSError as exc:
+            raise InputError(f"the LoRA recognizer cannot load its model {path!r}") from exc
+        self.tokenizer.padding_side = "left"  # the answer position is the last one in every row
+        if self.tokenizer.pad_token is None:
+            self.tokenizer.pad_token = self.tokenizer.eos_token
+        self.option_ids = []
+        for letter in LORA_OPTIONS:
+            ids = self.tokenizer.encode(" " + letter, add_special_tokens=False)
+            self.option_ids.append(ids[-1])
+        if len(set(self.option_ids)) != len(LORA_OPTIONS):
+            raise InputError(f"the tokenizer of {path!r} does not give the answer letters distinct tokens")
+        config = LoraConfig(r=self.rank, lora_alpha=2 * self.rank, lora_dropout=0.0, bias="none",
+                            target_modules=["q_proj", "v_proj"], task_type="CAUSAL_LM")
+        self.model = get_peft_model(base, config).to(self.device)
+        self.model_path = path
+
+    def prompt(self, text: str, value: str, concepts: Sequence[str] | None) -> str:
+        v = value_info(value)
+        extra = "" if concepts is None else f"Concepts in the text: {concept_text(concepts)}\n"
+        return (f"Value: {_definition_text(v)}\nText: {text}\n{extra}"
+                f"Does the text adhere to the value (A), oppose it (B), or is it unrelated (C)? Answer:")
+
+    def _option_logits(self, prompts: Sequence[str]):
+        enc = self.tokenizer(list(prompts), padding=True, truncation=True, max_length=self.max_length,
+                             return_tensors="pt").to(self.device)
+        out = self.model(**enc).logits[:, -1, :]
+        return out[:, self.option_ids]
+
+    def fit(self, rows, concepts, classes) -> None:
+        import torch
+
+        torch.manual_seed(self.seed)
+        self.classes = {k: list(v) for k, v in classes.items()}
+        self._load()
+        prompts = [self.prompt(s.text, s.value, None if concepts is None else concepts[i]) for i, s in enumerate(rows)]
+        y = torch.tensor([LABELS.index(s.label) for s in rows], device=self.device)
+        w = torch.tensor(_balanced_weights(rows), dtype=torch.float32, device=self.device)
+        mask = torch.tensor(_class_mask([s.value for s in rows], self.classes), device=self.device)
+        params = [p for p in self.model.parameters() if p.requires_grad]
+        opt = torch.optim.AdamW(params, lr=self.lr, weight_decay=0.0)
+        per_epoch = (len(rows) + self.batch_size - 1) // self.batch_size
+        steps = self.epochs * per_epoch if self.max_steps is None else min(self.max_steps, self.epochs * per_epoch)
+        gen = torch.Generator().manual_seed(self.seed)
+        self.model.train()
+        self.steps_done = 0
+        while self.steps_done < steps:
+            for b in torch.randperm(len(rows), generator=gen).split(self.batch_size):
+                if self.steps_done >= steps:
+                    break
+                idx = b.tolist()
+                z = self._option_logits([prompts[i] for i in idx]) + mask[idx]
+                loss = (torch.nn.functional.cross_entropy(z, y[idx], reduction="none") * w[idx]).sum() / w[idx].sum()
+                loss.backward()
+                opt.step()
+                opt.zero_grad()
+                self.steps_done += 1
+        self.model.eval()
+
+    def logits(self, texts, values, concepts) -> list[np.ndarray]:
+        import torch
+
+        prompts = [self.prompt(t, v, None if concepts is None else concepts[i])
+                   for i, (t, v) in enumerate(zip(texts, values, strict=True))]
+        out = []
+        with torch.no_grad():
+            for start in range(0, len(prompts), 16):
+                out.append(self._option_logits(prompts[start:start + 16]).float().cpu().numpy())
+        z = np.concatenate(out) if out else np.zeros((0, len(LABELS)))
+        return [row[[LABELS.index(c) for c in self.classes[v]]] for row, v in zip(z, values, strict=True)]
+
+
+SMALL_MODELS = {"head": EmbeddingHead, "finetune": FineTunedEncoder, "lora": LoraCausalLM}
 DEFAULT_SMALL_MODEL = "head"
 
 
 def make_small_model(kind: str, encoder_spec: str = "", emb: _Embeddings | None = None) -> SmallModel:
     if kind not in SMALL_MODELS:
         raise InputError(f"small model must be one of {', '.join(SMALL_MODELS)}, got {kind!r}")
-    return EmbeddingHead(encoder_spec, emb=emb) if kind == "head" else FineTunedEncoder(encoder_spec)
+    if kind == "head":
+        return EmbeddingHead(encoder_spec, emb=emb)
+    return FineTunedEncoder(encoder_spec) if kind == "finetune" else LoraCausalLM()
 
 
 def softmax(z: np.ndarray, temperature: float = 1.0) -> np.ndarray:

@@ -17,8 +17,9 @@ def register(sub: argparse._SubParsersAction) -> None:
                           "or a folder of them; repeatable")
     cal.add_argument("--concepts", metavar="PATH", help="value concepts a person wrote, for the judge-with-concepts "
                      "baseline: CSV/JSONL with value,kind,concept (kind adheres|opposes)")
-    cal.add_argument("--small-model", choices=["head", "finetune"], default="head",
-                     help="head: logistic head on frozen MiniLM (default); finetune: fine-tuned MiniLM (slow on CPU)")
+    cal.add_argument("--small-model", choices=["head", "finetune", "lora"], default="head",
+                     help="head: logistic head on frozen MiniLM (default); finetune: fine-tuned MiniLM (slow on CPU); "
+                          "lora: LoRA fine-tune of the bundled SmolLM2-135M (for a GPU)")
     cal.add_argument("--per-value", type=int, default=None, metavar="N",
                      help="calibrate on at most N labels per value (CLAVE: under 100); default all")
     cal.add_argument("--selection", choices=["random", "kmeans"], default="random",
