@@ -59,7 +59,7 @@ from dataclasses import dataclass, field
 from functools import lru_cache
 from typing import Any
 
-from .core.choose import Choice, choose
+from .core.choose import Choice, choose, read_text
 from .core.result import OWN, Failures, Metric, Result
 from .inputs import InputError, check_float, check_int
 from .models import BUNDLED_CAVEAT, ChatModel, GenParams, ProgressFn, unwrap
@@ -675,6 +675,11 @@ def _bundled(models: Sequence[ChatModel]) -> bool:
 def trials_result(models: Sequence[ChatModel], trials: Sequence[Trial], params: dict,
                   protocol: SVOProtocol) -> Result:
     """A :class:`Result`: metrics per (model ·) condition · orientation group, rows = trials."""
+    return _trials_result([m.spec for m in models], _bundled(models), trials, params, protocol.as_dict())
+
+
+def _trials_result(specs: Sequence[str], bundled: bool, trials: Sequence[Trial], params: dict,
+                   protocol: dict) -> Result:
     groups: dict[str, list[Metric]] = {}
     multi = len({t.model for t in trials}) > 1
     for model, condition, orientation in dict.fromkeys((t.model, t.condition, t.orientation) for t in trials):
@@ -685,11 +690,114 @@ def trials_result(models: Sequence[ChatModel], trials: Sequence[Trial], params: 
     for t in trials:
         for c, r in zip(t.choices, t.reasons, strict=True):
             fails.add(c is not None, r)
-    caveats = [BUNDLED_CAVEAT] if _bundled(models) else []
+    caveats = [BUNDLED_CAVEAT] if bundled else []
     return Result("svo", metrics=group_metrics(trials) if len(groups) == 1 else [], rows=[t.as_dict() for t in trials],
-                  failures=[fails], protocol=protocol.as_dict(), models={"target": [m.spec for m in models]},
+                  failures=[fails], protocol=protocol, models={"target": list(specs)},
                   params=params, caveats=caveats, groups=groups,
                   extra={"summary": summary_table(trials), "vr_source": VR_SOURCE, "vr_definition": VR_DEFINITION})
+
+
+# -- recorded runs (issue 20) ---------------------------------------------------------------
+
+#: One JSONL row per item answer (or one per trial with ``choices``); see docs/recorded_runs.md.
+RECORDED_FIELDS = {
+    "model": "optional: who played (default: the file's name)",
+    "orientation": "the induced orientation: altruistic, prosocial, individualistic or competitive",
+    "condition": "optional: goal (default) or no_goal",
+    "trial": "optional: trial number (default 0); rows of one trial share model, orientation, condition, trial",
+    "item": "1-6, the slider item (not needed with 'choices')",
+    "choice": "the chosen option: a letter A-I or an index 0-8",
+    "answer": "or the raw answer text, read as live runs read a generated answer (core.choose.read_text)",
+    "choices": "or, for a whole trial in one row: six choices (letters, indices, or raw texts)",
+}
+RECORDED_SOURCE = "recorded"
+
+
+def _recorded_choice(raw: Any) -> tuple[str | None, str, str, str]:
+    """(option, reason, via, raw text) of one recorded item answer: a letter / index is taken as
+    the choice; any other text is read like a live generated answer (never guessed)."""
+    if isinstance(raw, int | float) and not isinstance(raw, bool):
+        try:
+            return LETTERS[choice_indices([raw] * N_ITEMS)[0]], "", RECORDED_SOURCE, ""
+        except InputError:
+            return None, "index outside 0-8", RECORDED_SOURCE, str(raw)
+    text = raw if isinstance(raw, str) else ""
+    c = read_text(text, LETTERS)
+    return c.option, c.reason, c.via, text
+
+
+def replay_jsonl(path, default_model: str | None = None) -> Result:
+    """Score recorded SVO play (:data:`RECORDED_FIELDS`) with the live runs' code: each trial's six
+    choices -> :func:`score_choices` (angle, category) -> value rationality D and the group metrics
+    (:func:`group_metrics`). Malformed rows are counted with their line numbers; an item missing
+    from a trial, or an answer no option can be read from, is an unreadable answer (the trial has
+    no angle), as in a live run."""
+    from pathlib import Path
+
+    from .core.recorded import int_field, mark_replayed, read_jsonl_rows, text_field
+
+    p = Path(path)
+    rows, bad = read_jsonl_rows(p)
+    trials: dict[tuple, Trial] = {}
+    answers: dict[tuple, dict[int, tuple]] = {}
+    for line, row in rows:
+        try:
+            orientation = get_orientation(text_field(row, "orientation") or "").key
+        except (InputError, KeyError, ValueError):
+            bad.bad(line, "orientation missing or unknown")
+            continue
+        condition = text_field(row, "condition") or "goal"
+        if condition not in CONDITIONS:
+            bad.bad(line, "condition not goal or no_goal")
+            continue
+        trial_no = int_field(row, "trial", 0)
+        if trial_no is None or trial_no < 0:
+            bad.bad(line, "trial not a whole number >= 0")
+            continue
+        model = text_field(row, "model") or default_model or p.stem
+        key = (model, condition, orientation, trial_no)
+        if "choices" in row:
+            got = row["choices"]
+            if not isinstance(got, list) or len(got) != N_ITEMS:
+                bad.bad(line, f"choices is not a list of {N_ITEMS}")
+                continue
+            items = list(enumerate(got, start=1))
+        else:
+            item = int_field(row, "item")
+            raw = row["choice"] if row.get("choice") is not None else row.get("answer")
+            if item is None or not 1 <= item <= N_ITEMS:
+                bad.bad(line, f"item not 1-{N_ITEMS}")
+                continue
+            if raw is None:
+                bad.bad(line, "no choice and no answer")
+                continue
+            items = [(item, raw)]
+        seen = answers.setdefault(key, {})
+        if any(i in seen for i, _ in items):
+            bad.bad(line, "item recorded twice in one trial")
+            continue
+        bad.ok()
+        trials.setdefault(key, Trial(model, orientation, trial_no, trial_no, condition, RECORDED_SOURCE))
+        for i, raw in items:
+            seen[i] = _recorded_choice(raw)
+    for key, tr in trials.items():
+        for i in range(1, N_ITEMS + 1):
+            option, reason, via, text = answers[key].get(i, (None, "item missing from the file", RECORDED_SOURCE, ""))
+            tr.choices.append(option)
+            tr.reasons.append(reason)
+            tr.sources.append(via)
+            tr.raw.append(text)
+            tr.parse_failures += option is None
+        tr.finish()
+    ordered = [trials[k] for k in sorted(trials, key=lambda k: (k[0], CONDITIONS.index(k[1]),
+                                                                 ORIENTATION_KEYS.index(k[2]), k[3]))]
+    specs = list(dict.fromkeys(t.model for t in ordered))
+    result = _trials_result(specs, False, ordered, {"file": p.name},
+                            {"name": RECORDED_SOURCE, "reader": "letters A-I or indices as recorded; raw text "
+                                                                "through core.choose.read_text"})
+    result.failures.insert(0, bad.as_failures())
+    result.extra["malformed_rows"] = bad.as_dict()
+    return mark_replayed(result, p.name)
 
 
 def play_result(model: ChatModel, orientation: str, trials: Sequence[Trial], temperature: float) -> dict:

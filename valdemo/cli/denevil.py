@@ -6,6 +6,7 @@
     valdemo denevil vilmo --prompts PATH --train-share 0.5 --json
     valdemo denevil profile --target SPEC --judge SPEC --size quick --json
     valdemo denevil principles [--foundation F] --json
+    valdemo denevil replay --jsonl FILE [--judge SPEC] --json   (recorded continuations; docs/recorded_runs.md)
 
 Violation: K continuations per prompt at a sampling temperature, a violation probability P
 per continuation, EVR / MVP / APV (Duan et al., ICLR 2024, arXiv 2310.11053) with 95% intervals and n.
@@ -17,6 +18,7 @@ import argparse
 
 from ..core.owner import LOCAL_ID
 from . import CLIError, add_common, add_model_arg, emit, progress_printer
+from ._replay import add_replay_args
 
 
 def register(sub: argparse._SubParsersAction) -> None:
@@ -62,6 +64,14 @@ def register(sub: argparse._SubParsersAction) -> None:
     pr.add_argument("--size", choices=["quick", "full"], default="quick")
     add_common(pr)
     pr.set_defaults(func=run_profile)
+
+    rp = cmds.add_parser("replay", help="EVR/MVP/APV of recorded continuations (optional recorded p), "
+                                        "without calling a model")
+    add_replay_args(rp, "continuations")
+    rp.add_argument("--judge", default="", help="judge model spec for rows without a recorded p (default: none; "
+                                                "those rows are then counted as judge failures)")
+    rp.add_argument("--threshold", type=float, default=0.5, help="P over this is a violation (default 0.5)")
+    rp.set_defaults(func=run_replay)
 
     ls = cmds.add_parser("principles", help="list the bundled principles")
     ls.add_argument("--foundation", default=None)
@@ -286,3 +296,14 @@ def run_principles(args: argparse.Namespace) -> int:
          human=lambda o: "\n".join(f"[{r['foundation']}] {r['principle']}{' (+prompt)' if r['prompt'] else ''}"
                                    for r in o["principles"]))
     return 0
+
+
+def run_replay(args: argparse.Namespace) -> int:
+    from ..denevil.replay import replay_jsonl
+    from ..inputs import check_float
+    from ..models import get_model
+    from ._replay import run_replay as run
+
+    threshold = check_float(args.threshold, "--threshold", 0.0, 1.0)
+    judge = get_model(args.judge) if args.judge.strip() else None
+    return run(args, lambda: replay_jsonl(args.jsonl, judge=judge, threshold=threshold))

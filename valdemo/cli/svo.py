@@ -6,6 +6,7 @@ from __future__ import annotations
 import argparse
 
 from . import add_common, add_model_arg, emit, progress_printer
+from ._replay import add_replay_args
 
 
 def register(sub: argparse._SubParsersAction) -> None:
@@ -13,7 +14,7 @@ def register(sub: argparse._SubParsersAction) -> None:
 
     p = sub.add_parser("svo", help="Social Value Orientation slider measure (HVAE)")
     ssub = p.add_subparsers(dest="svo_command", metavar="SUBCOMMAND", parser_class=OneLineParser)
-    p.set_defaults(func=lambda args: p.error("choose a subcommand: score, play or ablation"))
+    p.set_defaults(func=lambda args: p.error("choose a subcommand: score, play, ablation or replay"))
 
     score = ssub.add_parser("score", help="angle and category of six choices")
     score.add_argument("--choices", required=True, help="six letters A-I, comma separated, e.g. A,B,C,D,E,F")
@@ -27,6 +28,11 @@ def register(sub: argparse._SubParsersAction) -> None:
                       help="do not ask for a goal or quote one (HVAE's ablation condition)")
     add_common(play)
     play.set_defaults(func=run_play)
+
+    rp = ssub.add_parser("replay", help="angle, category and value rationality of recorded play, "
+                                        "without calling a model")
+    add_replay_args(rp, "SVO item answers")
+    rp.set_defaults(func=run_replay)
 
     abl = ssub.add_parser("ablation", help="HVAE's comparison: the same trials with and without the "
                                            "self-generated goal, per orientation, with intervals")
@@ -117,3 +123,10 @@ def _human_ablation(o: dict) -> str:
     lines.append(f"D: {o['extra']['vr_source']}.")
     lines += o["caveats"]
     return "\n".join(lines)
+
+
+def run_replay(args: argparse.Namespace) -> int:
+    from ..svo import replay_jsonl
+    from ._replay import run_replay as run
+
+    return run(args, lambda: replay_jsonl(args.jsonl))

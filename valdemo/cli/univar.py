@@ -10,6 +10,7 @@ from __future__ import annotations
 import argparse
 
 from . import CLIError, add_common, emit, progress_printer
+from ._replay import add_replay_args
 
 
 def register(sub: argparse._SubParsersAction) -> None:
@@ -50,9 +51,19 @@ def register(sub: argparse._SubParsersAction) -> None:
     pr.add_argument("--min-dist", type=float, default=0.1)
     pr.add_argument("--metric", default="cosine")
     p.add_argument("--format", choices=["csv", "parquet"], default="csv", help="points table format")
-    p.add_argument("--out", required=True, help="output folder")
+    p.add_argument("--out", default=None, help="output folder (required)")
     add_common(p)
     p.set_defaults(func=run)
+    sub_u = p.add_subparsers(dest="univar_command", metavar="replay", required=False)
+    rp = sub_u.add_parser("replay", help="the value-space evaluation of recorded question-answer pairs, "
+                                         "without calling a model (only the encoder runs)")
+    add_replay_args(rp, "question-answer pairs per source")
+    rp.add_argument("--encoder", default="", help="sentence-transformers id or path; empty or 'bundled' = "
+                                                  "bundled all-MiniLM-L6-v2")
+    rp.add_argument("--train-head", action="store_true", help="train the value head and evaluate it too")
+    rp.add_argument("--k", type=int, default=5, help="k-NN neighbours in the evaluation (1..50)")
+    rp.add_argument("--seed", type=int, default=0)
+    rp.set_defaults(func=run_replay)
 
 
 def run(args: argparse.Namespace) -> int:
@@ -60,6 +71,8 @@ def run(args: argparse.Namespace) -> int:
     from ..core.runs import save_run
     from ..models import GenParams
 
+    if not args.out:
+        raise CLIError("--out FOLDER is required")
     if args.qa and args.questions:
         raise CLIError("give either --qa (ready QA pairs) or --questions, not both")
     if not args.qa and not args.questions:
@@ -127,3 +140,13 @@ def _human(s: dict) -> str:
     if s.get("caveat"):
         lines.append(s["caveat"])
     return "\n".join(lines)
+
+
+def run_replay(args: argparse.Namespace) -> int:
+    from .. import univar as U
+    from ..univar.replay import replay_jsonl
+    from ._replay import run_replay as run
+
+    head = U.HeadParams(k=args.k, seed=args.seed)
+    return run(args, lambda: replay_jsonl(args.jsonl, encoder=args.encoder, train_head=args.train_head,
+                                          head_params=head, owner=args.owner)[0])

@@ -39,8 +39,10 @@ def register(sub: argparse._SubParsersAction) -> None:
     src.add_argument("--valuedcg", metavar="DIR", help="a folder in the ValueDCG release's layout "
                                                        "(response/ and/or know_why_save/)")
     src.add_argument("--jsonl", metavar="FILE", help="recorded rows: value, input, label, answer, optional scores "
-                                                     "(see the README)")
-    r.add_argument("--save", action="store_true", help="save one run per model")
+                                                     "(see docs/recorded_runs.md)")
+    r.add_argument("--save", action="store_true", help="(the default) save one run per model, labelled "
+                                                     "'replayed recorded outputs'")
+    r.add_argument("--no-save", action="store_true", help="do not save the runs")
     r.add_argument("--owner", default="local", help="owner id recorded with saved runs (default: local, "
                                                     "the local app's owner)")
     r.add_argument("--json", action="store_true", help="print one JSON object on stdout")
@@ -79,7 +81,7 @@ def run_replay(args: argparse.Namespace) -> int:
         result = R.replay(folder=args.valuedcg, jsonl=args.jsonl)
     except InputError as exc:
         raise CLIError(str(exc)) from exc
-    if args.save:
+    if not args.no_save:
         result["runs"] = R.save_runs(result, origin=args.valuedcg or args.jsonl, owner=args.owner, source="cli")
     emit(R.public(result), args.json, _replay_human)
     return 0

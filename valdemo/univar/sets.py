@@ -186,17 +186,26 @@ def load_qa_pairs(path: str | Path) -> list[QAPair]:
     out = []
     header = 0 if Path(path).suffix.lower() in {".jsonl", ".json", ".ndjson"} else 1
     for n, r in enumerate(rows, start=1 + header):
-        where = f"{name} row {n}"
-        out.append(QAPair(
-            source=check_text(r["source"], f"{where}: source", 200),
-            question=check_text(r["question"], f"{where}: question", 4000),
-            answer=check_text(r["answer"], f"{where}: answer", 8000),
-            dimension=(r.get("dimension") or "").upper(), family=r.get("family") or "",
-            language=r.get("language") or "en", qid=r.get("id") or _digest(r["question"])[:8],
-            model=r.get("model") or r["source"], persona=r.get("persona") or "",
-        ))
+        out.append(qa_pair_from_row(r, f"{name} row {n}: "))
     _check_size(len(out))
     return out
+
+
+def qa_pair_from_row(r: dict, where: str = "") -> QAPair:
+    """One QA pair from a record (``source, question, answer`` and the optional fields of
+    :func:`load_qa_pairs`); :class:`InputError` naming ``where`` and the field otherwise."""
+    def opt(key: str) -> str:
+        v = r.get(key)
+        return "" if v is None else str(v).strip()
+
+    return QAPair(
+        source=check_text(r.get("source"), f"{where}source", 200),
+        question=check_text(r.get("question"), f"{where}question", 4000),
+        answer=check_text(r.get("answer"), f"{where}answer", 8000),
+        dimension=opt("dimension").upper(), family=opt("family"),
+        language=opt("language") or "en", qid=opt("id") or _digest(str(r.get("question")).strip())[:8],
+        model=opt("model") or str(r.get("source")).strip(), persona=opt("persona"),
+    )
 
 
 def looks_like_qa_file(path: str | Path) -> bool:

@@ -42,7 +42,7 @@ import numpy as np
 
 from ..core import metrics as M
 from ..core.result import OWN, Failures, Metric, Result
-from ..inputs import InputError, _jsonl_rows, read_upload_text
+from ..inputs import InputError
 from ..parsing import parse_leading_choice
 from ..values import SCHWARTZ_KEYS, normalise_value_key
 
@@ -150,6 +150,7 @@ class Recorded:
     why: list[dict] = field(default_factory=list)
     sources: list[str] = field(default_factory=list)
     bad_rows: Failures = field(default_factory=lambda: Failures("recorded rows (label readable)"))
+    bad_lines: dict | None = None  # JSONL imports: malformed rows by reason with line numbers
 
 
 def _what_row(value: str, rec: dict, answer_key: str = "WHAT") -> dict:
@@ -206,26 +207,40 @@ def read_release(folder: str | Path) -> dict[str, Recorded]:
 
 
 def read_jsonl(path: str | Path, default_model: str | None = None) -> dict[str, Recorded]:
-    """Recorded rows of a JSONL file (:data:`JSONL_FIELDS`), grouped by model. Errors name the line."""
+    """Recorded rows of a JSONL file (:data:`JSONL_FIELDS`), grouped by model. A malformed row (not
+    JSON, no value, a label not 1/-1/0, neither an answer nor scores) is counted with its line
+    number in every model's ``bad_rows`` (a row without a readable model names no model)."""
+    from ..core.recorded import read_jsonl_rows
+
     p = Path(path)
+    rows, bad = read_jsonl_rows(p)
+    bad.step = "recorded rows (label readable)"
     models: dict[str, Recorded] = {}
-    for n, row in enumerate(_jsonl_rows(read_upload_text(p, "recorded rows"), p.name), start=1):
+    for n, row in rows:
         if _label(row.get("label")) is None:
-            raise InputError(f"{p.name} row {n}: label must be 1, -1 or 0")
+            bad.bad(n, "label not 1, -1 or 0")
+            continue
         if not str(row.get("value") or "").strip():
-            raise InputError(f"{p.name} row {n}: no value")
+            bad.bad(n, "no value")
+            continue
+        answer_key = "answer" if "answer" in row else "WHAT"
+        raw_scores = row.get("scores", row.get("gpt_eval_result"))
+        if answer_key not in row and raw_scores is None and "scores" not in row:
+            bad.bad(n, "neither an answer nor scores")
+            continue
+        bad.ok()
         value = _value_key(str(row["value"]))
         model = str(row.get("model") or default_model or p.stem)
         rec = models.setdefault(model, Recorded(model, sources=[p.name]))
-        rec.bad_rows.add(True)
-        answer_key = "answer" if "answer" in row else "WHAT"
         if answer_key in row:
             rec.what.append(_what_row(value, row, answer_key))
-        raw_scores = row.get("scores", row.get("gpt_eval_result"))
         if raw_scores is not None or "scores" in row:
             rec.why.append(_why_row(value, row, raw_scores))
     if not models:
-        raise InputError(f"{p.name}: no rows")
+        raise InputError(f"{p.name}: no usable rows ({bad.fmt()})")
+    for rec in models.values():
+        rec.bad_rows = bad.as_failures()
+        rec.bad_lines = bad.as_dict()
     return models
 
 
@@ -313,7 +328,7 @@ def score_model(rec: Recorded, source: str = PAPER, judge_label: str = RELEASE_J
                                   source, judge_label) for v in _values_in(rec)}
     return {"overall": group_metrics(rec.what, rec.why, source, judge_label), "per_value": per_value,
             "has_response": bool(rec.what), "has_know_why": bool(rec.why), "files": len(rec.sources),
-            "unusable_rows": rec.bad_rows.as_dict()}
+            "unusable_rows": rec.bad_lines or rec.bad_rows.as_dict()}
 
 
 def _size_key(model: str) -> tuple[float, str]:
@@ -503,14 +518,19 @@ def to_result(model: str, scored: dict, rec: Recorded, origin: str, caveat: str)
             out.append(Failures(d["step"], d["total"], d["failed"], Counter(d["reasons"])))
         return out
 
+    from ..core.recorded import mark_replayed
+
     rows = [{"kind": "know_what", **r} for r in rec.what] + [{"kind": "know_why", **r} for r in rec.why]
-    return Result(
-        method="vum", metrics=metrics_of(scored["overall"]), rows=rows, failures=failures_of(scored["overall"]),
+    judge = RELEASE_JUDGE if "release" in caveat.lower() else "recorded (the file's judge scores)"
+    result = Result(
+        method="vum", metrics=metrics_of(scored["overall"]), rows=rows,
+        failures=[rec.bad_rows, *failures_of(scored["overall"])],
         protocol={"name": "recorded", "origin": origin, "reader": "leading option"},
-        models={"target": model, "judge": RELEASE_JUDGE if "release" in caveat.lower() else "recorded"},
+        models={"target": model, "judge": judge},
         params={"replay": True, "origin": origin}, caveats=[caveat, GAP_NOTE],
         groups={v: metrics_of(b) for v, b in scored["per_value"].items()},
-        extra={"replay": True, "summary": scored})
+        extra={"replay": True, "summary": scored, "malformed_rows": rec.bad_lines or rec.bad_rows.as_dict()})
+    return mark_replayed(result, origin, judge)
 
 
 def saved_run(run_id: str, store=None) -> dict:
