@@ -222,8 +222,8 @@ def test_jsonl_import_scores_recorded_rows_of_any_value(tmp_path):
     assert o["dcg"]["value"] == pytest.approx(12 / 15 - 2 / 3)
     bad = tmp_path / "bad.jsonl"
     bad.write_text('{"value": "POWER", "input": "x", "label": 7, "answer": "A"}\n')
-    with pytest.raises(InputError, match="row 1: label"):
-        R.replay(jsonl=bad)
+    with pytest.raises(InputError, match="no usable rows .*label not 1, -1 or 0: line 1"):
+        R.replay(jsonl=bad)  # the one row is malformed: counted with its line, and nothing is left to score
 
 
 def test_cli_replay_json_and_saved_runs(release, tmp_path, capsys):

@@ -356,10 +356,17 @@ def run_profile(specs: str | Sequence[str], judge_spec: str = "local", config: P
     }
     for spec in specs:
         profile["profiles"][spec]["headline"] = headline(profile, spec)
+    profile["replayed"] = _replayed(owner, store)  # issue 20: the replayed ValueDCG models, shown beside
     if save:
         profile["run_id"] = store.save_run("profile", {"models": specs, "judge": judge.spec, **asdict(config)},
                                            without_rows(profile), profile["rows"], owner=owner)
     return profile
+
+
+def _replayed(owner: str, store) -> dict:
+    from .vum.replay import replayed_models
+
+    return replayed_models(owner, store)
 
 
 def _plain(row: Any) -> dict:
@@ -711,6 +718,9 @@ def report_html(profile: dict) -> str:
     for i, s in enumerate(specs):
         pages.append(f'<section class="page" id="page-model-{i}" data-model="{html.escape(s)}">'
                      f'<h2>Model: {html.escape(s)}</h2>{_page_html(profile, [s], first, f"m{i}")}</section>')
+    from .vum.replay import replayed_section_html
+
+    pages.append(replayed_section_html(profile.get("replayed"), "inline" if first[0] else False))
     caveat = (f'<p class="caveat" id="caveat">⚠️ {html.escape(profile["caveat"])}</p>' if profile["caveat"] else "")
     meta = (f'size <b>{html.escape(profile["size"])}</b> · judge <code>{html.escape(profile["judge"])}</code> · '
             f'run <code>{html.escape(str(profile.get("run_id") or "unsaved"))}</code> · created '

@@ -45,6 +45,8 @@ def register(sub: argparse._SubParsersAction) -> None:
     r.add_argument("--no-save", action="store_true", help="do not save the runs")
     r.add_argument("--owner", default="local", help="owner id recorded with saved runs (default: local, "
                                                     "the local app's owner)")
+    r.add_argument("--report", metavar="DIR", default=None,
+                   help="write DIR/report.html: the saved replayed models side by side (know what by size, know why)")
     r.add_argument("--json", action="store_true", help="print one JSON object on stdout")
     r.set_defaults(func=run_replay)
 
@@ -83,6 +85,15 @@ def run_replay(args: argparse.Namespace) -> int:
         raise CLIError(str(exc)) from exc
     if not args.no_save:
         result["runs"] = R.save_runs(result, origin=args.valuedcg or args.jsonl, owner=args.owner, source="cli")
+    if args.report:
+        from pathlib import Path
+
+        if args.no_save:
+            raise CLIError("--report shows the saved replayed runs: leave out --no-save")
+        out = Path(args.report)
+        out.mkdir(parents=True, exist_ok=True)
+        (out / "report.html").write_text(R.replayed_report_html(R.replayed_models(args.owner)), encoding="utf-8")
+        result["report"] = str(out / "report.html")
     emit(R.public(result), args.json, _replay_human)
     return 0
 

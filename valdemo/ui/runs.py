@@ -163,6 +163,10 @@ def build(ctx) -> None:
         cmp_table = gr.Dataframe(headers=V.COMPARE_HEADERS, label="Metrics in both runs", interactive=False,
                                  wrap=True, elem_id="runs-compare-table")
 
+    from . import recorded  # import recorded outputs; the replayed ValueDCG models side by side (issue 20)
+
+    recorded.build(ctx)
+
     @ui_errors
     def list_ui(method: str = "", request: gr.Request = None, profile: gr.OAuthProfile | None = None):
         return runs_list(request_owner(request, profile).id, method)

@@ -172,24 +172,7 @@ _{R.GAP_NOTE}_
 
 
 def _replay_plot(result: dict):
-    import plotly.graph_objects as go
-
-    pts = R.scaling_points(result)
-    fig = go.Figure()
-    for measure, symbol in (("know what", "circle"), ("know why", "diamond")):
-        sel = [p for p in pts if p["measure"] == measure]
-        if not sel:
-            continue
-        fig.add_scatter(name=measure, x=[p["model"] for p in sel], y=[p["value"] for p in sel],
-                        mode="lines+markers", marker={"size": 11, "symbol": symbol},
-                        error_y={"type": "data", "symmetric": False,
-                                 "array": [p["high"] - p["value"] for p in sel],
-                                 "arrayminus": [p["value"] - p["low"] for p in sel]},
-                        customdata=[p["n"] for p in sel], hovertemplate="%{x}: %{y:.3f} (n=%{customdata})")
-    fig.update_layout(title="Know what vs know why by model (replayed recorded outputs, not run here; 95% CI)",
-                      yaxis_title="score (0-1)", yaxis_range=[0, 1], height=420, margin={"t": 50},
-                      legend={"orientation": "h"})
-    return fig
+    return R.scaling_figure(R.scaling_points(result))
 
 
 @ui_errors

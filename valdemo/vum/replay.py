@@ -502,6 +502,107 @@ def scaling_points(result: dict) -> list[dict]:
     return pts
 
 
+def scaling_figure(points: Sequence[dict], title: str = ("Know what vs know why by model (replayed recorded "
+                                                           "outputs, not run here; 95% CI)")):
+    """Know what and know why per model with their 95% intervals (the paper's scaling picture)."""
+    import plotly.graph_objects as go
+
+    fig = go.Figure()
+    for measure, symbol in (("know what", "circle"), ("know why", "diamond")):
+        sel = [p for p in points if p["measure"] == measure]
+        if not sel:
+            continue
+        fig.add_scatter(name=measure, x=[p["model"] for p in sel], y=[p["value"] for p in sel],
+                        mode="lines+markers", marker={"size": 11, "symbol": symbol},
+                        error_y={"type": "data", "symmetric": False,
+                                 "array": [p["high"] - p["value"] for p in sel],
+                                 "arrayminus": [p["value"] - p["low"] for p in sel]},
+                        customdata=[p["n"] for p in sel], hovertemplate="%{x}: %{y:.3f} (n=%{customdata})")
+    fig.update_layout(title=title, yaxis_title="score (0-1)", yaxis_range=[0, 1], height=420,
+                      margin={"t": 50, "r": 60}, legend={"orientation": "h"})
+    return fig
+
+
+# -- replayed models side by side (Runs view, profile report) ---------------------------
+REPLAYED_HEADERS = ["model", "n answers", "know what [95% CI]", "no leading option", "judged rows",
+                    "know why [95% CI]", "malformed / missing scores", "gap why − what [95% CI]", "run"]
+REPLAYED_NOTE = ("These are replayed recorded outputs, not run here: the ValueDCG release's own answers of each "
+                 "model, scored by valdemo's readers; the know-why scores are the release's GPT-4o judge's, "
+                 "recorded in the release. Models ordered by size.")
+
+
+def replayed_models(owner: str | None = "", store=None, limit: int = 200) -> dict[str, Any]:
+    """The newest saved VUM replay run of each model that ``owner`` may read, ordered by size:
+    ``{"models": {model: summary}, "runs": {model: run id}, "judges": {model: judge}, "caveats": [...]}``,
+    shaped like :func:`replay`'s result so the tables and figure above render it."""
+    from ..store import get_store
+
+    st = store or get_store()
+    found: dict[str, dict] = {}
+    for run in st.list_runs(method="vum", limit=limit, owner=owner):  # newest first
+        summ = run.get("summary") or {}
+        extra = summ.get("extra") or {}
+        model = extra.get("model")
+        if not extra.get("replay") or not model or model in found or not extra.get("summary"):
+            continue
+        found[model] = {"summary": extra["summary"], "run": run["id"], "caveats": summ.get("caveats", []),
+                        "created": run["created"]}
+    order = sorted(found, key=_size_key)
+    judges = {}
+    for m in order:
+        judges[m] = next((c.split("Judge: ", 1)[1].rstrip(".") for c in found[m]["caveats"] if "Judge: " in c), "")
+    return {"models": {m: found[m]["summary"] for m in order}, "runs": {m: found[m]["run"] for m in order},
+            "judges": judges, "caveats": list(dict.fromkeys(c for m in order for c in found[m]["caveats"]))}
+
+
+def replayed_table(replayed: dict) -> list[list]:
+    rows = []
+    for m, s in replayed["models"].items():
+        o = s["overall"]
+        rows.append([m, *_cells(o), replayed["runs"].get(m, "")])
+    return rows
+
+
+def replayed_section_html(replayed: dict | None, include_plotlyjs: bool | str = "inline") -> str:
+    """The replayed models side by side as an HTML section (figure, table, the plain label); "" if none."""
+    import html as H
+
+    if not replayed or not replayed.get("models"):
+        return ""
+    fig = scaling_figure(scaling_points(replayed))
+    fig_html = fig.to_html(full_html=False, include_plotlyjs=include_plotlyjs, default_height=420,
+                           config={"responsive": True, "displaylogo": False})
+    head = "".join(f"<th>{H.escape(h)}</th>" for h in REPLAYED_HEADERS)
+    body = "".join("<tr>" + "".join(f"<td>{H.escape(str(c))}</td>" for c in row) + "</tr>"
+                   for row in replayed_table(replayed))
+    warns = "".join(f'<p class="error">⚠️ {H.escape(w)}</p>' for w in gap_warnings(replayed))
+    return (f'<section class="page" id="replayed-models"><h2>Replayed recorded outputs: ValueDCG models side by '
+            f'side</h2><p class="caveat" id="replayed-label">⚠️ {H.escape(REPLAYED_NOTE)}</p>'
+            f'<p class="definition">Know what: {H.escape(DEF_KNOW_WHAT)}. Know why: {H.escape(DEF_KNOW_WHY)}. '
+            f'{H.escape(GAP_NOTE)} '
+            f'Source: {H.escape(PAPER)}.</p>{warns}'
+            f'<div class="replayed-plot" style="max-width:900px">{fig_html}</div><div class="numbers">'
+            f'<table class="replayed"><thead><tr>{head}</tr></thead><tbody>{body}</tbody></table></div>'
+            f'<p class="definition">Judge: {H.escape(", ".join(sorted(set(replayed.get("judges", {}).values()))))}'
+            f'</p></section>')
+
+
+def replayed_report_html(replayed: dict) -> str:
+    """A self-contained page of the replayed models (plotly.js inline): ``vum replay --report DIR``."""
+    import html as H
+
+    section = replayed_section_html(replayed) or "<p>No replayed runs.</p>"
+    return ('<!DOCTYPE html><html lang="en"><head><meta charset="utf-8"><title>Replayed recorded outputs: '
+            'ValueDCG</title><style>body{font-family:system-ui,sans-serif;margin:1.5rem auto;max-width:1200px;'
+            'padding:0 1rem}.caveat{background:#fff8c5;border:1px solid #d4a72c;padding:.6rem .8rem;'
+            'border-radius:6px}.definition{color:#57606a;font-size:.92em}.error{color:#a40e26}'
+            '.plotrow{display:flex;flex-wrap:wrap;gap:1rem}.plot{flex:1 1 560px}.numbers{flex:1 1 360px;'
+            'overflow-x:auto}table{border-collapse:collapse;font-size:.88em}th,td{border:1px solid #d0d7de;'
+            'padding:.25rem .5rem;text-align:left}th{background:#f6f8fa}</style></head><body>'
+            f'<h1>VUM / ValueDCG: replayed recorded outputs</h1>{section}'
+            f'<p class="definition">{H.escape(" ".join(replayed.get("caveats", [])))}</p></body></html>')
+
+
 # -- saving and rows ------------------------------------------------------------------
 def to_result(model: str, scored: dict, rec: Recorded, origin: str, caveat: str) -> Result:
     """One model's replay as a :class:`~valdemo.core.result.Result` (rows included)."""
@@ -529,7 +630,7 @@ def to_result(model: str, scored: dict, rec: Recorded, origin: str, caveat: str)
         models={"target": model, "judge": judge},
         params={"replay": True, "origin": origin}, caveats=[caveat, GAP_NOTE],
         groups={v: metrics_of(b) for v, b in scored["per_value"].items()},
-        extra={"replay": True, "summary": scored, "malformed_rows": rec.bad_lines or rec.bad_rows.as_dict()})
+        extra={"replay": True, "model": model, "summary": scored, "malformed_rows": rec.bad_lines or rec.bad_rows.as_dict()})
     return mark_replayed(result, origin, judge)
 
 
