@@ -497,7 +497,12 @@ def test_profile_scores_only_the_chosen_recognizers_values_with_its_held_out_agr
         f1 = report["per_value"][v]["recognizer"]["macro_f1"]
         assert block["held_out_f1"].startswith(f"{f1['value']:.3f}") and f"(n={f1['n']})" in block["held_out_f1"]
         assert block["adheres"] + block["opposes"] + block["unrelated"] == pytest.approx(1.0, abs=1e-3)
-    assert summary["recognizer"].startswith("pb (")
+    assert summary["recognizer"].startswith("pb (") and block["recognizer"] == summary["recognizer"]
+    table = profile.section_table({"profiles": {"m": {"methods": {"clave": {"status": "ok", "summary": summary}}}}},
+                                  "clave", ["m"])
+    assert {r["value"] for r in table} == {"Power", "Benevolence"}
+    assert all(r["recognizer's held-out macro-F1"] != "not measured" and r["recognizer"].startswith("pb (")
+               for r in table)
     newest, _ = profile._clave(answers, store, "local", "")
     assert set(newest["per_value"]) == {"HEDONISM"}
     with pytest.raises(profile._Unavailable, match="named 'nope'"):

@@ -268,7 +268,8 @@ def _clave(answers: list[dict], store, owner: str | None = "", ref: str = "") ->
         per_value[v.key] = {"n": n, "adheres": round(labels.count(1) / n, 4),
                             "opposes": round(labels.count(-1) / n, 4), "unrelated": round(labels.count(0) / n, 4),
                             "held_out_f1": (f"{f1['value']:.3f} [{f1['interval'][0]:.3f}, {f1['interval'][1]:.3f}] "
-                                            f"(n={f1['n']})") if f1.get("value") is not None else "not measured"}
+                                            f"(n={f1['n']})") if f1.get("value") is not None else "not measured",
+                            "recognizer": clave.recognizer_label(rec)}
         rows += [{"value": v.key, "question": r["question"], "answer": r["answer"], **p}
                  for r, p in zip(answers, preds, strict=True)]
     n_all = len(rows)
@@ -496,7 +497,7 @@ _GRIDS: dict[str, tuple] = {
             [("n", "n"), ("know what", "know_what_acc"), ("know why", "know_why_rate"), ("DCG", "dcg")]),
     "clave": ("value", [(v.key, v.name) for v in SCHWARTZ], "per_value",
               [("adheres", "adheres"), ("opposes", "opposes"), ("n", "n"),
-               ("recognizer's held-out macro-F1", "held_out_f1")]),
+               ("recognizer's held-out macro-F1", "held_out_f1"), ("recognizer", "recognizer")]),
     "svo": ("orientation", [(o.key, o.name) for o in SVO_ORIENTATIONS], "orientations",
             [("angle (°)", "angle_mean"), ("D (°)", "vr_distance"),
              ("D 95% CI", lambda d: "n/a" if not d.get("vr_distance_ci95") else

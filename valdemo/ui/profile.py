@@ -76,6 +76,8 @@ def build(ctx) -> None:
                                elem_id="profile-max-tokens")
         values = gr.Dropdown([(v.name, v.key) for v in SCHWARTZ], multiselect=True, value=[], scale=2,
                              label="Value-dialogue values (empty: all ten)", elem_id="profile-values")
+        recognizer = gr.Textbox("", label="CLAVE recognizer (its name or id; empty: your newest)", scale=2,
+                                elem_id="profile-clave-recognizer")
     with gr.Row() as stop_row:
         run_btn = gr.Button("Run profile", variant="primary", elem_id="profile-run", scale=4)
     status = gr.Markdown(elem_id="profile-status")
@@ -97,12 +99,12 @@ def build(ctx) -> None:
     page_outputs = [status, headline, *[mds[m] for m in SECTIONS], *[plots[m] for m in prof.FIGURES]]
 
     @ui_errors
-    def run(models_text, size_value, tokens, value_keys, target, judge, creds, progress=gr.Progress(),
+    def run(models_text, size_value, tokens, value_keys, target, judge, creds, recognizer_ref="", progress=gr.Progress(),
             request: gr.Request = None, oauth_profile: gr.OAuthProfile | None = None):
         specs = prof.parse_specs(models_text if (models_text or "").strip() else target)
         tokens = check_int(tokens or 0, "max new tokens", 0, 1024)
         config = prof.ProfileConfig(size=size_value or "quick", max_new_tokens=tokens or None,
-                                    values=tuple(value_keys or ()))
+                                    values=tuple(value_keys or ()), clave_recognizer=(recognizer_ref or "").strip())
         resolve_model(judge or "local", creds)  # a bad judge spec is the person's error, before any run
         stop = StopFlag()  # the Stop button: what finished is kept, the rest says it was stopped
         profile = prof.run_profile(specs, judge or "local", config, creds=session_credentials(creds), store=ctx.store,
@@ -114,7 +116,7 @@ def build(ctx) -> None:
                 str(paths["html"]), [str(paths["json"]), str(paths["rows"])],
                 prof.summary_json(profile), *render(profile, choices[0])]
 
-    run_event = run_btn.click(run, [models, size, max_tokens, values, ctx.target, ctx.judge, ctx.creds],
+    run_event = run_btn.click(run, [models, size, max_tokens, values, ctx.target, ctx.judge, ctx.creds, recognizer],
                               [state, view, download, files, summary, *page_outputs], api_name="profile_run",
                               **ctx.model_event())
     with stop_row:
