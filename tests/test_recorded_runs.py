@@ -230,10 +230,15 @@ def test_replay_recorded_endpoint_through_the_launched_app(client, tmp_path):
 
 # -- the release's four models side by side, in the report ---------------------------------------
 @pytest.fixture(scope="module")
-def replayed_release(tmp_path_factory):
+def release() -> Path:
     if not (RELEASE / "response").is_dir():
         pytest.skip(f"the ValueDCG release's recorded outputs are not at {RELEASE} (they sit beside the project "
                     "in ../shared/data; a fresh clone has none)")
+    return RELEASE
+
+
+@pytest.fixture(scope="module")
+def replayed_release(release, tmp_path_factory):
     from valdemo.store import Store
     from valdemo.vum import replay as R
 
@@ -278,4 +283,45 @@ def test_report_shows_the_four_replayed_models_in_chromium(replayed_release, bro
                            ".map(t => [t.name, t.x.length])")
     assert traces == [["know what", 4], ["know why", 4]]
     page.screenshot(path=str(artifacts_dir / "replayed_valuedcg_report.png"), full_page=True)
+    page.close()
+
+
+def _release_subset(dest: Path, rows: int = 20) -> Path:
+    """Every model of the release, two values, the first ``rows`` rows of each file."""
+    for sub in ("response", "know_why_save"):
+        for f in sorted((RELEASE / sub).glob("*/*.json")):
+            if f.stem.upper() not in {"POWER", "HEDONISM"}:
+                continue
+            out = dest / sub / f.parent.name / f.name
+            out.parent.mkdir(parents=True, exist_ok=True)
+            out.write_text(json.dumps(json.loads(f.read_text())[:rows]))
+    return dest
+
+
+@pytest.mark.slow
+def test_replayed_models_in_the_runs_and_profile_views(release, served_app, client, browser, artifacts_dir,
+                                                       tmp_path, capsys):
+    """Replayed through the CLI (saved under the local owner), the app's Runs and Profile views show the four
+    models side by side, with n and intervals, through the endpoint and in Chromium."""
+    from valdemo.cli import main
+
+    root = _release_subset(tmp_path / "release")
+    assert main(["vum", "replay", "--valuedcg", str(root), "--json"]) == 0
+    runs = json.loads(capsys.readouterr().out)["runs"]
+    note, table, _plot = client.predict(api_name="/replayed_models")
+    assert "replayed recorded outputs" in note and "GPT-4o" in note
+    assert [r[0] for r in table["data"]] == MODELS and [r[1] for r in table["data"]] == [40] * 4
+    assert [r[-1] for r in table["data"]] == [runs[m] for m in MODELS]  # the newest run of each model
+    assert all(r[2].count("[") == 1 and r[5].count("[") == 1 for r in table["data"])
+    page = browser.new_page(viewport={"width": 1400, "height": 1100})
+    page.goto(served_app[1], wait_until="load", timeout=120_000)
+    for tab, prefix in (("Runs", "runs"), ("Value profile", "profile")):
+        page.get_by_role("tab", name=tab).click()
+        page.locator(f"#{prefix}-replayed-box").get_by_text("Replayed ValueDCG models side by side").click()
+        page.locator(f"#{prefix}-replayed-show").click()
+        page.wait_for_selector(f"#{prefix}-replayed-plot .js-plotly-plot", timeout=60_000)
+        text = page.inner_text(f"#{prefix}-replayed-table")
+        assert all(m in text for m in MODELS), text
+        assert "replayed recorded outputs" in page.inner_text(f"#{prefix}-replayed-note")
+    page.locator("#profile-replayed-box").screenshot(path=str(artifacts_dir / "replayed_valuedcg_profile_view.png"))
     page.close()

@@ -96,6 +96,9 @@ def build(ctx) -> None:
         files = gr.File(label="profile.json and rows.jsonl (every number's rows)", file_count="multiple",
                         elem_id="profile-files")
     summary = gr.JSON(label="Summary per model", elem_id="profile-summary")
+    from .recorded import build_replayed  # issue 20: the replayed ValueDCG models, also in the report
+
+    build_replayed("profile")
     page_outputs = [status, headline, *[mds[m] for m in SECTIONS], *[plots[m] for m in prof.FIGURES]]
 
     @ui_errors

@@ -76,13 +76,26 @@ def replayed_view(owner: str):
             R.scaling_figure(R.scaling_points(rep)))
 
 
-def build(ctx) -> None:
-    with gr.Accordion("Replayed ValueDCG models side by side", open=False, elem_id="runs-replayed-box"):
-        rp_btn = gr.Button("Show replayed models", elem_id="runs-replayed-show")
-        rp_note = gr.Markdown(elem_id="runs-replayed-note")
+def build_replayed(prefix: str, api_name: str | None = None) -> None:
+    """The replayed ValueDCG models side by side (the scaling picture), from the visitor's saved replay runs."""
+    with gr.Accordion("Replayed ValueDCG models side by side (recorded outputs, not run here)", open=False,
+                      elem_id=f"{prefix}-replayed-box"):
+        rp_btn = gr.Button("Show replayed models", elem_id=f"{prefix}-replayed-show")
+        rp_note = gr.Markdown(elem_id=f"{prefix}-replayed-note")
         rp_table = gr.Dataframe(headers=R.REPLAYED_HEADERS, label=f"Per model ({LABEL}, not run here)",
-                                interactive=False, wrap=True, elem_id="runs-replayed-table")
-        rp_plot = gr.Plot(label="Know what vs know why by model (95% intervals)", elem_id="runs-replayed-plot")
+                                interactive=False, wrap=True, elem_id=f"{prefix}-replayed-table")
+        rp_plot = gr.Plot(label="Know what vs know why by model (95% intervals)", elem_id=f"{prefix}-replayed-plot")
+
+    @ui_errors
+    def replayed_ui(request: gr.Request = None, profile: gr.OAuthProfile | None = None):
+        return replayed_view(request_owner(request, profile).id)
+
+    rp_btn.click(replayed_ui, None, [rp_note, rp_table, rp_plot],
+                 **({"api_name": api_name} if api_name else {"api_visibility": "private"}))
+
+
+def build(ctx) -> None:
+    build_replayed("runs", api_name="replayed_models")
     with gr.Accordion("Import recorded outputs (any method)", open=False, elem_id="runs-import-box"):
         gr.Markdown(INTRO)
         with gr.Row():
@@ -104,9 +117,4 @@ def build(ctx) -> None:
                   profile: gr.OAuthProfile | None = None):
         return replay_recorded(method, upload, bool(save), request_owner(request, profile).id)
 
-    @ui_errors
-    def replayed_ui(request: gr.Request = None, profile: gr.OAuthProfile | None = None):
-        return replayed_view(request_owner(request, profile).id)
-
     go.click(import_ui, [method, upload, save], [notes, metrics, failures, summary], api_name="replay_recorded")
-    rp_btn.click(replayed_ui, None, [rp_note, rp_table, rp_plot], api_name="replayed_models")
