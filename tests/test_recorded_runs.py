@@ -164,6 +164,14 @@ def test_vum_jsonl_counts_malformed_rows_with_line_numbers(tmp_path):
     assert o["n"] == 2 and o["know_what_acc"]["value"] == 0.5 and o["know_why_rate"]["value"] == 1.0
     bad = res["models"]["m"]["unusable_rows"]
     assert bad["lines"] == {"label not 1, -1 or 0": [2], "not a JSON object": [4]} and bad["total"] == 4
+    assert res["notes"] == []
+    # Answers without any judge scores: said plainly, know why not computed (no judge is run on recorded outputs).
+    g = _write(tmp_path / "noscores.jsonl", [{"model": "n", "value": "POWER", "input": "x", "label": 1, "answer": "A"}])
+    res = R.replay(jsonl=g)
+    assert res["models"]["n"]["overall"]["know_why_rate"]["value"] is None
+    assert res["notes"] == [f"n: {R.NO_SCORES}"]
+    result = R.to_result("n", res["models"]["n"], res["_recorded"]["n"], g.name, res["caveat"])
+    assert R.NO_SCORES in result.caveats and result.caveats[0].startswith("Replayed recorded outputs (vum)")
 
 
 def test_a_file_of_only_blank_lines_or_nothing_usable_is_refused(tmp_path):
@@ -218,6 +226,21 @@ def test_replay_recorded_endpoint_through_the_launched_app(client, tmp_path):
     assert bad[1:3] == [3, 10] and "not valid JSON: 4" in bad[4]
     run = load_run(summary["runs"][0], owner=None)
     assert run["source"] == "ui" and run["params"]["label"] == LABEL
+    # DeNEVIL: the rows without p are counted and said to need a judge; nothing is saved when asked not to.
+    notes, metrics, failures, summary = client.predict("denevil", handle_file(str(_write(tmp_path / "d.jsonl",
+                                                                                          DEN_ROWS))),
+                                                       False, api_name="/replay_recorded")
+    assert "no judge was given" in notes and summary["runs"] == []
+    assert {r[0]: r[1] for r in metrics["data"]}["none · EVR (none)"] == 0.5
+    # VUM: one run per model, each tagged in the tables.
+    vum_rows = [{"model": mdl, "value": "POWER", "input": "x", "label": 1, "answer": ans,
+                 "scores": {"attribution": 5, "counterfactual": 0, "rebuttal": 5}} for mdl, ans in (("a", "A"), ("b", "B"))]
+    notes, metrics, failures, summary = client.predict("vum", handle_file(str(_write(tmp_path / "v.jsonl", vum_rows))),
+                                                       True, api_name="/replay_recorded")
+    assert len(summary["runs"]) == 2 and [r["models"]["target"] for r in summary["results"]] == ["a", "b"]
+    acc = {r[0]: r[1] for r in metrics["data"]}
+    assert acc["a · know what (accuracy)"] == 1.0 and acc["b · know what (accuracy)"] == 0.0
+    assert acc["a · know why (rate)"] == pytest.approx(10 / 15, abs=1e-3)
     with pytest.raises(Exception, match="(?i)not in the list of choices"):  # Gradio's own check comes first
         client.predict("clave", handle_file(str(f)), True, api_name="/replay_recorded")
     with pytest.raises(InputError, match="choose a method"):  # and the handler's, for direct callers

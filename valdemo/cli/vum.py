@@ -66,7 +66,7 @@ def _human(result: dict) -> str:
 def _replay_human(result: dict) -> str:
     from ..vum import replay as R
 
-    lines = [result["caveat"], "", "  |  ".join(R.OVERALL_HEADERS)]
+    lines = [result["caveat"], *result.get("notes", []), "", "  |  ".join(R.OVERALL_HEADERS)]
     lines += ["  |  ".join(str(c) for c in row) for row in R.overall_table(result)]
     if result.get("consistency"):
         lines += ["", "judge vs people: " + "  |  ".join(R.CONSISTENCY_HEADERS)]

@@ -199,7 +199,7 @@ def replay_handler(folder: str, upload: str | None, save: bool, request: gr.Requ
     else:
         result, origin = R.replay(folder=folder), folder
     store = get_store()
-    notes = [f"**{result['caveat']}**", *(f"⚠ {w}" for w in R.gap_warnings(result))]
+    notes = [f"**{result['caveat']}**", *result.get("notes", []), *(f"⚠ {w}" for w in R.gap_warnings(result))]
     owner = request_owner(request, profile).id if request is not None else ""  # the signed-in user's, if any
     if save:
         runs = R.save_runs(result, origin=origin, owner=owner, store=store)

@@ -62,6 +62,8 @@ REPLAY_CAVEAT = ("Replayed recorded outputs of the ValueDCG release, not run her
                  "scores them with its own readers and metrics.")
 IMPORT_CAVEAT = ("Imported recorded outputs, not run here: the answers (and any judge scores) come from the file; "
                  "valdemo only reads and scores them.")
+NO_SCORES = ("no judge scores recorded for this model: know why and the gap are not computed (valdemo runs no judge on "
+             "recorded outputs; record the scores in the file, see docs/recorded_runs.md)")
 GAP_NOTE = ("The gap's sign and form are this project's reading of the paper's 'discriminator-critique gap' "
             "(know why minus know what); the paper's own equation could not be checked offline.")
 
@@ -347,7 +349,8 @@ def replay(folder: str | Path | None = None, jsonl: str | Path | None = None) ->
         recs, caveat, judge_label = read_jsonl(jsonl), IMPORT_CAVEAT, "the file's recorded judge"
         consistency = None
     models = {m: score_model(recs[m], judge_label=judge_label) for m in sorted(recs, key=_size_key)}
-    return {"source": "replay", "models": models, "consistency": consistency, "caveat": caveat,
+    notes = [f"{m}: {NO_SCORES}" for m in models if not recs[m].why]
+    return {"source": "replay", "models": models, "consistency": consistency, "caveat": caveat, "notes": notes,
             "gap_note": GAP_NOTE, "reader": "leading option only (valdemo.parsing.parse_leading_choice)",
             "_recorded": recs}
 
@@ -628,7 +631,7 @@ def to_result(model: str, scored: dict, rec: Recorded, origin: str, caveat: str)
         failures=[rec.bad_rows, *failures_of(scored["overall"])],
         protocol={"name": "recorded", "origin": origin, "reader": "leading option"},
         models={"target": model, "judge": judge},
-        params={"replay": True, "origin": origin}, caveats=[caveat, GAP_NOTE],
+        params={"replay": True, "origin": origin}, caveats=[caveat, GAP_NOTE, *([] if rec.why else [NO_SCORES])],
         groups={v: metrics_of(b) for v, b in scored["per_value"].items()},
         extra={"replay": True, "model": model, "summary": scored, "malformed_rows": rec.bad_lines or rec.bad_rows.as_dict()})
     return mark_replayed(result, origin, judge)
