@@ -218,12 +218,42 @@ def main() -> None:
     if judge is not None:
         print(f"judge: {args.judge}; per-response concepts {args.concept_tokens} tokens, value concepts "
               f"{args.guideline_tokens} tokens per fold; load average {os.getloadavg()[0]:.1f} at the start")
+    reports = {}
     for n, name in enumerate(args.variants.split(",")):
         opts = VARIANTS[name.strip()]
         curve = not args.no_learning_curve and n == 0 and opts["kind"] == "head"  # the first variant's only
         report, _ = clave.calibrate(samples, folds=args.folds, judge=judge, learning_curve=curve,
                                     concept_tokens=args.concept_tokens, guideline_tokens=args.guideline_tokens, **opts)
+        reports[name.strip()] = report
         print("\n".join(goal_table(name, report)), flush=True)
+    if len(reports) > 1:
+        print("\n".join(compare_variants(reports)), flush=True)
+
+
+def compare_variants(reports: dict[str, dict]) -> list[str]:
+    """The recognizers of several variants on the same folds and rows: macro-F1 per value, the mean,
+    the paired difference to the first variant (bootstrap over values), and seconds per run."""
+    from valdemo.core.metrics import bootstrap
+
+    names = list(reports)
+    first = reports[names[0]]
+    lines = [f"\n## small models compared (same folds, same held-out rows; load average {os.getloadavg()[0]:.1f} now)",
+             f"{'value':<13}" + "".join(f"{n:>24}" for n in names)]
+    for v in first["per_value"]:
+        lines.append(f"{v:<13}" + "".join(f"{reports[n]['per_value'][v]['recognizer']['macro_f1']['value']:>24.3f}"
+                                          for n in names))
+    lines.append(f"{'mean':<13}" + "".join(f"{reports[n]['overall']['recognizer']['macro_f1']['value']:>24.3f}"
+                                           for n in names))
+    lines.append(f"{'seconds':<13}" + "".join(f"{reports[n]['seconds']:>24.0f}" for n in names))
+    for n in names[1:]:
+        diffs = [reports[n]["per_value"][v]["recognizer"]["macro_f1"]["value"]
+                 - first["per_value"][v]["recognizer"]["macro_f1"]["value"] for v in first["per_value"]]
+        iv = bootstrap(diffs)
+        mean = sum(diffs) / len(diffs)
+        won = sum(d > 0 for d in diffs)
+        lines.append(f"{n} - {names[0]}: mean {mean:+.3f} [{iv[0]:+.3f}, {iv[1]:+.3f}] over {len(diffs)} values; "
+                     f"higher on {won} of {len(diffs)}: {'wins' if mean > 0 and iv[0] > 0 else 'does not win'}")
+    return lines
 
 
 if __name__ == "__main__":
