@@ -637,6 +637,25 @@ def test_label_submission_through_the_api(client):
                        api_name="/clave_label")
 
 
+def test_api_calibration_names_its_recognizer_and_is_a_run(client):
+    """Through the launched app: /clave_calibrate saves the recognizer under its name and the
+    evaluation as a run the Runs tab opens; /clave_recognizers lists it; /clave_predict picks it by name."""
+    for i in range(8):
+        s = client.predict(annotator="api-cy", value="HEDONISM", api_name="/clave_next")
+        client.predict(annotator="api-cy", sample_id=s["sample_id"], label=("adheres", "opposes")[i % 2], note="",
+                       api_name="/clave_label")
+    rep = client.predict(annotator="api-cy", folds=2, judge="", name="cy hedonism", api_name="/clave_calibrate")
+    assert rep["run_id"] and rep["recognizer_name"] == "cy hedonism" and rep["per_value"]["HEDONISM"]
+    mine = [r for r in client.predict(api_name="/clave_recognizers") if r["name"] == "cy hedonism"]
+    assert [r["id"] for r in mine] == [rep["recognizer_id"]] and mine[0]["run_id"] == rep["run_id"]
+    got = client.predict(text="I dance all night.", value="HEDONISM", recognizer="cy hedonism",
+                         api_name="/clave_predict")
+    assert got["recognizer"] == rep["recognizer_id"] and got["label"] in (1, -1)
+    header, metrics = client.predict(rep["run_id"], api_name="/runs_show")[:2]
+    assert rep["run_id"] in header and "clave" in header
+    assert any("recognizer" in str(row) for row in metrics["data"])
+
+
 @pytest.mark.slow
 def test_acknowledged_labels_survive_sigkill_and_restart(tmp_path):
     from gradio_client import Client

@@ -599,11 +599,14 @@ def save_calibration(store: st.Store, report: dict, rec: Recognizer | None, owne
     """Save the evaluation as a run through :func:`valdemo.core.runs.save_run` and (when given) the
     recognizer under ``name``; sets ``report["run_id"]`` / ``report["recognizer_id"]``."""
     from ..core.runs import save_run
+    from .storage import new_recognizer_id
 
-    if rec is not None:
-        report["recognizer_id"] = save_recognizer(store, rec, report, owner, name)
+    if rec is not None:  # the run names its recognizer, and the recognizer its run
+        report["recognizer_id"] = new_recognizer_id()
         report["recognizer_name"] = name
     report["run_id"] = save_run(to_result(report), owner=owner, source=source, store=store)
+    if rec is not None:
+        save_recognizer(store, rec, report, owner, name, report["recognizer_id"])
     return report
 
 

@@ -135,12 +135,16 @@ def check_recognizer_name(name: str | None) -> str:
     return name
 
 
+def new_recognizer_id() -> str:
+    return f"clave-{time.strftime('%Y%m%d-%H%M%S')}-{uuid.uuid4().hex[:6]}"
+
+
 def save_recognizer(store: st.Store, rec: Recognizer, report: dict | None = None, owner: str = "",
-                    name: str = "") -> str:
+                    name: str = "", rec_id: str = "") -> str:
     """Save a calibrated recognizer, owned by ``owner`` (an Owner id; '' for local tools), under
     ``name`` (optional; the owner's newest recognizer of a name is the one that name opens)."""
     name = check_recognizer_name(name)
-    rec_id = f"clave-{time.strftime('%Y%m%d-%H%M%S')}-{uuid.uuid4().hex[:6]}"
+    rec_id = rec_id or new_recognizer_id()
     path = rec.save(recognizer_dir(store) / f"{rec_id}.npz")
     summary = {"n_train": rec.meta.get("n_train"), "values": rec.values, "kind": rec.model.kind,
                "uses_concepts": rec.uses_concepts, "protocol": (report or {}).get("protocol"),
