@@ -255,6 +255,39 @@ def test_ablation_rows_side_by_side_with_counts():
     assert result.failures[0].total == 24 and result.protocol["name"] == "hvae_sequential"
 
 
+def test_paired_differences_hand_computed():
+    """Goal minus no goal over trials paired by seed, by hand. Angles: AIIDEI = atan(148/193) (self 493,
+    other 448 over six items) = prosocial's lowest target T, so D = 0; AAAAAA = atan(10/17) (470, 400);
+    IIIIII = atan(5/19) (490, 350), individualistic. Pairs: seed 0 AIIDEI vs IIIIII, seed 1 AAAAAA vs
+    AAAAAA, seed 2 goal valid vs an unreadable no-goal trial (counted, not scored), seed 3 goal only."""
+    t_low = math.degrees(math.atan(148 / 193))
+    a_i = math.degrees(math.atan(5 / 19))
+    broken = svo.Trial("m", "prosocial", 2, 2, "no_goal", choices=["A", None, "A", "A", "A", "A"],
+                       reasons=["", "no option", "", "", "", ""], parse_failures=1)
+    broken.finish()
+    trials = [_trial(0, "AIIDEI"), _trial(1, "AAAAAA"), _trial(2, "AAAAAA"), _trial(3, "AAAAAA"),
+              _trial(0, "IIIIII", condition="no_goal"), _trial(1, "AAAAAA", condition="no_goal"), broken]
+    assert svo.target_angle_set("prosocial")[0] == pytest.approx(t_low)
+    [p] = svo.paired_differences(trials)
+    assert (p["orientation"], p["pairs"], p["pairs_used"], p["pairs_unusable"], p["unpaired"]) == (
+        "prosocial", 3, 2, 1, 1)
+    x = t_low - a_i  # no-goal D of seed 0; its goal D is 0
+    d, ang, hit = (p["metrics"][k] for k in ("vr_distance", "angle", "category_hit"))
+    assert d["value"] == pytest.approx(-x / 2) and d["n"] == 2
+    assert ang["value"] == pytest.approx(x / 2) and hit["value"] == pytest.approx(0.5)
+    # Two pairs: every bootstrap mean is one of -x, -x/2, 0 (each end about a quarter of the resamples).
+    assert d["interval"] == pytest.approx((-x, 0.0)) and ang["interval"] == pytest.approx((0.0, x))
+    assert hit["interval"] == pytest.approx((0.0, 1.0)) and d["interval_kind"] == "paired bootstrap"
+    assert "this project's own" in d["source"]
+    [row] = svo.paired_rows([p])
+    assert row["pairs used (n)"] == 2 and row["pairs with an unreadable trial"] == 1
+    assert row["Δ D (°)"] == f"{-x / 2:+.2f}" and row["Δ D (°) 95% CI"] == f"{-x:+.2f} to {0.0:+.2f}"
+    # No usable pair: no number, no interval.
+    [empty] = svo.paired_differences([_trial(0, "AAAAAA"), broken])
+    assert empty["pairs_used"] == 0 and empty["metrics"]["vr_distance"]["value"] is None
+    assert svo.paired_rows([empty])[0]["Δ D (°)"] == "n/a"
+
+
 def test_protocols_are_data_and_differ_in_structure():
     seq, per = svo.load_protocol("hvae_sequential"), svo.load_protocol("per-item")
     assert seq.mode == "sequential" and per.mode == "per_item" and seq.hash != per.hash
@@ -504,6 +537,15 @@ def test_cli_ablation_json(local_model):
             assert ms["vr_distance"]["interval"] is not None
     assert out["failures"][0]["total"] == 24
     assert out["caveats"] and "Demo model" in out["caveats"][0]
+    [p] = out["paired"]  # goal − no goal per seed, over the pairs where both trials are valid
+    by = {(r["condition"], r["seed"]): r for r in rows}
+    diffs = [by[("goal", s)]["vr_distance"] - by[("no_goal", s)]["vr_distance"] for s in (3, 4)
+             if by[("goal", s)]["valid"] and by[("no_goal", s)]["valid"]]
+    assert p["pairs"] == 2 and p["pairs_used"] == len(diffs) == p["metrics"]["vr_distance"]["n"]
+    if diffs:
+        assert p["metrics"]["vr_distance"]["value"] == pytest.approx(sum(diffs) / len(diffs))
+        assert p["metrics"]["vr_distance"]["interval"] is not None
+    assert out["paired_table"][0]["pairs used (n)"] == len(diffs)
 
 
 def test_cli_ablation_bad_orientation_exits_2(capsys):
@@ -516,8 +558,8 @@ def test_cli_ablation_bad_orientation_exits_2(capsys):
 @pytest.mark.slow
 @pytest.mark.timeout(1800)
 def test_ablation_through_the_app(client):
-    md, table, spread, result = client.predict(["individualistic"], 1, 0.7, 7, 8, "per_item", "local",
-                                               api_name="/svo_ablation")
+    md, table, paired, spread, result = client.predict(["individualistic"], 1, 0.7, 7, 8, "per_item", "local",
+                                                       api_name="/svo_ablation")
     assert "Demo model" in md and "Eq. 3" in md and "unreadable answers" in md
     assert [r[table["headers"].index("condition")] for r in table["data"]] == ["with goal", "no goal"]
     for col in ("valid trials (n)", "D mean (°)", "D 95% CI", "category hits", "unreadable answers"):
@@ -525,3 +567,13 @@ def test_ablation_through_the_app(client):
     assert result["protocol"]["name"] == "per_item" and len(result["rows"]) == 2
     assert {r["condition"] for r in result["rows"]} == {"goal", "no_goal"}
     assert all(r["seed"] == 7 for r in result["rows"])
+    # Paired differences (goal − no goal) for the one seed: the table and the JSON agree with the rows.
+    [p] = result["paired"]
+    g, n = (next(r for r in result["rows"] if r["condition"] == c) for c in ("goal", "no_goal"))
+    assert p["pairs"] == 1 and p["pairs_used"] + p["pairs_unusable"] == 1
+    if p["pairs_used"]:
+        assert p["metrics"]["vr_distance"]["value"] == pytest.approx(g["vr_distance"] - n["vr_distance"])
+        assert p["metrics"]["angle"]["value"] == pytest.approx(g["angle"] - n["angle"])
+    assert paired["data"][0][paired["headers"].index("pairs used (n)")] == p["pairs_used"]
+    assert "Paired differences" in md
+

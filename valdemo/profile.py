@@ -46,8 +46,9 @@ TITLES = {
 #: The one-line definition shown beside every plot and number of a method.
 DEFINITIONS = {
     "vum": "Know what: share of scenarios where the model picks whether the text reflects, opposes or is "
-           "unrelated to the value; know why: the judge's share of its explanations rated adequate; "
-           "gap (DCG) = know why − know what (Zhang et al., ValueDCG).",
+           "unrelated to the value; know why: the judge's mean score of its three-part explanations ÷ 5 "
+           "(ValueDCG's public code); gap (DCG) = know why − know what: this project's reading of the paper's "
+           "discriminator-critique gap, whose equation could not be checked.",
     "svo": "Told to hold each of four orientations, the model plays the six SVO sliders (Murphy et al. 2011); "
            "angle = atan((other − 50)/(self − 50)). Value rationality D = degrees from the angle to the nearest "
            "angle of a play that is optimal under the induced orientation, ties kept (0 = on target): HVAE's "

@@ -217,6 +217,9 @@ _COLUMNS: list[tuple[str, str, str]] = [
     ("vum_overrides", "owner", "TEXT NOT NULL DEFAULT ''"),
     ("vum_overrides", "owner_name", "TEXT NOT NULL DEFAULT ''"),
     ("vum_overrides", "verified", "INTEGER NOT NULL DEFAULT 0"),
+    # VUM: which saved run and row an override belongs to ('' / NULL: a live row saved before runs had them).
+    ("vum_overrides", "run_id", "TEXT NOT NULL DEFAULT ''"),
+    ("vum_overrides", "row_idx", "INTEGER"),
 ]
 _INDEXES: list[str] = [
     "CREATE INDEX IF NOT EXISTS runs_by_owner ON runs (owner, method, created)",
@@ -459,8 +462,9 @@ _EXTRA_SCHEMA.append(
 
 _VUM_OVERRIDE_FIELDS = ("item_id", "text", "value", "label", "part", "part_text", "judge_score", "human_score",
                         "target", "judge")
-#: Who made the override: Owner id, shown name, signed in (1) or not (0).
-_VUM_OWNER_FIELDS = (("owner", ""), ("owner_name", ""), ("verified", 0))
+#: Who made the override: Owner id, shown name, signed in (1) or not (0); and the saved run and row
+#: index it overrides ('' and NULL where the row was not saved).
+_VUM_OWNER_FIELDS = (("owner", ""), ("owner_name", ""), ("verified", 0), ("run_id", ""), ("row_idx", None))
 
 
 def _override_values(entry: dict) -> tuple:

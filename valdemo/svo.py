@@ -833,7 +833,75 @@ def ablation_with_trials(models: ChatModel | Sequence[ChatModel], orientations: 
     params = {"orientations": [get_orientation(o).key for o in orientations], "trials": n_trials,
               "temperature": temperature, "seed": seed, "max_new_tokens": max_new_tokens,
               "conditions": list(CONDITIONS)}
-    return trials_result(models, trials, params, proto), trials
+    result = trials_result(models, trials, params, proto)
+    result.extra["paired"] = paired_differences(trials)
+    return result, trials
+
+
+#: The quantities compared between the two conditions, per valid trial: (name, label, value of a trial).
+PAIRED_QUANTITIES: tuple[tuple[str, str, Callable[[Trial], float]], ...] = (
+    ("vr_distance", "D (°)", lambda t: float(t.distance)),  # type: ignore[arg-type]
+    ("angle", "angle (°)", lambda t: float(t.score.angle)),  # type: ignore[union-attr]
+    ("category_hit", "category hit (0/1)", lambda t: float(t.score.category == t.orientation)),  # type: ignore[union-attr]
+)
+PAIRED_SOURCE = ("this project's summary of HVAE's goal / no-goal comparison (the paper compares the two "
+                 "conditions; the paired difference and its interval are this project's own)")
+
+
+def paired_differences(trials: Sequence[Trial]) -> list[dict]:
+    """Per (model, orientation): with goal minus without, over PAIRS of trials that share the model,
+    orientation and trial index (so the same seed), both valid.
+
+    For each quantity of :data:`PAIRED_QUANTITIES`: the mean of the per-pair differences
+    (goal − no goal), n = the pairs used, and a 95% interval from a paired bootstrap over pairs
+    (:func:`valdemo.core.metrics.bootstrap_paired`, fixed seed). Pairs where either trial had an
+    unreadable answer are counted (``pairs_unusable``), never scored; a trial without a partner
+    (one condition not run) is counted in ``unpaired``."""
+    from .core.metrics import bootstrap_paired
+
+    by_key: dict[tuple[str, str, int], dict[str, Trial]] = {}
+    for t in trials:
+        by_key.setdefault((t.model, t.orientation, t.trial), {})[t.condition] = t
+    groups = list(dict.fromkeys((m, o) for m, o, _ in by_key))
+    out = []
+    for model, orientation in groups:
+        cells = [c for (m, o, _), c in by_key.items() if m == model and o == orientation]
+        paired = [c for c in cells if "goal" in c and "no_goal" in c]
+        usable = [(c["goal"], c["no_goal"]) for c in paired
+                  if c["goal"].score is not None and c["no_goal"].score is not None]
+        row: dict[str, Any] = {"model": model, "orientation": orientation, "pairs": len(paired),
+                               "pairs_used": len(usable), "pairs_unusable": len(paired) - len(usable),
+                               "unpaired": len(cells) - len(paired), "metrics": {}}
+        for name, label, get in PAIRED_QUANTITIES:
+            diffs = [get(g) - get(n) for g, n in usable]
+            value = statistics.fmean(diffs) if diffs else None
+            interval = bootstrap_paired(diffs, statistics.fmean) if diffs else None
+            row["metrics"][name] = Metric(
+                f"{name}_diff", value, len(diffs), interval,
+                f"mean over paired trials (same model, orientation and seed; both valid) of {label} with the goal "
+                "minus without it; interval: paired bootstrap over pairs", PAIRED_SOURCE,
+                "paired bootstrap" if interval else "none", f"Δ {label} (goal − no goal)").as_dict()
+        out.append(row)
+    order = {o: i for i, o in enumerate(ORIENTATION_KEYS)}
+    out.sort(key=lambda r: (r["model"], order.get(r["orientation"], 9)))
+    return out
+
+
+def paired_rows(paired: Sequence[dict]) -> list[dict]:
+    """:func:`paired_differences` as display rows: each difference with its n and 95% interval."""
+    multi = len({p["model"] for p in paired}) > 1
+    rows = []
+    for p in paired:
+        row: dict[str, Any] = {**({"model": p["model"]} if multi else {}), "orientation": p["orientation"],
+                               "pairs used (n)": p["pairs_used"], "pairs with an unreadable trial": p["pairs_unusable"]}
+        for name, label, _ in PAIRED_QUANTITIES:
+            m = p["metrics"][name]
+            iv = m["interval"]
+            row[f"Δ {label}"] = "n/a" if m["value"] is None else f"{m['value']:+.2f}"
+            row[f"Δ {label} 95% CI"] = (f"{iv[0]:+.2f} to {iv[1]:+.2f}" if iv and m["n"] > 1
+                                        else "n/a (n<2)" if m["value"] is not None else "n/a")
+        rows.append(row)
+    return rows
 
 
 def _fmt_metric(m: Metric, digits: int) -> tuple[str, str]:

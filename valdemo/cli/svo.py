@@ -80,7 +80,7 @@ def run_play(args: argparse.Namespace) -> int:
 
 def run_ablation(args: argparse.Namespace) -> int:
     from ..models import get_model
-    from ..svo import ablation_rows
+    from ..svo import ablation_rows, paired_rows
     from ..svo import run_ablation as ablation
     from ..values import get_orientation
 
@@ -91,6 +91,8 @@ def run_ablation(args: argparse.Namespace) -> int:
                       progress=progress_printer("svo ablation"))
     out = result.as_dict()
     out["table"] = ablation_rows(result)
+    out["paired"] = result.extra["paired"]  # per orientation: goal − no goal over paired trials, n and interval
+    out["paired_table"] = paired_rows(result.extra["paired"])
     emit(out, args.json, human=_human_ablation)
     return 0
 
@@ -120,6 +122,9 @@ def _human_ablation(o: dict) -> str:
     cols = list(o["table"][0]) if o["table"] else []
     lines = [f"SVO goal / no-goal ablation, protocol {o['protocol']['name']}", " | ".join(cols)]
     lines += [" | ".join(str(r[c]) for c in cols) for r in o["table"]]
+    pcols = list(o["paired_table"][0]) if o["paired_table"] else []
+    lines += ["", "Paired differences, with goal − no goal (same seeds; both trials valid):", " | ".join(pcols)]
+    lines += [" | ".join(str(r[c]) for c in pcols) for r in o["paired_table"]]
     lines.append(f"D: {o['extra']['vr_source']}.")
     lines += o["caveats"]
     return "\n".join(lines)

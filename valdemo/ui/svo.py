@@ -226,6 +226,9 @@ def build(ctx) -> None:
         abl_md = gr.Markdown(elem_id="svo-ablation-result")
         abl_table = gr.Dataframe(label="With and without the goal, per orientation", interactive=False,
                                  elem_id="svo-ablation-table")
+        abl_paired = gr.Dataframe(label="Paired differences per orientation: with goal − no goal (same seeds, "
+                                        "both trials valid; n and 95% paired-bootstrap interval)",
+                                  interactive=False, elem_id="svo-ablation-paired")
         abl_spread = gr.Plot(label="Angles per trial")
         abl_json = gr.JSON(label="Ablation result", visible=False)  # for the API; the tab shows the table
     published_accordion("svo")
@@ -242,7 +245,8 @@ def build(ctx) -> None:
             protocol=proto, progress=progress_callback(progress, "ablation"))
         rows = svo.ablation_rows(result)
         run_id = ctx.store.save_run("svo", {"kind": "ablation", **result.params, "protocol": result.protocol},
-                                    {"table": rows}, result.rows, owner=request_owner(request, profile).id)
+                                    {"table": rows, "paired": result.extra["paired"]}, result.rows,
+                                    owner=request_owner(request, profile).id)
         fails = result.failures[0]
         lines = [f"Run `{run_id}` · protocol `{result.protocol['name']}` · unreadable answers **{fails.failed}** of "
                  f"{fails.total} (counted, never scored).",
@@ -252,8 +256,11 @@ def build(ctx) -> None:
         lines += [f"**{c}**" for c in result.caveats]
         import pandas as pd
 
-        return ("\n\n".join(lines), pd.DataFrame(rows), svo.svo_spread_figure(trials),
-                {"run_id": run_id, **result.as_dict(), "table": rows})
+        paired = svo.paired_rows(result.extra["paired"])
+        lines.append("Paired differences: " + svo.PAIRED_SOURCE + ".")
+        return ("\n\n".join(lines), pd.DataFrame(rows), pd.DataFrame(paired), svo.svo_spread_figure(trials),
+                {"run_id": run_id, **result.as_dict(), "table": rows, "paired": result.extra["paired"],
+                 "paired_table": paired})
 
     abl_btn.click(run_ablation, [a_orients, a_trials, a_temp, a_seed, a_tokens, a_protocol, ctx.target, ctx.creds],
-                  [abl_md, abl_table, abl_spread, abl_json], api_name="svo_ablation", **ctx.model_event())
+                  [abl_md, abl_table, abl_paired, abl_spread, abl_json], api_name="svo_ablation", **ctx.model_event())

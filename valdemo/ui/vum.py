@@ -6,6 +6,7 @@ computed there.
 
 from __future__ import annotations
 
+import dataclasses
 import tempfile
 from pathlib import Path
 
@@ -49,6 +50,7 @@ and can it say *why*?
 - *Know why*: the target explains the true judgement in three parts (attribution, counterfactual,
   rebuttal); the judge scores each 0-5; know-why rate = mean score ÷ 5.
 - *Gap*: **{vum.FORMULA}**. A positive gap: the explanations look better than the judgements behind them.
+  _{R.GAP_NOTE}_
   Every number shows its n and a 95% interval (Wilson for accuracy, bootstrap over items otherwise).
 - *Protocol*: **valuedcg** (default; ValueDCG's structure: the value's bare name, one three-part answer
   under a {vum.MAX_PART_WORDS}-word-per-part instruction, over-long parts counted and never cut, a strict judge at
@@ -128,7 +130,7 @@ def _scores_md(state: dict) -> str:
 
 def _agreement_md(store, owner_id: str | None = None) -> tuple[str, pd.DataFrame]:
     """Judge vs the overrides ``owner_id`` may read (their own; locally also the legacy ones)."""
-    entries = vum_overrides(store, owner_id)
+    entries = vum.latest_overrides(store, owner_id)
     stats = vum.agreement([(o["judge_score"], o["human_score"]) for o in entries])
     cols = OVERRIDE_COLUMNS
     table = pd.DataFrame([{c: o[c] for c in cols} for o in entries[-50:]], columns=cols)
@@ -140,6 +142,16 @@ def _agreement_md(store, owner_id: str | None = None) -> tuple[str, pd.DataFrame
 
     return (f"**Judge vs you** over {stats['n']} scored parts: exact {fmt(stats['exact'])} · "
             f"within 1 {fmt(stats['within_1'])} · Spearman {fmt(stats['spearman'])}"), table
+
+
+def save_live_run(store, row: dict, config, owner_id: str) -> str:
+    """Save a finished single (live) evaluation as a one-row VUM run of ``owner_id``; its id."""
+    saved = {k: v for k, v in row.items() if k not in {"critique_raw"}}
+    summary = {"live": True, "n": 1, "know_what_correct": row.get("correct"), "know_why_rate": row.get("know_why_rate"),
+               "dcg": row.get("dcg"), "protocol": row.get("protocol")}
+    params = {"mode": "live", "values": [row.get("value")], **dataclasses.asdict(config),
+              "target": row.get("target"), "judge": row.get("judge")}
+    return store.save_run("vum", params, summary, [saved], owner=owner_id)
 
 
 def _plot(summary: dict):
@@ -157,6 +169,88 @@ def _plot(summary: dict):
     fig.update_layout(barmode="group", yaxis_title="score (0-1)", height=420, margin={"t": 30},
                       legend={"orientation": "h"})
     return fig
+
+
+REVIEW_INTRO = """
+**Review saved rows: your scores against the judge's.** Open any row of any of your saved VUM runs
+(batch, single live evaluations, replayed releases), read the critique and the judge's scores, and
+give your own (1-5 per part; empty keeps the judge's). Each score is stored with who gave it (your
+signed-in name, or this session / the local owner, marked unverified) and the run and row it belongs
+to; scoring the same part of the same row again replaces your earlier score in the agreement.
+The agreement table covers every row you have overridden, per know-why part and all parts pooled:
+n pairs, exact and within-1 shares, Pearson, Spearman, Cohen's κ and Krippendorff's α (interval
+level), each with a 95% interval (bootstrap over pairs; Wilson for the shares). These agreement
+summaries are this project's own.
+"""
+REVIEW_COLUMNS = ["created", "run_id", "row_idx", "value", "part", "judge_score", "human_score", "judge",
+                  "owner_name", "verified"]
+
+
+def review_run_choices(store, owner_id: str) -> list[tuple[str, str]]:
+    """(label, run id) of the VUM runs ``owner_id`` may read, newest first."""
+    out = []
+    for run in store.list_runs(method="vum", limit=200, owner=owner_id):
+        s = run.get("summary") or {}
+        n = (s.get("overall") or {}).get("n") or s.get("n") or ""
+        when = pd.Timestamp(run["created"], unit="s").strftime("%Y-%m-%d %H:%M")
+        out.append((f"{run['id']} · {when}" + (f" · {n} rows" if n else ""), run["id"]))
+    return out
+
+
+def review_row_markdown(store, run_id: str, row_idx, owner_id: str) -> str:
+    """One saved row as a person reads it: statement, value, label, know-what verdict, each critique
+    part with the judge's score, and the visitor's earlier scores of this row."""
+    run, row = vum.saved_row(store, run_id, row_idx, owner_id)
+    idx = int(check_int(row_idx, "row", 0, 10**9))
+    n_rows = len(store.run_rows(run["id"], owner_id))
+    label = row.get("label")
+    lines = [f"**Run `{run['id']}` · row {idx} of 0-{n_rows - 1}** · value **{vum.value_name(row.get('value') or '')}**"
+             f" · true label {'not given' if label is None else label}",
+             f"> {' '.join(str(row.get('text', '')).split())}"]
+    if "correct" in row:
+        verdict = "—" if row.get("correct") is None else ("correct" if row["correct"] else "wrong")
+        lines.append(f"Know what: predicted **{row.get('pred') or 'unreadable'}**, true **{row.get('gold') or '—'}** "
+                     f"· {verdict}")
+    scores = row.get("scores") or {}
+    if not scores:
+        lines.append("_This row has no judged critique (a know-what-only run): nothing to override._")
+        return "\n\n".join(lines)
+    parts = row.get("parts") or {}
+    table = ["| part | critique | judge score |", "|---|---|---|"]
+    for p in vum.PARTS:
+        sc = scores.get(p)
+        text = " ".join(str(parts.get(p, "")).split())[:300] or "(empty: 0 by the rubric)"
+        table.append(f"| {p} | {text.replace('|', '/')} | {'unreadable (not scored)' if sc is None else sc} |")
+    lines.append("\n".join(table))
+    mine = [o for o in vum_overrides(store, owner_id) if o.get("run_id") == run["id"] and o.get("row_idx") == idx]
+    if mine:
+        lines.append("Your earlier scores of this row: " + ", ".join(f"{o['part']} {o['human_score']}" for o in mine))
+    return "\n\n".join(lines)
+
+
+def agreement_frames(store, owner_id: str) -> tuple[str, pd.DataFrame, pd.DataFrame]:
+    """(summary line, per-part agreement table, the visitor's latest 50 overrides)."""
+    table = vum.agreement_table(store, owner_id)
+    rows = R.consistency_table(None, table)
+    entries = vum.latest_overrides(store, owner_id)
+    recent = pd.DataFrame([{c: o.get(c) for c in REVIEW_COLUMNS} for o in entries[-50:]], columns=REVIEW_COLUMNS)
+    n = table["parts"]["all parts"]["n"]
+    if not n:
+        return ("_No overrides yet: open a judged row and give your scores to compare with the judge._",
+                pd.DataFrame(rows, columns=R.CONSISTENCY_HEADERS), recent)
+    md = (f"**Judge vs you** over {n} scored parts of {table['n_rows']} rows "
+          f"(judges: {', '.join(table['judges']) or '—'}).")
+    return md, pd.DataFrame(rows, columns=R.CONSISTENCY_HEADERS), recent
+
+
+def review_save(store, run_id: str, row_idx, s_attr, s_cf, s_reb, owner) -> tuple[str, str, pd.DataFrame, pd.DataFrame]:
+    """Store ``owner``'s scores for a saved row; (row markdown, agreement summary, table, overrides)."""
+    saved = vum.override_saved_row(store, run_id, row_idx, dict(zip(vum.PARTS, (s_attr, s_cf, s_reb),
+                                                                          strict=True)), owner)
+    md, table, recent = agreement_frames(store, owner.id)
+    who = owner.name if owner.verified else f"{owner.name} (unverified)"
+    note = f"Saved {len(saved)} score(s) as **{who}**.\n\n" + md
+    return review_row_markdown(store, run_id, row_idx, owner.id), note, table, recent
 
 
 REPLAY_INTRO = f"""
@@ -275,6 +369,52 @@ def build(ctx) -> None:
         summary_json = gr.JSON(label="Summary")
         published_accordion("vum")
 
+    with gr.Tab("Review saved rows"):
+        gr.Markdown(REVIEW_INTRO)
+        with gr.Row():
+            rv_run = gr.Dropdown([], value=None, label="Your saved VUM run", allow_custom_value=True, scale=3,
+                                 elem_id="vum-review-run")
+            rv_idx = gr.Number(0, precision=0, label="Row (0 = first)", scale=1)
+            rv_list = gr.Button("Refresh my runs", size="sm", scale=1)
+            rv_show = gr.Button("Show row", scale=1, elem_id="vum-review-show")
+        rv_row = gr.Markdown(elem_id="vum-review-row")
+        with gr.Row():
+            rv_human = [gr.Dropdown(SCORE_CHOICES, value="", label=f"Your score: {p}") for p in vum.PARTS]
+        rv_save = gr.Button("Save my scores for this row", variant="primary", elem_id="vum-review-save")
+        rv_md = gr.Markdown(elem_id="vum-review-agreement")
+        rv_table = gr.Dataframe(label="Judge vs you, per know-why part (all your overridden rows)",
+                                headers=R.CONSISTENCY_HEADERS, interactive=False, elem_id="vum-review-table")
+        rv_recent = gr.Dataframe(label="Your overrides (latest 50; a re-scored part shows its latest score)",
+                                 headers=REVIEW_COLUMNS, interactive=False)
+        rv_refresh = gr.Button("Refresh agreement", size="sm")
+
+    @ui_errors
+    def review_list_handler(request: gr.Request = None, profile: gr.OAuthProfile | None = None):
+        choices = review_run_choices(ctx.store, request_owner(request, profile).id)
+        return gr.update(choices=choices, value=choices[0][1] if choices else None)
+
+    rv_list.click(review_list_handler, None, rv_run, api_name="vum_review_runs", queue=False)
+
+    @ui_errors
+    def review_show_handler(run_id, row_idx, request: gr.Request = None, profile: gr.OAuthProfile | None = None):
+        return review_row_markdown(ctx.store, run_id, row_idx, request_owner(request, profile).id)
+
+    rv_show.click(review_show_handler, [rv_run, rv_idx], rv_row, api_name="vum_review_row")
+
+    @ui_errors
+    def review_save_handler(run_id, row_idx, s_attr, s_cf, s_reb, request: gr.Request = None,
+                            profile: gr.OAuthProfile | None = None):
+        return review_save(ctx.store, run_id, row_idx, s_attr, s_cf, s_reb, request_owner(request, profile))
+
+    rv_save.click(review_save_handler, [rv_run, rv_idx, *rv_human], [rv_row, rv_md, rv_table, rv_recent],
+                  api_name="vum_override_row")
+
+    @ui_errors
+    def review_agreement_handler(request: gr.Request = None, profile: gr.OAuthProfile | None = None):
+        return agreement_frames(ctx.store, request_owner(request, profile).id)
+
+    rv_refresh.click(review_agreement_handler, None, [rv_md, rv_table, rv_recent], api_name="vum_agreement_table")
+
     def fill(key):
         item = by_key.get(key)
         if item is None:
@@ -285,7 +425,7 @@ def build(ctx) -> None:
 
     @ui_errors
     def live_handler(scenario, value_key, label_raw, n_shots, max_tokens, target_spec, judge_spec, creds,
-                     proto=vum.DEFAULT_PROTOCOL):
+                     proto=vum.DEFAULT_PROTOCOL, request: gr.Request = None, profile: gr.OAuthProfile | None = None):
         target, judge = _models(target_spec, judge_spec, creds)
         config = vum.RunConfig(shots=n_shots, critique_tokens=max_tokens, protocol=proto or vum.DEFAULT_PROTOCOL)
         notes = "\n\n".join(x for x in (_protocol_note(config.protocol), _notes(target, judge)) if x)
@@ -293,6 +433,10 @@ def build(ctx) -> None:
         true_label = parse_label(label_raw, "true label") if given else None
         state: dict = {}
         for state in vum.live(None, target, judge, config=config, text=scenario, value=value_key, label=true_label):
+            if state.get("phase") == "done":  # a single evaluation is a saved one-row run (overridable later)
+                state["run_id"] = save_live_run(ctx.store, state, config, request_owner(request, profile).id)
+                state["row_idx"] = 0
+                notes += f"\n\nSaved as run `{state['run_id']}` (row 0): score it later under **Review saved rows**."
             yield notes, _answer_md(state), _critique_md(state), _scores_md(state), state
         yield notes, _answer_md(state), _critique_md(state), _scores_md(state), state
 

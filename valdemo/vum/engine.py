@@ -785,32 +785,121 @@ def check_human_score(raw: object, part: str) -> int | None:
     return check_int(raw, f"{part} override", 1, 5)
 
 
-def save_overrides(store, row: dict, human: dict[str, object], owner=None) -> list[dict]:
-    """Store a person's scores for the judged parts of a live ``row`` (all parts in one
-    transaction); ``owner`` (a valdemo.core.owner.Owner) records who made them. Returns what was stored."""
-    if not isinstance(row, dict) or row.get("phase") != "done" or "scores" not in row:
-        raise InputError("there is no judged answer to override yet: run the live evaluation first")
+def _override_entries(row: dict, human: dict[str, object], owner=None, run_id: str = "",
+                      row_idx: int | None = None, judge: str | None = None, target: str | None = None) -> list[dict]:
+    """The override entries for the judged parts of ``row`` that ``human`` scores (1-5 each; empty
+    = keep the judge's), with who made them (``owner``) and the saved run and row they belong to."""
+    scores = row.get("scores") if isinstance(row, dict) else None
+    if not isinstance(scores, dict) or not any(p in scores for p in PARTS):
+        raise InputError("this row has no judged critique to override (a know-what-only run, or a row "
+                         "without know-why scores)")
+    parts = row.get("parts") or {}
     saved = []
     for part in PARTS:
         score = check_human_score(human.get(part), part)
         if score is None:
             continue
         entry = {"item_id": str(row.get("id", "")), "text": str(row.get("text", "")), "value": row.get("value"),
-                 "label": row.get("label"), "part": part, "part_text": row["parts"].get(part, ""),
-                 "judge_score": row["scores"].get(part), "human_score": score,
-                 "target": row.get("target"), "judge": row.get("judge")}
+                 "label": row.get("label"), "part": part, "part_text": parts.get(part, ""),
+                 "judge_score": scores.get(part), "human_score": score,
+                 "target": target or row.get("target"), "judge": judge or row.get("judge"),
+                 "run_id": run_id or "", "row_idx": row_idx}
         if owner is not None:
             entry.update(owner=owner.id, owner_name=owner.name, verified=int(owner.verified))
         saved.append(entry)
     if not saved:
         raise InputError("no override given: pick a score from 1 to 5 for at least one part")
+    return saved
+
+
+def save_overrides(store, row: dict, human: dict[str, object], owner=None) -> list[dict]:
+    """Store a person's scores for the judged parts of a live ``row`` (all parts in one
+    transaction); ``owner`` (a valdemo.core.owner.Owner) records who made them. A row that
+    names its saved run (``run_id``, ``row_idx``) is read back from the store instead
+    (:func:`override_saved_row`), so the judge scores compared are the ones saved. Returns what
+    was stored."""
+    if not isinstance(row, dict) or row.get("phase") != "done" or "scores" not in row:
+        raise InputError("there is no judged answer to override yet: run the live evaluation first")
+    if row.get("run_id"):
+        return override_saved_row(store, str(row["run_id"]), row.get("row_idx") or 0, human, owner)
+    saved = _override_entries(row, human, owner)
     vum_save_overrides(store, saved)
     return saved
 
 
+def saved_row(store, run_id: str, row_idx: object, owner_id: str | None) -> tuple[dict, dict]:
+    """(run, row) of a saved VUM run that ``owner_id`` may read (None: no owner check, local
+    tools); InputError naming what is wrong otherwise."""
+    run_id = (str(run_id or "")).strip()
+    if not run_id:
+        raise InputError("choose a saved VUM run (its id)")
+    run = store.get_run(run_id, owner_id)
+    if run is None or run["method"] != "vum":
+        raise InputError(f"no saved VUM run {run_id!r} of yours")
+    rows = store.run_rows(run_id, owner_id)
+    if not rows:
+        raise InputError(f"run {run_id} has no rows")
+    return run, rows[check_int(row_idx, f"row (0-{len(rows) - 1})", 0, len(rows) - 1)]
+
+
+def _run_models(run: dict, row: dict) -> tuple[str | None, str | None]:
+    """(target, judge) of a saved run's row: the row's own, else the run's parameters."""
+    params = run.get("params") or {}
+    models = params.get("models") or {}
+    target = row.get("target") or params.get("target") or (models.get("target") if isinstance(models, dict) else None)
+    judge = row.get("judge") or params.get("judge") or (models.get("judge") if isinstance(models, dict) else None)
+    return (None if target is None else str(target)), (None if judge is None else str(judge))
+
+
+def override_saved_row(store, run_id: str, row_idx: object, human: dict[str, object], owner) -> list[dict]:
+    """A person's scores for the judged parts of row ``row_idx`` of the saved VUM run ``run_id``
+    (batch or single), which ``owner`` must be able to read; stored with who made them and the
+    run and row. The judge scores compared are the saved ones. Returns what was stored."""
+    run, row = saved_row(store, run_id, row_idx, None if owner is None else owner.id)
+    target, judge = _run_models(run, row)
+    idx = int(check_int(row_idx, "row", 0, 10**9))
+    saved = _override_entries(row, human, owner, run_id=run["id"], row_idx=idx, judge=judge, target=target)
+    vum_save_overrides(store, saved)
+    return saved
+
+
+def latest_overrides(store, owner_id: str | None = None) -> list[dict]:
+    """The overrides ``owner_id`` may read, oldest first, each saved row's part counted once: where
+    a person scored the same part of the same saved row again, the latest score stands."""
+    entries = vum_overrides(store, owner_id)
+    last: dict[tuple, int] = {}
+    for k, o in enumerate(entries):
+        if o.get("run_id"):
+            last[(o["run_id"], o.get("row_idx"), o["part"], o.get("owner"))] = k
+    keep = set(last.values())
+    return [o for k, o in enumerate(entries)
+            if not o.get("run_id") or k in keep]
+
+
 def override_agreement(store, owner_id: str | None = None) -> dict[str, Any]:
-    """Agreement of the judge with the stored human overrides (``owner_id`` given: that owner's)."""
-    return agreement([(o["judge_score"], o["human_score"]) for o in vum_overrides(store, owner_id)])
+    """Agreement of the judge with the stored human overrides (``owner_id`` given: that owner's),
+    all parts pooled: exact, within 1, Spearman."""
+    return agreement([(o["judge_score"], o["human_score"]) for o in latest_overrides(store, owner_id)])
+
+
+def agreement_table(store, owner_id: str | None = None) -> dict[str, Any]:
+    """Judge vs people over every override ``owner_id`` may read (live rows and rows of saved
+    batch or single runs; a part re-scored counts once), per know-why part and all parts pooled:
+    n pairs, exact and within-1 shares (Wilson), Pearson, Spearman, Cohen's kappa and
+    Krippendorff's alpha (interval level), each with a bootstrap 95% interval
+    (:func:`valdemo.vum.replay.agreement_block`; this project's own summaries)."""
+    from .replay import _num, agreement_block
+
+    entries = latest_overrides(store, owner_id)
+    pairs = {part: [(_num(o["judge_score"]), _num(o["human_score"])) for o in entries if o.get("part") == part]
+             for part in PARTS}
+    pairs["all parts"] = [pair for part in PARTS for pair in pairs[part]]
+    judges = sorted({str(o["judge"]) for o in entries if o.get("judge")})
+    who = "judge vs you"
+    src = "VUM overrides stored in this app (yours); judges: " + (", ".join(judges) or "unknown")
+    return {"n_overrides": len(entries), "judges": judges,
+            "n_rows": len({(o.get("run_id"), o.get("row_idx"), o.get("item_id")) for o in entries}),
+            "parts": {part: agreement_block(ps, who, src) for part, ps in pairs.items()}}
 
 
 # -- export and profile --------------------------------------------------------------

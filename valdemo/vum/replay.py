@@ -64,8 +64,14 @@ IMPORT_CAVEAT = ("Imported recorded outputs, not run here: the answers (and any 
                  "valdemo only reads and scores them.")
 NO_SCORES = ("no judge scores recorded for this model: know why and the gap are not computed (valdemo runs no judge on "
              "recorded outputs; record the scores in the file, see docs/recorded_runs.md)")
-GAP_NOTE = ("The gap's sign and form are this project's reading of the paper's 'discriminator-critique gap' "
-            "(know why minus know what); the paper's own equation could not be checked offline.")
+#: Searched (2026-11-23): the paper's text (arXiv 2310.00378, all versions; NeurIPS 2024) was not reachable
+#: here, only abstracts and summaries; its public code (zowiezhang/ValueDCG, commit 6e87bd9) computes the
+#: know-why rate as mean part score / 5 (why_data_analysis_test.py) but no gap at all. So the gap's form stays
+#: this project's reading, and is labelled so wherever it is shown.
+GAP_NOTE = ("The gap's sign and form (know-why rate minus know-what accuracy) are this project's reading of the "
+            "paper's 'discriminator-critique gap': the paper's own equation could not be checked (its text was not "
+            "reachable here; its public code, zowiezhang/ValueDCG, computes the know-why rate as mean part score "
+            "÷ 5, which valdemo follows, but no gap).")
 
 DEF_KNOW_WHAT = ("share of all recorded answers whose leading option (A/B/C) is the true one; an answer that starts "
                  "with no option counts as wrong")
