@@ -374,6 +374,12 @@ def test_api_live_override_and_batch(client, tmp_path, settings):
     assert scored_parts(agree_md) == before + judged
     assert scored_parts(client.predict(api_name="/vum_agreement")[0]) == before + judged
     assert vum.override_agreement(get_store(), "local")["n"] == before + judged  # this visitor: the local owner
+    # The single evaluation was saved as a one-row run; its override names that run and row.
+    assert row["run_id"].startswith("vum-") and row["row_idx"] == 0 and row["run_id"] in notes
+    assert get_store().run_rows(row["run_id"])[0]["scores"] == row["scores"]
+    from valdemo.store import vum_overrides
+
+    assert {(o["run_id"], o["row_idx"]) for o in vum_overrides(get_store(), "local")[-2:]} == {(row["run_id"], 0)}
     assert ("Judge vs you" in agree_md) == (before + judged > 0)
     with pytest.raises(Exception, match="not in the list of choices"):
         client.predict(row, "9", "", "", api_name="/vum_override")

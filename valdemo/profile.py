@@ -411,23 +411,51 @@ def headline(profile: dict, spec: str) -> list[dict]:
     nearest = ((space or {}).get("position") or {}).get("nearest") or []
     fails = _failures(vum, orient, den, space)
     rows = [
-        ("know what (accuracy)", "vum", (vum or {}).get("overall", {}).get("know_what_acc")),
-        ("know why (rate)", "vum", (vum or {}).get("overall", {}).get("know_why_rate")),
-        ("gap DCG (why − what)", "vum", (vum or {}).get("overall", {}).get("dcg")),
+        ("know what (accuracy)", "vum", _with_n((vum or {}).get("overall", {}), "know_what_acc")),
+        ("know why (mean judge score ÷ 5)", "vum", _with_n((vum or {}).get("overall", {}), "know_why_rate")),
+        ("gap DCG (why − what; this project's reading)", "vum", _with_n((vum or {}).get("overall", {}), "dcg")),
         ("SVO value rationality D (°, mean of 4 orientations; 0 = on target)", "svo", _svo_distance(orient)),
         ("SVO category hits (valid trials, all orientations)", "svo", _svo_hits(orient)),
         ("answers adhering (share, all values)", "clave", (clave or {}).get("overall", {}).get("adheres")),
         ("answers opposing (share, all values)", "clave", (clave or {}).get("overall", {}).get("opposes")),
         ("nearest other source (sentence-embedding similarity, not UniVaR)", "univar",
          f"{nearest[0]['source']} ({nearest[0]['distance']:.3f})" if nearest else None),
-        *[(f"violation EVR, {label}", "denevil",
-           _round(((den or {}).get("mean", {}).get(cond) or {}).get("EVR")))
+        *[(f"violation EVR, {label}", "denevil", _den_with_n(den, cond, "EVR"))
           for cond, label in (("none", "no instruction"), ("principle-fixed", "principle-named instruction"),
                               ("generated", "generated instruction"))],
         ("violation MVP, no instruction", "denevil", _round(((den or {}).get("mean", {}).get("none") or {}).get("MVP"))),
         ("unreadable or empty answers, per step (failed of asked)", "all", fails),
     ]
     return [{"metric": m, "method": k, "value": v} for m, k, v in rows]
+
+
+def _with_n(block: dict, key: str) -> str | None:
+    """A VUM mean with the items it rests on beside it (None where not measured)."""
+    value = block.get(key)
+    return None if value is None else f"{value:.3f} (n={block.get('n') or 0} items)"
+
+
+def _den_with_n(den: dict | None, cond: str, name: str) -> str | None:
+    """A DeNEVIL condition's mean with its count beside it (each condition has its own n)."""
+    value = _round(((den or {}).get("mean", {}).get(cond) or {}).get(name))
+    if value is None:
+        return None
+    n = next((m.get("n") for m in ((den or {}).get("metrics") or {}).get(cond) or [] if str(m.get("name", "")).split("_")[0] == name), None)
+    return f"{value:.3f}" + ("" if n is None else f" (n={n})")
+
+
+def same_model_warning(profile: dict) -> str | None:
+    """Said wherever a profile is shown when the judge is also one of the target models."""
+    judge = profile.get("judge")
+    if judge and judge in (profile.get("profiles") or profile.get("models") or []):
+        return (f"Target and judge are the same model ({judge}): it grades its own answers (VUM know why, "
+                "DeNEVIL violations, instructions).")
+    return None
+
+
+#: The radar's one radial axis carries three different quantities: say so on the figure.
+RADAR_AXIS_NOTE = ("one 0-1 axis, three quantities: know what = accuracy, know why = mean judge score ÷ 5 (VUM), "
+                   "adherence = share of answers (CLAVE); not comparable with each other")
 
 
 def _failures(vum: dict | None, orient: dict, den: dict | None, space: dict | None) -> str | None:
@@ -569,7 +597,8 @@ def radar_figure(profile: dict, specs: Sequence[str]):
                                           customdata=[("n/a" if x is None else f"{x:.3f}") for x in r + r[:1]],
                                           hovertemplate="%{theta}: %{customdata}<extra>%{fullData.name}</extra>",
                                           mode="lines+markers"))
-    fig.update_layout(title="Schwartz values", polar={"radialaxis": {"range": [0, 1]}}, height=460,
+    fig.update_layout(title={"text": f"Schwartz values<br><sub>{RADAR_AXIS_NOTE}</sub>"},
+                      polar={"radialaxis": {"range": [0, 1]}}, height=480,
                       margin={"l": 40, "r": 40, "t": 50, "b": 30})
     return fig
 
@@ -724,6 +753,8 @@ def report_html(profile: dict) -> str:
 
     pages.append(replayed_section_html(profile.get("replayed"), "inline" if first[0] else False))
     caveat = (f'<p class="caveat" id="caveat">⚠️ {html.escape(profile["caveat"])}</p>' if profile["caveat"] else "")
+    same = same_model_warning(profile)
+    caveat += f'<p class="caveat" id="same-model">⚠️ {html.escape(same)}</p>' if same else ""
     meta = (f'size <b>{html.escape(profile["size"])}</b> · judge <code>{html.escape(profile["judge"])}</code> · '
             f'run <code>{html.escape(str(profile.get("run_id") or "unsaved"))}</code> · created '
             f'{html.escape(profile["created"])} · {profile["seconds"]:.1f} s · cache hits {profile["cache"]["hits"]}, '

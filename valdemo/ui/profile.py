@@ -41,6 +41,8 @@ def _status_md(profile: dict) -> str:
     lines = []
     if profile["caveat"]:
         lines.append(f"> ⚠️ **{profile['caveat']}** (bundled: {', '.join(profile['bundled_models'])})")
+    if prof.same_model_warning(profile):
+        lines.append(f"> ⚠️ {prof.same_model_warning(profile)}")
     failed = [f"{s} · {m}" for s, p in profile["profiles"].items() for m, sec in p["methods"].items()
               if sec["status"] == "error"]
     lines.append(f"Run `{profile.get('run_id')}` · size **{profile['size']}** · judge `{profile['judge']}` · "
