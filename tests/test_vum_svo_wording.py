@@ -49,3 +49,22 @@ def test_definitions_match_the_formulas():
     assert "Eq. 3" in svo.VR_SOURCE and "NOT HVAE" in svo.own_score.__doc__
     # The gap note says what was searched, and never credits the paper with an equation.
     assert "could not be checked" in GAP_NOTE and "zowiezhang/ValueDCG" in GAP_NOTE
+
+
+def test_profile_headline_counts_nothing_twice():
+    """SVO: D (HVAE's form) and the category hit rate are separate headlines; the project's own 0-1 score,
+    which contains the category hit, is not a headline. VUM's know why is named by its formula."""
+    orient = {"prosocial": {"vr_distance": 4.0, "valid_trials": 2, "trials": 3, "category_hits": 1, "answers": 18,
+                            "parse_failures": 1},
+              "competitive": {"vr_distance": 10.0, "valid_trials": 1, "trials": 3, "category_hits": 1,
+                              "answers": 18, "parse_failures": 2}}
+    methods = {m: {"status": "unavailable", "summary": None} for m in P.METHODS}
+    methods["svo"] = {"status": "ok", "summary": {"orientations": orient}}
+    methods["vum"] = {"status": "ok", "summary": {"overall": {"n": 4, "know_what_acc": 0.5, "know_why_rate": 0.4,
+                                                              "dcg": -0.1}}}
+    rows = {r["metric"]: r["value"] for r in P.headline({"profiles": {"m": {"methods": methods}}}, "m")}
+    assert rows["SVO value rationality D (°, mean of 4 orientations; 0 = on target)"] == "7.00 (n=3 of 6 trials)"
+    assert rows["SVO category hits (valid trials, all orientations)"] == "2/3 = 0.667"
+    assert not any("own" in k.lower() for k in rows)
+    assert rows["know why (mean judge score ÷ 5)"] == "0.400 (n=4 items)"
+    assert rows["gap DCG (why − what; this project's reading)"] == "-0.100 (n=4 items)"
