@@ -68,3 +68,11 @@ def test_profile_headline_counts_nothing_twice():
     assert not any("own" in k.lower() for k in rows)
     assert rows["know why (mean judge score ÷ 5)"] == "0.400 (n=4 items)"
     assert rows["gap DCG (why − what; this project's reading)"] == "-0.100 (n=4 items)"
+
+
+def test_profile_sections_say_which_protocol_ran():
+    methods = {m: {"status": "unavailable", "summary": None} for m in P.METHODS}
+    methods["vum"] = {"status": "ok", "summary": {"protocol": {"name": "valuedcg", "hash": "abc123"}}}
+    profile = {"profiles": {"m": {"methods": methods}, "n": {"methods": dict(methods)}}}
+    assert P.protocol_note(profile, "vum", ["m", "n"]) == "Protocol: valuedcg (hash abc123)"
+    assert P.protocol_note(profile, "svo", ["m"]) is None

@@ -189,7 +189,7 @@ def _vum(model: ChatModel, judge: ChatModel, config: ProfileConfig, progress) ->
     keep = ("n", "know_what_acc", "know_why_rate", "dcg", "parse_failures", "judge_parse_failures")
     summary = {"per_value": {v: {k: s.get(k) for k in keep} for v, s in res["per_value"].items()},
                "overall": {k: res["overall"].get(k) for k in keep}, "formula": res.get("formula"),
-               "judge": res.get("judge")}
+               "judge": res.get("judge"), "protocol": res.get("protocol")}
     rows = list(res.get("rows") or [])
     summary["overall"]["judged_parts"] = sum(1 for r in rows for text in (r.get("parts") or {}).values() if text)
     return summary, rows
@@ -207,7 +207,7 @@ def _svo(model: ChatModel, config: ProfileConfig, progress) -> tuple[dict, list[
         s["self_mean"] = statistics.fmean(p["self_mean"] for p in pts) if pts else None
         s["other_mean"] = statistics.fmean(p["other_mean"] for p in pts) if pts else None
     summary = {"orientations": per, "trials_per_orientation": res.get("trials_per_orientation"),
-               "temperature": res.get("temperature")}
+               "temperature": res.get("temperature"), "protocol": res.get("protocol")}
     return summary, points
 
 
@@ -442,6 +442,18 @@ def _den_with_n(den: dict | None, cond: str, name: str) -> str | None:
         return None
     n = next((m.get("n") for m in ((den or {}).get("metrics") or {}).get(cond) or [] if str(m.get("name", "")).split("_")[0] == name), None)
     return f"{value:.3f}" + ("" if n is None else f" (n={n})")
+
+
+def protocol_note(profile: dict, method: str, specs: Sequence[str]) -> str | None:
+    """Which prompt protocol(s) a method's section ran (name and hash), for VUM and SVO."""
+    seen = []
+    for s in specs:
+        proto = ((_get(profile, s, method) or {}).get("protocol") or {})
+        if proto.get("name"):
+            text = f"{proto['name']} (hash {proto.get('hash', '?')})"
+            if text not in seen:
+                seen.append(text)
+    return ("Protocol: " + ", ".join(seen)) if seen else None
 
 
 def same_model_warning(profile: dict) -> str | None:
@@ -719,6 +731,8 @@ def _page_html(profile: dict, specs: Sequence[str], first: list[bool], page_id: 
     figs = figures(profile, specs)
     for method in ("vum", "clave", "svo", "univar", "denevil"):
         body = [f'<p class="definition">{html.escape(DEFINITIONS[method])}</p>']
+        if protocol_note(profile, method, specs):
+            body.append(f'<p class="protocol">{html.escape(protocol_note(profile, method, specs) or "")}</p>')
         for err in section_errors(profile, method, specs):
             body.append(f'<p class="error">⚠️ {html.escape(err)}</p>')
         fig_html = ""

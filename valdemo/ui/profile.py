@@ -30,6 +30,8 @@ SECTIONS = ("vum", "clave", "svo", "univar", "denevil")
 
 def _section_md(profile: dict, method: str, specs: list[str]) -> str:
     lines = [f"#### {prof.TITLES[method]}", f"_{prof.DEFINITIONS[method]}_", ""]
+    if prof.protocol_note(profile, method, specs):
+        lines += [f"{prof.protocol_note(profile, method, specs)}", ""]
     lines += [f"> ⚠️ {e}" for e in prof.section_errors(profile, method, specs)]
     lines += ["", prof.md_table(prof.section_table(profile, method, specs))]
     n = sum(profile["profiles"][s]["methods"][method]["n_rows"] for s in specs)
