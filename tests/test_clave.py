@@ -571,6 +571,9 @@ def _cli(*args, env=None, timeout=300):
     (["calibrate", "--labels", "nowhere.csv"], "not found"),
     (["calibrate", "--labels", "assets/clave/samples.csv", "--folds", "1"], "folds must be at least 2"),
     (["export", "--format", "xml", "--out", "x"], "invalid choice"),
+    (["calibrate", "--labels", "assets/clave/samples.csv", "--name", "x"], "add --save"),
+    (["calibrate", "--labels", "assets/clave/samples.csv", "--save", "--small-model", "lora"], "only the 'head'"),
+    (["calibrate", "--labels", "assets/clave/samples.csv", "--save", "--name", "a/b"], "recognizer name"),
 ])
 def test_cli_bad_input_exits_2_with_one_line(args, needle):
     r = _cli(*args)

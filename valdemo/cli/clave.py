@@ -115,6 +115,11 @@ def run_calibrate(args: argparse.Namespace) -> int:
     from ..models import get_model
     from ..store import get_store
 
+    if args.name and not args.save:
+        raise CLIError("--name names a saved recognizer: add --save")
+    if args.save and args.small_model != "head":
+        raise CLIError(f"--save keeps only the 'head' small model for now, not {args.small_model!r}")
+    name = clave.check_recognizer_name(args.name)
     samples = [s for s in _read_all(args.labels) if s.label is not None]
     if not samples:
         raise CLIError("the labels files hold no labelled rows")
@@ -130,9 +135,6 @@ def run_calibrate(args: argparse.Namespace) -> int:
                                   per_value=args.per_value, selection=args.selection)
     from ..core.owner import LOCAL_ID
 
-    if args.name and not args.save:
-        raise CLIError("--name names a saved recognizer: add --save")
-    name = clave.check_recognizer_name(args.name)
     if args.save or not args.no_run:  # the local tools' owner (core/owner.py), as the local app
         clave.save_calibration(get_store(), report, rec if args.save else None, LOCAL_ID, name, source="cli")
     emit(report, args.json, human=_table)
