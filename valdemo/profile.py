@@ -25,6 +25,7 @@ from dataclasses import asdict, dataclass
 from pathlib import Path
 from typing import Any
 
+from .core.cancel import Stopped
 from .inputs import InputError, check_int
 from .models import BUNDLED_CAVEAT, ChatModel, GenParams, get_model, unwrap
 from .reference import published_html  # the papers' figures, labelled "published" (issue 18)
@@ -159,6 +160,8 @@ def _section(fn: Callable[[], tuple[dict, list[dict]]]) -> dict:
         out = {"status": "unavailable", "error": str(exc), "summary": {}, "rows": []}
     except _StopRequested as exc:
         out = {"status": "error", "error": str(exc), "summary": {}, "rows": []}
+    except Stopped:  # Stop seen inside a generation (valdemo.core.cancel)
+        out = {"status": "error", "error": _STOPPED_DURING, "summary": {}, "rows": []}
     except Exception as exc:  # noqa: BLE001 - shown in the section; the profile goes on
         log.warning("profile section failed", exc_info=True)
         out = {"status": "error", "error": f"{type(exc).__name__}: {' '.join(str(exc).split())}",

@@ -6,14 +6,22 @@ A method declares its stages with relative weights (``[("answers", 1), ("critiqu
 one overall fraction in 0..1 that never goes back, and a line of text
 (``"critiques 12/40"``). No gradio here: the UI wraps ``gr.Progress`` as the callback, the
 CLI prints, tests collect.
+
+It also holds the one way a stopped run keeps what finished (:func:`run_stoppable`).
 """
 
 from __future__ import annotations
 
 import threading
 from collections.abc import Callable, Sequence
+from dataclasses import dataclass
+from typing import Any, Generic, TypeVar
 
 from ..models.base import ProgressFn
+from . import cancel
+
+T = TypeVar("T")
+U = TypeVar("U")
 
 #: Receives (overall fraction 0..1, text).
 Callback = Callable[[float, str], None]
@@ -78,3 +86,78 @@ def from_progress_fn(progress: ProgressFn | None, resolution: int = 1000) -> Cal
     if progress is None:
         return None
     return lambda fraction, _text: progress(round(fraction * resolution), resolution)
+
+
+# -- Stop keeps what finished (issue 12) ---------------------------------------------------------
+# One mechanism for every long run (VUM batch, SVO trials, DeNEVIL defence, UniVaR generation): the
+# run works under a cancel scope; on Stop, every answer it finished is in the response cache
+# (stored one by one as they arrive, a stopped batch's finished part included). The planned units
+# are then replayed one by one from the cache alone (a model that answers only what it answered
+# before), and the method runs once more, from the cache, on the units that replay in full. Its
+# numbers are exactly those of a run on those units: n says how many.
+
+@dataclass(frozen=True)
+class Outcome(Generic[T]):
+    """A run's output with how much of it ran: ``value`` is the method's output on every planned
+    unit, or, after a Stop, on the ``done`` units that finished (None when none did)."""
+
+    value: T | None
+    done: int
+    planned: int
+    unit: str = "items"
+    stopped: bool = False
+    note: str = ""
+
+    def marks(self) -> dict:
+        """What a saved run records about its Stop (empty for a run that was not stopped)."""
+        if not self.stopped:
+            return {}
+        return {"stopped": True, "partial": self.done < self.planned, "done": self.done, "planned": self.planned,
+                "unit": self.unit}
+
+    def message(self) -> str:
+        """One line for the page (empty for a run that was not stopped)."""
+        if not self.stopped:
+            return ""
+        line = (f"⏹ Stopped: {self.done} of {self.planned} {self.unit} finished before Stop and are kept; "
+                f"{self.planned - self.done} not run. Every number below is over the finished {self.unit} only.")
+        return f"{line} {self.note}".strip()
+
+
+def run_stoppable(units: Sequence[U], fn: Callable[..., T], models: Sequence[Any], token: cancel.CancelToken | None,
+                  unit: str = "items") -> Outcome[T]:
+    """``fn(units, *models)`` under ``token``; after a Stop, :func:`keep_finished`."""
+    units = list(units)
+    with cancel.cancel_scope(token):
+        try:
+            return Outcome(fn(units, *models), len(units), len(units), unit)
+        except cancel.Stopped:
+            pass
+    return keep_finished(units, fn, models, unit)
+
+
+def keep_finished(units: Sequence[U], fn: Callable[..., T], models: Sequence[Any], unit: str = "items") -> Outcome[T]:
+    """What a stopped ``fn(units, *models)`` finished: ``fn`` on the units whose every model call
+    is in the response cache, answered from the cache alone (``models``' ``replaying()``; None
+    entries stay None). ``fn`` must accept any subset of ``units``, in their order."""
+    units = list(units)
+    replay = [None if m is None else getattr(m, "replaying", lambda: False)() for m in models]
+    if any(r is False for r in replay):
+        return Outcome(None, 0, len(units), unit, stopped=True,
+                       note="Nothing could be kept: the response cache is off (VALDEMO_CACHE=0).")
+    with cancel.cancel_scope(cancel.CancelToken()):  # this part is quick (no model runs) and is not stopped
+        done = [u for u in units if _replays(fn, u, replay)]
+        value = fn(done, *replay) if done else None
+    return Outcome(value, len(done), len(units), unit, stopped=True)
+
+
+def _replays(fn: Callable[..., Any], unit: Any, models: Sequence[Any]) -> bool:
+    from ..models.cache import NotCached
+
+    try:
+        fn([unit], *models)
+    except NotCached:
+        return False
+    except Exception:  # noqa: BLE001 - it replays; the method's own error shows on the finished set
+        return True
+    return True

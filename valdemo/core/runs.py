@@ -28,10 +28,23 @@ def _store(store=None):
     return get_store()
 
 
-def save_run(result: Result, owner: str = "", source: str = "ui", store=None) -> str:
-    """Save ``result`` with its rows in one transaction; returns the run id."""
+def mark_stopped(result: Result, outcome=None) -> Result:
+    """Record on ``result`` (in place) that its run was stopped: ``params["stopped"]`` holds the
+    :class:`~valdemo.core.progress.Outcome`'s marks (done and planned units) and the page's line
+    joins the caveats. A run that was not stopped is left as it is."""
+    marks = outcome.marks() if outcome is not None else {}
+    if marks and "stopped" not in result.params:
+        result.params["stopped"] = marks
+        result.caveats.append(outcome.message())
+    return result
+
+
+def save_run(result: Result, owner: str = "", source: str = "ui", store=None, outcome=None) -> str:
+    """Save ``result`` with its rows in one transaction; returns the run id. ``outcome``: the
+    :class:`~valdemo.core.progress.Outcome` of a run that may have been stopped (see :func:`mark_stopped`)."""
     if not isinstance(result, Result):
         raise TypeError(f"save_run takes a Result, got {type(result).__name__}")
+    mark_stopped(result, outcome)
     if source not in SOURCES:
         raise ValueError(f"source must be one of {', '.join(SOURCES)}, got {source!r}")
     data = result.as_dict()
@@ -39,7 +52,19 @@ def save_run(result: Result, owner: str = "", source: str = "ui", store=None) ->
               "models": data["models"]}
     summary = {"format": FORMAT, "source": source, "metrics": data["metrics"], "groups": data["groups"], "failures": data["failures"],
                "caveats": data["caveats"], "extra": data["extra"]}
+    if "stopped" in result.params:
+        summary["stopped"] = result.params["stopped"]
     return _store(store).save_run(result.method, params, summary, data["rows"], owner=owner or "")
+
+
+def save_plain(method: str, params: dict, summary: dict, rows: list[dict], owner: str = "", store=None,
+               outcome=None) -> str:
+    """Save a run whose method does not build a :class:`Result` yet, in its own shape, with the
+    Stop marks of ``outcome`` under ``"stopped"`` in both its params and its summary."""
+    marks = outcome.marks() if outcome is not None else {}
+    if marks:
+        params, summary = {**params, "stopped": marks}, {**summary, "stopped": marks}
+    return _store(store).save_run(method, params, summary, rows, owner=owner or "")
 
 
 def load_run(run_id: str, owner: str | None = "", store=None) -> dict | None:
@@ -95,5 +120,6 @@ def list_runs(owner: str | None = "", method: str | None = None, limit: int = 50
         out.append({"id": run["id"], "method": run["method"], "created": run["created"], "owner": run["owner"],
                     "format": FORMAT if ours else None, "source": summary.get("source") if ours else None,
                     "metrics": summary.get("metrics", []) if ours else [],
-                    "failures": summary.get("failures", []) if ours else []})
+                    "failures": summary.get("failures", []) if ours else [],
+                    "stopped": summary.get("stopped") or None})
     return out

@@ -96,6 +96,13 @@ def headline(metrics: list[dict]) -> str:
     return f"{m.title} {m.fmt()}"
 
 
+def stopped_text(run: dict) -> str:
+    """For a run that was stopped, what the Runs list adds to its headline (its numbers are over the
+    finished units only): ``" · ⏹ stopped: 3 of 10 items"``; else ``""``."""
+    marks = run.get("stopped") or {}
+    return f" · ⏹ stopped: {marks['done']} of {marks['planned']} {marks['unit']}" if marks.get("stopped") else ""
+
+
 def list_table(owner: str | None, method: str | None = None, limit: int = 50, store=None) -> list[list[str]]:
     """One row per run ``owner`` may read (None: all), newest first: :data:`LIST_HEADERS`."""
     from ..store import get_store
@@ -110,7 +117,7 @@ def list_table(owner: str | None, method: str | None = None, limit: int = 50, st
                "params": params if not ours else params.get("params", {})}
         out.append([r["id"], r["method"], when(r["created"]), models_text(models_of(run)),
                     protocol_text(params.get("protocol") if ours else None),
-                    headline(r["metrics"]) if ours else "(older run: no headline saved)"])
+                    (headline(r["metrics"]) if ours else "(older run: no headline saved)") + stopped_text(r)])
     return out
 
 

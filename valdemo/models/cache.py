@@ -13,6 +13,7 @@ want n distinct samples pass n distinct seeds.
 
 from __future__ import annotations
 
+import copy
 import hashlib
 import json
 import sqlite3
@@ -21,6 +22,7 @@ import time
 from collections.abc import Callable, Iterator, Mapping, Sequence
 from pathlib import Path
 
+from ..core.cancel import Stopped
 from .base import ChatModel, Conversation, GenParams, OlderOptionProbs, ProgressFn, Reply, answer_strings
 
 
@@ -142,6 +144,40 @@ def _length(conversation: Conversation) -> int:
     return sum(len(m["content"]) for m in conversation)
 
 
+class NotCached(Exception):
+    """A replaying model was asked something it never answered (see :meth:`CachedModel.replaying`)."""
+
+
+class _NoCalls:
+    """Stands in for the backend of a replaying model: every call that would reach it is refused;
+    everything else (spec, flags, endpoint) is the backend's."""
+
+    _CALLS = frozenset({"map_calls", "warm"})
+
+    def __init__(self, inner: ChatModel):
+        self._inner = inner
+
+    def __getattr__(self, name: str):
+        if name in self._CALLS:
+            raise AttributeError(name)
+        return getattr(self._inner, name)
+
+    def chat(self, *args, **kwargs):
+        raise NotCached("not answered before the run stopped")
+
+    def chat_batch(self, *args, **kwargs):
+        raise NotCached("not answered before the run stopped")
+
+    def stream(self, *args, **kwargs):
+        raise NotCached("not answered before the run stopped")
+
+    def answer_probs(self, *args, **kwargs):
+        return None  # choose() then reads the generated answer, which must be in the cache too
+
+    def answer_probs_batch(self, *args, **kwargs):
+        return None
+
+
 class CachedModel(OlderOptionProbs):
     """Wraps any ChatModel; answers from the cache where it can, stores what it gets.
 
@@ -165,6 +201,13 @@ class CachedModel(OlderOptionProbs):
 
     def __repr__(self) -> str:
         return f"CachedModel({self.inner!r})"
+
+    def replaying(self) -> CachedModel:
+        """This model answering from the cache only: a call it never answered raises
+        :class:`NotCached` (how a stopped run finds what finished, :mod:`valdemo.core.progress`)."""
+        clone = copy.copy(self)
+        clone.inner = _NoCalls(self.inner)
+        return clone
 
     def _chat_key(self, messages: Conversation, params: GenParams) -> str:
         return cache_key("chat", self.backend, self.model_id, {"messages": messages, "params": params.as_dict()})
@@ -248,8 +291,14 @@ class CachedModel(OlderOptionProbs):
         for start in range(0, len(order), self.CHUNK):
             part = order[start : start + self.CHUNK]
             base = done_before + start
-            values = batch([conversations[i] for i in part],
-                           (lambda d, _t, base=base: progress(base + d, total)) if progress else None)
+            try:
+                values = batch([conversations[i] for i in part],
+                               (lambda d, _t, base=base: progress(base + d, total)) if progress else None)
+            except Stopped as exc:  # Stop: keep the answers that were finished (issue 12)
+                for i, value in zip(part, exc.partial or [], strict=False):
+                    if value is not None:
+                        put(i, value)
+                raise
             if values is None:
                 return False
             for i, value in zip(part, values, strict=True):

@@ -12,6 +12,7 @@ nothing from two generations at once; batching is how to go faster).
 
 from __future__ import annotations
 
+import contextlib
 import importlib.metadata
 import json
 import logging
@@ -23,6 +24,7 @@ from collections.abc import Iterator, Mapping, Sequence
 from pathlib import Path
 
 from ..config import get_settings
+from ..core import cancel
 from .base import (
     Conversation,
     GenParams,
@@ -152,6 +154,44 @@ def generation_slot() -> threading.BoundedSemaphore:
         if _slots is None:
             _slots = threading.BoundedSemaphore(get_settings().local_concurrency)
         return _slots
+
+
+@contextlib.contextmanager
+def _slot_unless_stopped(token: cancel.CancelToken | None):
+    """A generation slot; a stopped run waiting for one gives up (raises Stopped) instead."""
+    slot = generation_slot()
+    while not slot.acquire(timeout=0.2):
+        if token is not None:
+            token.check()
+    try:
+        if token is not None:
+            token.check()
+        yield
+    finally:
+        slot.release()
+
+
+def _stopping(token: cancel.CancelToken | None) -> dict:
+    """generate() kwargs that end decoding at the next step once ``token`` is set (Stop, issue 12)."""
+    if token is None:
+        return {}
+    from transformers import StoppingCriteria, StoppingCriteriaList
+
+    class _Stop(StoppingCriteria):
+        def __call__(self, input_ids, scores, **kwargs):
+            import torch
+
+            return torch.full((input_ids.shape[0],), token.is_set(), dtype=torch.bool, device=input_ids.device)
+
+    return {"stopping_criteria": StoppingCriteriaList([_Stop()])}
+
+
+def _report(progress: ProgressFn, done: int, total: int, out: list) -> None:
+    """Report progress; a Stop raised by the callback carries the batch's finished answers."""
+    try:
+        progress(done, total)
+    except cancel.Stopped as exc:
+        raise cancel.Stopped(str(exc), partial=list(out)) from None
 
 
 #: Loaded models, least recently used first; at most VALDEMO_MAX_LOCAL_MODELS of them.
@@ -337,16 +377,22 @@ class LocalChatModel(OlderOptionProbs):
         order = sorted(range(len(conversations)), key=lambda i: sum(len(m["content"]) for m in conversations[i]))
         out: list[Reply | None] = [None] * len(conversations)
         done = 0
+        token = cancel.current()
         for start in range(0, len(order), batch_size):
             idx = order[start : start + batch_size]
             t0 = time.perf_counter()
-            with generation_slot(), loaded.lock, torch.inference_mode():
-                enc = self._encode(loaded, [conversations[i] for i in idx])
-                self._seed(params)
-                try:
-                    gen = loaded.model.generate(**enc, **self._gen_kwargs(loaded, params))
-                except RuntimeError as exc:
-                    raise ModelError(f"local generation failed: {exc}") from exc
+            try:
+                with _slot_unless_stopped(token), loaded.lock, torch.inference_mode():
+                    enc = self._encode(loaded, [conversations[i] for i in idx])
+                    self._seed(params)
+                    try:
+                        gen = loaded.model.generate(**enc, **self._gen_kwargs(loaded, params), **_stopping(token))
+                    except RuntimeError as exc:
+                        raise ModelError(f"local generation failed: {exc}") from exc
+                if token is not None:
+                    token.check()  # a reply cut by Stop is never returned (nor cached)
+            except cancel.Stopped as exc:
+                raise cancel.Stopped(str(exc), partial=list(out)) from None
             new_tokens = gen[:, enc["input_ids"].shape[1] :]
             elapsed = (time.perf_counter() - t0) / len(idx)
             for row, i in enumerate(idx):
@@ -361,7 +407,7 @@ class LocalChatModel(OlderOptionProbs):
                 )
             done += len(idx)
             if progress:
-                progress(done, len(conversations))
+                _report(progress, done, len(conversations), out)
         return out  # type: ignore[return-value]
 
     def stream(self, messages: Conversation, params: GenParams | None = None) -> Iterator[str]:
@@ -373,12 +419,15 @@ class LocalChatModel(OlderOptionProbs):
         streamer = TextIteratorStreamer(loaded.tokenizer, skip_prompt=True, skip_special_tokens=True, timeout=300)
         errors: list[BaseException] = []
 
+        token = cancel.current()
+
         def run() -> None:
             try:
-                with generation_slot(), loaded.lock, torch.inference_mode():
+                with _slot_unless_stopped(token), loaded.lock, torch.inference_mode():
                     enc = self._encode(loaded, [messages])
                     self._seed(params)
-                    loaded.model.generate(**enc, **self._gen_kwargs(loaded, params), streamer=streamer)
+                    loaded.model.generate(**enc, **self._gen_kwargs(loaded, params), streamer=streamer,
+                                          **_stopping(token))
             except BaseException as exc:  # surfaced to the consumer below
                 errors.append(exc)
                 streamer.end()
@@ -389,6 +438,8 @@ class LocalChatModel(OlderOptionProbs):
             if piece:
                 yield piece
         thread.join()
+        if (errors and isinstance(errors[0], cancel.Stopped)) or (token is not None and token.is_set()):
+            raise cancel.Stopped()
         if errors:
             raise ModelError(f"local generation failed: {errors[0]}")
 
@@ -442,18 +493,23 @@ class LocalChatModel(OlderOptionProbs):
         order = sorted(range(len(conversations)), key=lambda i: sum(len(m["content"]) for m in conversations[i]))
         out: list[dict[str, float] | None] = [None] * len(conversations)
         done = 0
+        token = cancel.current()
         for start in range(0, len(order), batch_size):
             idx = order[start : start + batch_size]
             n = len(idx)
-            with generation_slot(), loaded.lock, torch.inference_mode():
-                enc = self._encode(loaded, [conversations[i] for i in idx])
-                first = loaded.model(**enc, use_cache=True, logits_to_keep=1)
-                first_logp = torch.log_softmax(first.logits[:, -1, :].float(), dim=-1)  # (n, V)
-                cache = first.past_key_values
-                cache.batch_repeat_interleave(k)  # row r*k + j: prompt r, answer j
-                mask = torch.cat([enc["attention_mask"].repeat_interleave(k, dim=0), ans_mask.repeat(n, 1)], dim=1)
-                nxt = loaded.model(input_ids=ans.repeat(n, 1), attention_mask=mask, past_key_values=cache)
-                logp = torch.log_softmax(nxt.logits.float(), dim=-1)  # (n*k, width, V)
+            try:  # two forward passes per batch: Stop is seen between batches
+                with _slot_unless_stopped(token), loaded.lock, torch.inference_mode():
+                    enc = self._encode(loaded, [conversations[i] for i in idx])
+                    first = loaded.model(**enc, use_cache=True, logits_to_keep=1)
+                    first_logp = torch.log_softmax(first.logits[:, -1, :].float(), dim=-1)  # (n, V)
+                    cache = first.past_key_values
+                    cache.batch_repeat_interleave(k)  # row r*k + j: prompt r, answer j
+                    mask = torch.cat([enc["attention_mask"].repeat_interleave(k, dim=0), ans_mask.repeat(n, 1)],
+                                     dim=1)
+                    nxt = loaded.model(input_ids=ans.repeat(n, 1), attention_mask=mask, past_key_values=cache)
+                    logp = torch.log_softmax(nxt.logits.float(), dim=-1)  # (n*k, width, V)
+            except cancel.Stopped as exc:
+                raise cancel.Stopped(str(exc), partial=list(out)) from None
             for row, i in enumerate(idx):
                 scores = {}
                 for j, ids in enumerate(answer_ids):
@@ -466,5 +522,5 @@ class LocalChatModel(OlderOptionProbs):
                 out[i] = scores
             done += n
             if progress:
-                progress(done, len(conversations))
+                _report(progress, done, len(conversations), out)
         return out  # type: ignore[return-value]

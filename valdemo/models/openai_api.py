@@ -9,6 +9,7 @@ client object only: it is never logged, cached or put in an error message.
 
 from __future__ import annotations
 
+import contextvars
 import logging
 import math
 import random
@@ -19,6 +20,7 @@ from concurrent.futures import ThreadPoolExecutor
 from typing import TypeVar
 
 from ..config import get_settings
+from ..core import cancel
 from .base import (
     Conversation,
     GenParams,
@@ -39,6 +41,15 @@ from .endpoint import DEFAULT_BASE_URL, ModelRefused, guarded_transport, normali
 
 log = logging.getLogger(__name__)
 T = TypeVar("T")
+
+
+def _wait(seconds: float) -> None:
+    """Sleep before a retry; a Stop ends the wait (and the run) within 0.2 s."""
+    end = time.monotonic() + seconds
+    while (left := end - time.monotonic()) > 0:
+        cancel.check()
+        time.sleep(min(left, 0.2))
+    cancel.check()
 
 
 def _retry_after(exc: Exception) -> float | None:
@@ -119,6 +130,7 @@ class OpenAIChatModel(OlderOptionProbs):
         openai = self._openai
         attempt = 0
         while True:
+            cancel.check()  # Stop: no request (or retry) after it
             with self._calls_lock:
                 self.calls += 1
             try:
@@ -147,7 +159,7 @@ class OpenAIChatModel(OlderOptionProbs):
                 delay = min(delay, self.timeout_s)
                 log.info("%s: %s, retry %d/%d in %.2fs", self.base_url, type(exc).__name__,
                             attempt + 1, self.retries, delay)
-                time.sleep(delay)
+                _wait(delay)
                 attempt += 1
             except openai.APIStatusError as exc:
                 if 300 <= exc.status_code < 400:
@@ -157,7 +169,7 @@ class OpenAIChatModel(OlderOptionProbs):
                         + (f" to {where[:200]}" if where else "")
                         + "); redirects are not followed: use the final URL as the base URL") from exc
                 if exc.status_code >= 500 and attempt < self.retries:
-                    time.sleep(self.backoff_s * (2**attempt))
+                    _wait(self.backoff_s * (2**attempt))
                     attempt += 1
                     continue
                 raise ModelResponseError(f"{self.base_url} answered {exc.status_code}: {_short(exc)}") from exc
@@ -204,8 +216,12 @@ class OpenAIChatModel(OlderOptionProbs):
         done = 0
         lock = threading.Lock()
 
+        token = cancel.current()
+
         def one(i: int) -> None:
             nonlocal done
+            if token is not None:
+                token.check()  # Stop: no further request is sent (issue 12)
             results[i] = fn(items[i])
             with lock:
                 done += 1
@@ -213,7 +229,8 @@ class OpenAIChatModel(OlderOptionProbs):
                     progress(done, len(items))
 
         with ThreadPoolExecutor(max_workers=min(self.concurrency, max(1, len(items)))) as pool:
-            for future in [pool.submit(one, i) for i in range(len(items))]:
+            # each call carries the run's context (its Stop token) into the pool's thread
+            for future in [pool.submit(contextvars.copy_context().run, one, i) for i in range(len(items))]:
                 future.result()
         return results
 

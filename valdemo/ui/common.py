@@ -18,11 +18,15 @@ from typing import Any
 import gradio as gr
 
 from ..config import Settings
+from ..core import cancel
+from ..core.cancel import Stopped
 from ..core.owner import Owner, derive_owner, is_public, resolve_annotator
+from ..core.progress import Outcome
+from ..core.progress import run_stoppable as core_run_stoppable
 from ..inputs import InputError
 from ..models import BUNDLED_CAVEAT, ChatModel, Credentials, ModelError, get_model, unwrap
 from ..store import Store
-from .hf_signin import session_hf_token
+from .hf_signin import session_hf_token, session_hf_username
 
 log = logging.getLogger(__name__)
 
@@ -68,13 +72,17 @@ def oauth_enabled() -> bool:
 
 
 def request_owner(request: gr.Request | None, profile: gr.OAuthProfile | None = None) -> Owner:
-    """Who is asking: the signed-in Hugging Face user (verified) where the Space has OAuth,
-    else in public mode the browser session (``request.session_hash``: new on every page load,
-    so a cookie-less Space cannot recognise a visitor after a reload), else the local owner.
+    """Who is asking, for every tab (the one place an owner is derived, issue 12): the signed-in
+    Hugging Face user (verified) where the Space has OAuth, else in public mode the browser
+    session (``request.session_hash``: new on every page load, so a cookie-less Space cannot
+    recognise a visitor after a reload), else the local owner.
 
-    Handlers get both by declaring ``request: gr.Request, profile: gr.OAuthProfile | None``
-    (Gradio injects them; ``profile`` is None when nobody is signed in)."""
+    A handler declares ``request: gr.Request`` (Gradio injects it). The sign-in is read from the
+    request's session, so a handler that does not also declare ``profile: gr.OAuthProfile | None``
+    still gets the signed-in user; a ``profile`` given is used as it is."""
     username = getattr(profile, "username", None) if profile is not None else None
+    if not username and request is not None:
+        username = session_hf_username(request) or None
     session_hash = getattr(request, "session_hash", None) if request is not None else None
     return derive_owner(username, session_hash, is_public())
 
@@ -159,24 +167,38 @@ def ui_errors(fn: Callable) -> Callable:
 def progress_callback(progress: gr.Progress, label: str) -> Callable[[int, int], None]:
     """Adapt a ``gr.Progress`` to the methods' ``(done, total)`` callbacks. Create it inside the
     handler: it also ends the run (raises :class:`Stopped`) at the next step after the visitor
-    presses Stop (see :func:`stop_button`)."""
+    presses Stop (see :func:`stop_button`): the run's cancel scope decides where there is one
+    (:func:`run_stoppable`), else this session's Stop."""
     flag = StopFlag()
 
     def report(done: int, total: int) -> None:
-        flag.check()
+        token = cancel.current()
+        if token is not None:
+            token.check()
+        else:
+            flag.check()
         progress((done, max(total, 1)), desc=label)
 
     return report
+
+
+def run_stoppable(units, fn, models, unit: str = "items") -> Outcome:
+    """Run ``fn(units, *models)`` so that this session's Stop ends it within a decoding step or a
+    request, and keep what finished (:func:`valdemo.core.progress.run_stoppable`). Call it
+    inside the handler, whose Stop button is made with ``cancel=False`` so the page gets the
+    handler's answer (the finished part, marked as stopped)."""
+    return core_run_stoppable(units, fn, models, stop_token(), unit)
+
+
+def stop_token() -> cancel.CancelToken:
+    """A cancel token set once the visitor presses this session's Stop (made inside the handler)."""
+    return cancel.CancelToken(StopFlag().requested)
 
 
 # -- Stop (issue 12 part 6) ---------------------------------------------------------------
 # Python cannot kill the thread a long handler runs in, and Gradio's ``cancels=`` only drops
 # the event. So Stop also records the session's request here; the run's progress callback sees
 # it at its next step and ends the run (``Stopped``), which frees the CPU and the model's lock.
-
-class Stopped(Exception):
-    """The visitor pressed Stop."""
-
 
 _stops: dict[str, float] = {}
 _stops_lock = threading.Lock()
@@ -203,7 +225,7 @@ class StopFlag:
 
     def check(self) -> None:
         if self.requested():
-            raise Stopped("stopped: you pressed Stop")
+            raise Stopped()
 
 
 def request_stop(request: gr.Request) -> None:
@@ -220,7 +242,8 @@ def request_stop(request: gr.Request) -> None:
 def stop_button(event, elem_id: str, cancel: bool = True, api_name: str | None = None) -> gr.Button:
     """A Stop button for a long run, placed where it is called. ``cancel``: also cancel the event
     (Gradio ``cancels=``: the page is freed at once and keeps what the run streamed so far); pass
-    False where the handler itself returns what finished when it sees the Stop (the profile)."""
+    False where the handler itself returns what finished when it sees the Stop (the profile, and
+    every handler that uses :func:`run_stoppable`)."""
     btn = gr.Button("⏹ Stop", variant="stop", size="sm", elem_id=elem_id)
     named = {"api_name": api_name} if api_name else {"api_visibility": "private"}
     btn.click(request_stop, None, None, cancels=[event] if cancel else None, concurrency_limit=None, **named)

@@ -12,12 +12,14 @@ import plotly.graph_objects as go
 
 from .. import denevil
 from ..core.result import Metric, Result
+from ..core.runs import mark_stopped
 from ..inputs import InputError
 from .common import (
     caveat_markdown,
     progress_callback,
     request_owner,
     resolve_model,
+    run_stoppable,
     same_model_warning,
     stop_button,
     ui_errors,
@@ -319,10 +321,13 @@ def build(ctx) -> None:
             raise InputError(f"unknown prompt source {src!r}; choose one of {', '.join(SOURCES)}")
         return items
 
-    def _defence_outputs(result, models, owner: str) -> tuple:
+    def _defence_outputs(result, models, owner: str, outcome=None) -> tuple:
+        mark_stopped(result, outcome)  # a stopped run says so, with its done and planned prompts
         run_id = denevil.save_defence(result, ctx.store, owner=owner)  # the visitor's run (issue 12)
         table, conts = _defence_tables(result)
         summary = _defence_summary(result, run_id, caveat_markdown(models))
+        if outcome is not None and outcome.stopped:
+            summary = f"{outcome.message()}\n\n{summary}"
         learned = result.extra.get("learned")
         if learned:
             shown = "".join(f"\n- (training prompt #{e['item']}, violation reduction {e['reduction']:.3f}) "
@@ -339,9 +344,13 @@ def build(ctx) -> None:
         budget = denevil.Budget.from_inputs(samples=n_samples, temperature=temp, max_new_tokens=tokens,
                                             attacker_tokens=att_tokens, judge_tokens=jud_tokens)
         target_m, instructor_m, judge_m = _models(target_spec, instructor_spec, judge_spec, creds)
-        result = denevil.defend(items, target_m, instructor_m, judge_m, budget,
-                                progress=progress_callback(progress, "defence calls"))
-        return _defence_outputs(result, [target_m, instructor_m, judge_m], request_owner(request, profile).id)
+        report = progress_callback(progress, "defence calls")
+        outcome = run_stoppable(items, lambda its, t, i, j: denevil.defend(its, t, i, j, budget, progress=report),
+                                [target_m, instructor_m, judge_m], unit="prompts")  # Stop keeps what finished
+        if outcome.value is None:
+            raise gr.Error(outcome.message())
+        return _defence_outputs(outcome.value, [target_m, instructor_m, judge_m], request_owner(request, profile).id,
+                                outcome)
 
     @ui_errors
     def run_vilmo(src, n_per, file, found_prompts, target_spec, instructor_spec, judge_spec, creds, n_samples,
@@ -371,4 +380,4 @@ def build(ctx) -> None:
                      samples, temperature, max_tokens, attacker_tokens, judge_tokens, train_share],
                     [defend_md, defend_plot, defend_df, defend_conts],
                     api_name="denevil_vilmo", **ctx.model_event())
-    stop_button(defence_event, "denevil-defence-stop")
+    stop_button(defence_event, "denevil-defence-stop", cancel=False, api_name="denevil_defend_stop")  # keeps finished

@@ -12,9 +12,10 @@ import gradio as gr
 import pandas as pd
 
 from .. import profile as prof
+from ..core.cancel import cancel_scope
 from ..inputs import check_int
 from ..values import SCHWARTZ
-from .common import StopFlag, request_owner, resolve_model, session_credentials, stop_button, ui_errors
+from .common import request_owner, resolve_model, session_credentials, stop_button, stop_token, ui_errors
 
 INTRO = (
     "### Value profile\n"
@@ -113,10 +114,12 @@ def build(ctx) -> None:
         config = prof.ProfileConfig(size=size_value or "quick", max_new_tokens=tokens or None,
                                     values=tuple(value_keys or ()), clave_recognizer=(recognizer_ref or "").strip())
         resolve_model(judge or "local", creds)  # a bad judge spec is the person's error, before any run
-        stop = StopFlag()  # the Stop button: what finished is kept, the rest says it was stopped
-        profile = prof.run_profile(specs, judge or "local", config, creds=session_credentials(creds), store=ctx.store,
-                                   progress=lambda f, label: progress(f, desc=label), should_stop=stop.requested,
-                                   owner=request_owner(request, oauth_profile).id)  # the visitor's run (issue 12)
+        stop = stop_token()  # the Stop button: what finished is kept, the rest says it was stopped
+        with cancel_scope(stop):  # and a generation running when Stop is pressed ends at its next token
+            profile = prof.run_profile(specs, judge or "local", config, creds=session_credentials(creds),
+                                       store=ctx.store, progress=lambda f, label: progress(f, desc=label),
+                                       should_stop=stop.is_set,
+                                       owner=request_owner(request, oauth_profile).id)  # the visitor's run (issue 12)
         paths = prof.write_report(profile, tempfile.mkdtemp(prefix="valdemo-profile-"))
         choices = [ALL, *profile["models"]] if len(profile["models"]) > 1 else list(profile["models"])
         return [profile, gr.update(choices=choices, value=choices[0]),

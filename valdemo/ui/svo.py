@@ -6,14 +6,24 @@ widgets and renders.
 
 from __future__ import annotations
 
+import dataclasses
 import tempfile
 
 import gradio as gr
 
 from .. import svo
+from ..core.runs import save_plain
 from ..inputs import InputError, check_float, check_int
 from ..values import ORIENTATION_KEYS, SVO_ORIENTATIONS
-from .common import caveat_markdown, progress_callback, request_owner, resolve_model, stop_button, ui_errors
+from .common import (
+    caveat_markdown,
+    progress_callback,
+    request_owner,
+    resolve_model,
+    run_stoppable,
+    stop_button,
+    ui_errors,
+)
 from .lazy import draw_on_load
 from .published import published_accordion
 
@@ -175,22 +185,35 @@ def build(ctx) -> None:
         n = check_int(n, "trials per orientation", 1, 200)
         temp = check_float(temp, "temperature", 0, 2)
         first_seed = check_int(first_seed, "seed", 0, 2**31 - 1)
-        trials = svo.play_trials(models, orient_keys, n, temp, first_seed,
-                                 max_new_tokens=check_int(tokens, "goal tokens", 1, 512),
-                                 progress=progress_callback(progress, "trials"), protocol=proto,
-                                 conditions=["goal" if goal else "no_goal"])
+        kwargs = {"max_new_tokens": check_int(tokens, "goal tokens", 1, 512), "protocol": proto,
+                  "conditions": ["goal" if goal else "no_goal"]}
+        models = list({m.spec: m for m in models}.values())
+        plan = [(i, o, t) for i in range(len(models)) for o in orient_keys for t in range(n)]
+        report = progress_callback(progress, "trials")
+
+        def play(units, *ms):  # all units: one batched run; after a Stop, the finished trials one by one
+            if len(units) == len(plan):
+                return svo.play_trials(list(ms), orient_keys, n, temp, first_seed, progress=report, **kwargs)
+            return [dataclasses.replace(tr, trial=t) for i, o, t in units
+                    for tr in svo.play_trials([ms[i]], [o], 1, temp, first_seed + t, **kwargs)]
+
+        outcome = run_stoppable(plan, play, models, unit="trials")  # Stop keeps the finished trials (issue 12)
+        if outcome.value is None:
+            raise gr.Error(outcome.message())
+        trials = outcome.value
         rows = svo.summary_table(trials)
         params = {"models": [m.spec for m in models], "orientations": list(orient_keys), "trials": n,
                   "temperature": temp, "seed": first_seed, "max_new_tokens": tokens,
                   "condition": "goal" if goal else "no_goal", "protocol": svo.load_protocol(proto).as_dict()}
-        run_id = ctx.store.save_run("svo", params, {"rows": rows}, [t.as_dict() for t in trials],
-                                    owner=request_owner(request, profile).id)  # the visitor's run (issue 12)
+        run_id = save_plain("svo", params, {"rows": rows}, [t.as_dict() for t in trials], store=ctx.store,
+                            owner=request_owner(request, profile).id, outcome=outcome)  # the visitor's run (issue 12)
         path = tempfile.NamedTemporaryFile(prefix=f"{run_id}-", suffix=".csv", delete=False).name
         svo.write_trials_csv(trials, path)
         failures = sum(r["parse_failures"] for r in rows)
         invalid = sum(r["invalid_trials"] for r in rows)
         answers = sum(r["answers"] for r in rows)
-        lines = [f"Run `{run_id}`: {len(trials)} trials · unreadable answers **{failures}** of {answers} · trials "
+        lines = [outcome.message()] if outcome.stopped else []
+        lines += [f"Run `{run_id}`: {len(trials)} trials · unreadable answers **{failures}** of {answers} · trials "
                  f"without an angle (not scored) **{invalid}** of {len(trials)}.",
                  f"Value rationality D: {svo.VR_SOURCE}. {svo.VR_DEFINITION}."]
         if temp == 0 and n > 1:
@@ -200,13 +223,13 @@ def build(ctx) -> None:
             lines.append(caveat)
         return ("\n\n".join(lines), svo.table_frame(rows), svo.svo_spread_figure(trials),
                 svo.svo_circle_figure(svo.trial_points(trials), title="Trials on the SVO circle"), path,
-                {"run_id": run_id, **params, "rows": rows})
+                {"run_id": run_id, **params, "rows": rows, **outcome.marks()})
 
     trials_event = trials_btn.click(run_trials, [models_box, orients, n_trials, t_temp, t_seed, t_tokens, ctx.target, ctx.creds,
                                   t_goal, t_protocol],
                      [trials_md, table, spread, trials_circle, csv_file, trials_json], api_name="svo_trials",
                      **ctx.model_event())
-    stop_button(trials_event, "svo-trials-stop")  # issue 12: Stop ends the run at its next trial
+    stop_button(trials_event, "svo-trials-stop", cancel=False, api_name="svo_trials_stop")  # keeps finished trials
 
     # -- HVAE's ablation: with and without the self-generated goal -----------------------------
     with gr.Accordion("Goal ablation (HVAE's main comparison)", open=False):

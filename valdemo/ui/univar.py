@@ -14,10 +14,10 @@ import gradio as gr
 import pandas as pd
 
 from .. import univar as U
-from ..core.runs import save_run
+from ..core.runs import save_plain, save_run
 from ..inputs import check_int
 from ..models import BUNDLED_CAVEAT, GenParams
-from .common import progress_callback, request_owner, resolve_model, stop_button, ui_errors
+from .common import progress_callback, request_owner, resolve_model, run_stoppable, stop_button, ui_errors
 from .lazy import draw_on_load
 from .published import published_accordion
 
@@ -63,6 +63,8 @@ def _qa_table(pairs) -> pd.DataFrame:
 def _qa_status(qa: U.QASet) -> str:
     meta = qa.meta
     lines = [f"**{len(qa.pairs)} QA pairs** from {len(qa.sources)} sources: " + ", ".join(f"`{s}`" for s in qa.sources)]
+    if meta.get("stopped"):
+        lines.insert(0, meta["stopped"]["message"])
     if meta.get("demo"):
         lines.append("Bundled demo set: **one model under personas** (the bundled model answering under four "
                      "system prompts), not several models.")
@@ -285,9 +287,20 @@ def build(ctx) -> None:
             if qset == QUESTION_SETS[0]:
                 questions = U.pick_questions(questions, 30)
         chat_models = [resolve_model(s, creds) for s in specs]
-        qa = U.generate_qa(chat_models, questions, chosen, GenParams(max_new_tokens=int(max_tokens)),
-                           progress_callback(progress, "answers"))
-        U.remember(qa, owner=_owner(request))
+        params, report = GenParams(max_new_tokens=int(max_tokens)), progress_callback(progress, "answers")
+        # Stop keeps the questions every model answered under every persona (issue 12)
+        outcome = run_stoppable(questions, lambda qs, *ms: U.generate_qa(list(ms), qs, chosen, params, report),
+                                chat_models, unit="questions")
+        if outcome.value is None:
+            raise gr.Error(outcome.message())
+        qa, owner = outcome.value, _owner(request)
+        if outcome.stopped:
+            qa.meta["stopped"] = {**outcome.marks(), "message": outcome.message()}
+            save_plain("univar-generate", {"models": specs, "personas": [p.name for p in chosen],
+                                           "params": params.as_dict()},
+                       {"qa_set": qa.id, "pairs": len(qa.pairs), "empty_answers": qa.meta.get("empty_answers", 0)},
+                       [p.as_dict() for p in qa.pairs], owner=owner, outcome=outcome)
+        U.remember(qa, owner=owner)
         return qa.id, _qa_table(qa.pairs), _qa_status(qa)
 
     @ui_errors
@@ -363,7 +376,7 @@ def build(ctx) -> None:
     gen_event = gen_btn.click(generate, [models, persona_names, personas_file, question_set, upload, max_new_tokens,
                                          ctx.creds], [qa_id, qa_table, qa_status], api_name="univar_generate",
                               **ctx.model_event())
-    stop_button(gen_event, "univar-generate-stop")  # issue 12: Stop ends generation at its next answer
+    stop_button(gen_event, "univar-generate-stop", cancel=False, api_name="univar_generate_stop")  # keeps finished
     qa_btn.click(upload_qa, [upload], [qa_id, qa_table, qa_status], api_name="univar_upload_qa")
     embed_btn.click(embed, [qa_id, encoder, train_head, lam, steps, temperature, k_nn, eval_lam, unseen],
                     [emb_id, metrics_md, metrics_df, point, space], api_name="univar_embed", **ctx.model_event())

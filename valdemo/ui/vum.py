@@ -15,6 +15,7 @@ import pandas as pd
 
 from .. import vum
 from ..core.owner import is_public
+from ..core.runs import save_plain
 from ..inputs import InputError, check_int, parse_label
 from ..store import vum_overrides
 from ..vum import replay as R
@@ -23,6 +24,7 @@ from .common import (
     progress_callback,
     request_owner,
     resolve_model,
+    run_stoppable,
     same_model_warning,
     stop_button,
     ui_errors,
@@ -482,26 +484,30 @@ def build(ctx) -> None:
         target, judge = _models(target_spec, judge_spec, creds)
         config = vum.RunConfig(shots=n_shots, critique_tokens=max_tokens, know_why=bool(with_why),
                                protocol=proto or vum.DEFAULT_PROTOCOL)
-        summary, rows = vum.run(selected, target, judge if with_why else None, config, pool=items,
-                                progress=progress_callback(progress, "Value dialogue"))
+        report = progress_callback(progress, "Value dialogue")
+        outcome = run_stoppable(selected, lambda its, t, j: vum.run(its, t, j, config, pool=items, progress=report),
+                                [target, judge if with_why else None], unit="items")  # Stop keeps what finished
+        if outcome.value is None:
+            raise gr.Error(outcome.message())
+        summary, rows = outcome.value
         params = {"values": keys, "n_per_value": n, "sampling": sampling, "data": [Path(p).name for p in paths] or ["bundled"],
                   **summary["config"], "target": target.spec, "judge": summary["judge"]}
-        run_id = ctx.store.save_run("vum", params, summary, rows,
-                                    owner=request_owner(request, profile).id)  # the visitor's run (issue 12)
+        run_id = save_plain("vum", params, summary, rows, owner=request_owner(request, profile).id, store=ctx.store,
+                            outcome=outcome)  # the visitor's run (issue 12), marked if stopped
         out_dir = Path(tempfile.mkdtemp(prefix="vum-"))
         downloads = [str(vum.write_csv(rows, out_dir / f"{run_id}.csv")),
                      str(vum.write_jsonl(rows, out_dir / f"{run_id}.jsonl"))]
         notes = _notes(target, judge if with_why else None)
         info = (f"Run `{run_id}` saved · {len(rows)} items ({sampling} sampling) · discriminator: "
                 f"{', '.join(summary['overall']['modes'])}\n\n{_protocol_note(config.protocol)}")
-        return ("\n\n".join(n for n in (info, notes) if n), pd.DataFrame(vum.summary_table(summary)),
-                _plot(summary), downloads, {"run_id": run_id, **summary})
+        return ("\n\n".join(n for n in (outcome.message(), info, notes) if n), pd.DataFrame(vum.summary_table(summary)),
+                _plot(summary), downloads, {"run_id": run_id, **summary, **outcome.marks()})
 
     batch_event = run_batch.click(batch_handler,
                     [values, n_items, data, b_shots, b_tokens, know_why, ctx.target, ctx.judge, ctx.creds,
                      b_protocol, b_sampling, b_all],
                     [batch_notes, table, plot, files, summary_json], api_name="vum_batch", **ctx.model_event())
-    stop_button(batch_event, "vum-batch-stop")  # issue 12: Stop ends the run at its next item
+    stop_button(batch_event, "vum-batch-stop", cancel=False, api_name="vum_batch_stop")  # issue 12: keeps what finished
 
     with gr.Accordion("Replay a recorded release", open=False, elem_id="vum-replay"):
         gr.Markdown(REPLAY_INTRO)
