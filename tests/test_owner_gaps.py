@@ -174,3 +174,28 @@ def test_replay_saved_by_a_signed_in_visitor_is_theirs(tmp_path, monkeypatch):
                                  profile=SimpleNamespace(username="alice"))
     (run_id,) = summary["runs"].values()
     assert get_store().get_run(run_id, None)["owner"] == "hf:alice"
+
+
+@pytest.mark.slow
+def test_signed_in_univar_sets_are_the_users_in_every_session_and_no_one_elses(signin_app, tmp_path,  # noqa: F811
+                                                                                monkeypatch):
+    """UniVaR keys its sets by the owner every tab derives (valdemo.ui.common.request_owner): the
+    signed-in user first, not the browser session. Public mode, Gradio's local OAuth mock: the
+    same user on a second page load (a new session, a new sign-in) finds the set; a visitor who is
+    not signed in neither lists nor opens it."""
+    from gradio_client import Client, handle_file
+
+    from tests.test_univar import _qa_file
+
+    monkeypatch.setenv("VALDEMO_PUBLIC", "1")
+    me = Client(signin_app, verbose=False, headers={"Cookie": _signed_in_cookie(signin_app)})
+    qa_id, _, _ = me.predict(handle_file(str(_qa_file(tmp_path))), api_name="/univar_upload_qa")
+    emb_id = me.predict(qa_id, "bundled", False, 3, 40, 0.02, 5, 1, 0, api_name="/univar_embed")[0]
+    again = Client(signin_app, verbose=False, headers={"Cookie": _signed_in_cookie(signin_app)})
+    assert again.session_hash != me.session_hash
+    assert emb_id in json.dumps(again.predict(api_name="/univar_saved_sets"))
+    assert again.predict(emb_id, api_name="/univar_open")[0] == emb_id
+    stranger = Client(signin_app, verbose=False)
+    assert emb_id not in json.dumps(stranger.predict(api_name="/univar_saved_sets"))
+    with pytest.raises(Exception, match="unknown"):
+        stranger.predict(emb_id, api_name="/univar_open")
