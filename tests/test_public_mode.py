@@ -378,5 +378,6 @@ def test_readme_reliability_states_the_public_mode_rules():
     section = readme.split("## Reliability", 1)[1].split("\n## ", 1)[0]
     for needle in ("SPACE_ID", "VALDEMO_PUBLIC", "VALDEMO_ALLOWED_BASE_URLS", "VALDEMO_ALLOWED_LOCAL_MODELS",
                    "VALDEMO_MAX_LOCAL_MODELS", "169.254.169.254", "fd00:ec2::254", "OPENAI_BASE_URL",
-                   "GRADIO_SERVER_NAME", "normalised base URL"):
+                   "GRADIO_SERVER_NAME", "normalised base URL", "Stopped: k of n", "marked `stopped`",
+                   "request_owner"):
         assert needle in section, needle
