@@ -19,6 +19,7 @@ from pathlib import Path
 import pytest
 
 from valdemo import clave
+from valdemo.core.result import NotMeasured
 from valdemo.inputs import InputError
 from valdemo.models import BUNDLED_CAVEAT
 from valdemo.store import Store
@@ -490,23 +491,27 @@ def test_profile_scores_only_the_chosen_recognizers_values_with_its_held_out_agr
     report_h, rec_h = clave.calibrate(other, folds=2, learning_curve=False)
     clave.save_recognizer(store, rec_h, report_h, owner="local", name="hedonism only")
     answers = [{"question": "q", "answer": a} for a in ("I obey my boss.", "I help my neighbours.", "I rule.")]
-    summary, rows = profile._clave(answers, store, "local", "pb")
-    assert set(summary["per_value"]) == {"POWER", "BENEVOLENCE"}  # not the eight values it never saw
-    assert len(summary["values_not_calibrated"]) == 8 and len(rows) == 6
-    for v, block in summary["per_value"].items():
+    res = clave.profile_result(answers, store, "local", "pb")
+    assert set(res.groups) == {"POWER", "BENEVOLENCE"}  # not the eight values it never saw
+    assert len(res.extra["values_not_calibrated"]) == 8 and len(res.rows) == 6
+    for v, ms in res.groups.items():
+        by = {m.name: m for m in ms}
         f1 = report["per_value"][v]["recognizer"]["macro_f1"]
-        assert block["held_out_f1"].startswith(f"{f1['value']:.3f}") and f"(n={f1['n']})" in block["held_out_f1"]
-        assert block["adheres"] + block["opposes"] + block["unrelated"] == pytest.approx(1.0, abs=1e-3)
-    assert summary["recognizer"].startswith("pb (") and block["recognizer"] == summary["recognizer"]
-    table = profile.section_table({"profiles": {"m": {"methods": {"clave": {"status": "ok", "summary": summary}}}}},
-                                  "clave", ["m"])
-    assert {r["value"] for r in table} == {"Power", "Benevolence"}
-    assert all(r["recognizer's held-out macro-F1"] != "not measured" and r["recognizer"].startswith("pb (")
-               for r in table)
-    newest, _ = profile._clave(answers, store, "local", "")
-    assert set(newest["per_value"]) == {"HEDONISM"}
-    with pytest.raises(profile._Unavailable, match="named 'nope'"):
-        profile._clave(answers, store, "local", "nope")
+        assert by["held_out_macro_f1"].value == f1["value"] and by["held_out_macro_f1"].n == f1["n"]
+        assert by["adheres"].n == 3 and by["adheres"].interval  # shares of answers, with Wilson intervals
+        assert by["adheres"].value + by["opposes"].value + by["unrelated"].value == pytest.approx(1.0, abs=1e-3)
+    assert res.models["recognizer"].startswith("pb (")
+    section = {"status": "ok", "error": None, "result": res.without_rows(), "seconds": 0.0, "n_rows": 6}
+    fake = {"profiles": {"m": {"methods": {"clave": section}}}}
+    table = profile.section_table(fake, "clave", ["m"])
+    assert {r["group"] for r in table} == {"Power", "Benevolence"}
+    assert sum(r["metric"].startswith("recognizer's held-out macro-F1") and "(n=" in r["value [95% CI] (n)"]
+               for r in table) == 2
+    assert any("pb (" in line for line in profile.section_notes(fake, "clave", ["m"]))
+    newest = clave.profile_result(answers, store, "local", "")
+    assert set(newest.groups) == {"HEDONISM"}
+    with pytest.raises(NotMeasured, match="named 'nope'"):
+        clave.profile_result(answers, store, "local", "nope")
 
 
 @pytest.mark.slow

@@ -15,6 +15,7 @@ import pytest
 
 from valdemo import profile as prof
 from valdemo.cli import main as cli_main
+from valdemo.core.result import Failures, Metric, Result
 from valdemo.inputs import InputError
 
 TINY = ["--size", "quick", "--max-new-tokens", "16", "--values", "SECURITY"]
@@ -46,17 +47,55 @@ def test_cli_rejects_bad_input_with_one_line(tmp_path, capsys):
     assert not (tmp_path / "report.html").exists()
 
 
-def test_failures_headline_lists_each_step_with_its_denominator():
-    """Items, judged parts, SVO answers, DeNEVIL judge calls and UniVaR answers are different
-    things: the headline lists each as 'failed of asked', never one sum."""
-    vum = {"overall": {"parse_failures": 1, "n": 4, "judge_parse_failures": 5, "judged_parts": 9}}
-    orient = {"prosocial": {"parse_failures": 2, "answers": 12}, "individualistic": {"parse_failures": 0, "answers": 12}}
-    den = {"parse": {"judge calls": {"failed": 3, "total": 40}}}
-    space = {"empty_answers": 2, "all_sources": {"a": {"n_answers": 10}, "b": {"n_answers": 8}}}
-    text = prof._failures(vum, orient, den, space)
-    assert text == ("VUM know-what answers 1 of 4; VUM judged parts 5 of 9; SVO answers 2 of 24; "
-                    "DeNEVIL judge calls 3 of 40; UniVaR answers, all sources, empty: 2 of 20")
-    assert prof._failures(None, {}, None, None) is None
+def _fake_profile(sections: dict[str, dict[str, Result | None]]) -> dict:
+    """A profile dict as run_profile builds it, from Results (no model runs): the profile reads
+    nothing but what each method's Result holds."""
+    return {"models": list(sections), "judge": "j", "config": {}, "caveat": "", "rows": [],
+            "profiles": {spec: {"methods": {m: ({"status": "ok", "error": None, "result": r.without_rows(),
+                                                  "seconds": 0.0, "n_rows": len(r.rows)} if r is not None else
+                                                 {"status": "error", "error": "boom", "result": None,
+                                                  "seconds": 0.0, "n_rows": 0})
+                                             for m, r in methods.items()}} for spec, methods in sections.items()}}
+
+
+def _results(k: int) -> dict[str, Result]:
+    f = Failures("know-what answers", 4, 1)
+    vum = Result("vum", metrics=[Metric.proportion("know_what_acc", k, 4, "d", "paper", "know what")],
+                 groups={"SECURITY": [Metric.proportion("know_what_acc", k, 4, "d", "paper", "know what")]},
+                 failures=[f, Failures("judge answers on critique parts", 9, 5)], rows=[{"x": 1}] * 4)
+    svo = Result("svo", metrics=[Metric.mean("vr_distance", [1.0, 3.0], "d", "paper", "D")],
+                 failures=[Failures("item answers", 24, 2)],
+                 extra={"points": [{"label": "prosocial", "group": "prosocial", "self_mean": 60.0, "other_mean": 55.0}]})
+    den = Result("denevil-defend", failures=[Failures("judge answers", 40, 3)])
+    space = Result("univar", failures=[Failures("answers (all profiled models)", 20, 2)])
+    return {"vum": vum, "svo": svo, "clave": None, "univar": space, "denevil": den}
+
+
+def test_profile_reads_every_number_from_the_methods_results():
+    """Headline, failures line, section tables, comparison and the saved Result come from each
+    method's Result by name: value, interval, n; failures listed per step with their denominators,
+    never one sum; a method that failed shows n/a, never a number."""
+    profile = _fake_profile({"a": _results(3), "b": _results(1)})
+    for spec in ("a", "b"):
+        profile["profiles"][spec]["headline"] = prof.headline(profile, spec)
+    head = {r["name"]: r for r in profile["profiles"]["a"]["headline"]}
+    assert head["know_what_acc"]["value"] == Metric.proportion("know_what_acc", 3, 4, "d", "s").fmt()
+    assert "[" in head["know_what_acc"]["value"] and "(n=4)" in head["know_what_acc"]["value"]
+    assert head["failures"]["value"] == ("VUM know-what answers 1 of 4; VUM judge answers on critique parts 5 of 9; "
+                                         "SVO item answers 2 of 24; UniVaR answers (all profiled models) 2 of 20; "
+                                         "DeNEVIL judge answers 3 of 40")
+    assert prof.failures_line({"vum": None}) is None
+    table = prof.section_table(profile, "vum", ["a", "b"])
+    assert table == [{"group": "Security", "metric": "know what",
+                      "a": Metric.proportion("k", 3, 4, "d", "s").fmt(), "b": Metric.proportion("k", 1, 4, "d", "s").fmt()}]
+    assert prof.section_table(profile, "clave", ["a"]) == []
+    assert prof.section_errors(profile, "clave", ["a"]) == ["a: failed: boom"]
+    comp = {r["metric"]: r for r in prof.comparison_table(profile)}
+    assert comp["know what"]["a"].startswith("0.750") and comp["know what"]["b"].startswith("0.250")
+    assert prof.svo_points(profile, ["a"])[0]["self_mean"] == 60.0
+    saved = prof.as_result({**profile, "size": "quick", "cache": {}, "seconds": 0})
+    assert set(saved.groups) == {f"{s} · {m}" for s in "ab" for m in ("vum", "svo", "univar", "denevil")}
+    assert Failures("a · vum: know-what answers", 4, 1).as_dict() in [f.as_dict() for f in saved.failures]
 
 
 def test_stage_progress_is_monotonic_over_one_range():
@@ -103,11 +142,16 @@ def test_cli_profile_end_to_end(cli_runs, capsys):
     assert methods["clave"]["status"] in {"ok", "unavailable"}  # another test file may have calibrated one
     if methods["clave"]["status"] == "unavailable":
         assert "calibrated" in methods["clave"]["error"]
-    assert list(methods["vum"]["summary"]["per_value"]) == ["SECURITY"]
-    assert sorted(methods["svo"]["summary"]["orientations"]) == sorted(
+    # each section is its method's Result (less rows): groups, metrics with n and interval, failures
+    assert list(methods["vum"]["result"]["groups"]) == ["SECURITY"]
+    assert sorted(methods["svo"]["result"]["groups"]) == sorted(
         ["altruistic", "prosocial", "individualistic", "competitive"])
-    assert methods["univar"]["summary"]["position"]["centroid"]
-    assert set(methods["denevil"]["summary"]["mean"]) >= {"none", "fixed", "generated"}
+    assert methods["univar"]["result"]["extra"]["sources"]["local"]["centroid"]
+    assert set(methods["denevil"]["result"]["groups"]) >= {"none", "fixed", "generated"}
+    for name in ("vum", "svo", "univar", "denevil"):
+        assert all(f["total"] >= f["failed"] >= 0 for f in methods[name]["result"]["failures"])
+    head = profile["profiles"]["local"]["headline"]
+    assert any(r["name"] == "know_what_acc" and "(n=" in r["value"] for r in head)
     # every number is traceable: the rows file holds each method's rows, tagged by model and method
     rows = [json.loads(line) for line in (first["dir"] / "rows.jsonl").read_text(encoding="utf-8").splitlines()]
     for name, sec in methods.items():
@@ -117,6 +161,10 @@ def test_cli_profile_end_to_end(cli_runs, capsys):
 
     run = get_store().get_run(profile["run_id"])
     assert run["method"] == "profile" and len(get_store().run_rows(profile["run_id"])) == len(rows)
+    from valdemo.core.runs import load_run
+
+    saved = load_run(profile["run_id"], owner=None)
+    assert saved["format"] and saved["source"] == "cli" and "local · vum" in saved["groups"]
 
 
 @pytest.mark.slow
@@ -217,15 +265,17 @@ def test_failed_method_shows_its_error_and_the_rest_renders(cli_runs, tmp_path, 
     # VUM needs the judge only for critiques that have parts to judge: under the default protocol
     # the bundled model often writes none (each part listed as missing), so no judge call is made.
     vum_m = methods["vum"]
+    judged = {f["step"]: f for f in (vum_m["result"] or {}).get("failures", [])}.get("judge answers on critique parts")
     assert (vum_m["status"] == "error" and vum_m["error"]) or (
-        vum_m["status"] == "ok" and vum_m["summary"]["overall"]["judged_parts"] == 0), vum_m
+        vum_m["status"] == "ok" and (judged is None or judged["total"] == 0)), vum_m
     for name in ("svo", "univar", "clave"):
         assert methods[name]["status"] == "ok", (name, methods[name]["error"])
-    per_value = methods["clave"]["summary"]["per_value"]
+    per_value = methods["clave"]["result"]["groups"]
     assert set(per_value) == set(rec.values)  # only values it was calibrated on (CLAVE, issue 15)
-    assert len(methods["clave"]["summary"]["values_not_calibrated"]) == 10 - len(rec.values)
-    for v in per_value.values():
-        assert v["adheres"] + v["opposes"] + v["unrelated"] == pytest.approx(1.0, abs=1e-3)
+    assert len(methods["clave"]["result"]["extra"]["values_not_calibrated"]) == 10 - len(rec.values)
+    for ms in per_value.values():
+        shares = {m["name"]: m["value"] for m in ms}
+        assert shares["adheres"] + shares["opposes"] + shares["unrelated"] == pytest.approx(1.0, abs=1e-3)
     html = prof.report_html(profile)
     failed = sum(methods[name]["status"] == "error" for name in prof.METHODS)
     assert html.count('class="error"') >= failed >= 1 and "failed" in html

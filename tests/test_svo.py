@@ -372,23 +372,28 @@ def test_play_rejects_bad_settings(settings):
     with pytest.raises(InputError):
         svo.play_trials(local_model, ["prosocial"], 1, temperature=3.0)
     with pytest.raises(InputError, match="size"):
-        svo.profile_summary(local_model, size="huge")
+        svo.profile_result(local_model, size="huge")
 
 
 @pytest.mark.slow
 @pytest.mark.timeout(1800)  # 28 model calls: minutes on a shared 2-core machine
-def test_profile_summary_quick(local_model):
+def test_profile_result_quick(local_model):
     steps = []
-    profile = svo.profile_summary(local_model, "quick", progress=lambda d, t: steps.append((d, t)), max_new_tokens=8)
-    assert set(profile["orientations"]) == {"altruistic", "prosocial", "individualistic", "competitive"}
-    for row in profile["orientations"].values():
-        assert row["trials"] == 1
-        assert {"angle_mean", "category_hit_rate", "vr_distance", "parse_failures", "answers"} <= set(row)
-        assert row["answers"] == 6
+    res = svo.profile_result(local_model, "quick", progress=lambda d, t: steps.append((d, t)), max_new_tokens=8)
+    assert set(res.groups) == {"altruistic", "prosocial", "individualistic", "competitive"}
+    for ms in res.groups.values():
+        assert {m.name for m in ms} >= {"angle", "category_hit", "vr_distance", "unreadable_answers"}
+        assert next(m for m in ms if m.name == "unreadable_answers").n == 6
+    assert [m.name for m in res.metrics] == ["vr_distance", "category_hit"]  # pooled over the valid trials
+    assert res.metrics[0].n == sum(r["valid"] for r in res.rows) and len(res.rows) == 4
+    fails = res.failure("item answers")
+    assert fails.total == 24 and fails.failed == sum(r["parse_failures"] for r in res.rows)
     assert steps[-1] == (28, 28)  # 4 goals + 24 items
-    assert profile["bundled_model"] is True
-    json.dumps(profile)
-    assert svo.svo_circle_figure(profile["points"]).data
+    assert res.caveats  # the bundled model is named as such
+    json.dumps(res.as_dict())
+    valid = {r["orientation"] for r in res.rows if r["valid"]}
+    assert [p["group"] for p in res.extra["points"]] == [o for o in svo.ORIENTATION_KEYS if o in valid]
+    assert svo.svo_circle_figure(res.extra["points"]).data
 
 
 @pytest.mark.slow

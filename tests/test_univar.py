@@ -446,20 +446,25 @@ def test_univar_encoder_offline_message():
 
 # ----------------------------------------------------------------------------- issue 9 helpers
 @pytest.mark.slow
-def test_profile_summary_and_source_answers(local_model):
+def test_profile_result(local_model):
     params = GenParams(max_new_tokens=16)
-    answers = U.source_answers([local_model], "quick", params=params)
-    assert list(answers) == ["local"] and 1 <= len(answers["local"]) <= U.QUICK_SIZE
-    assert all(q and a for q, a in answers["local"])
-    prof = U.profile_summary([local_model], "quick", params=params)
-    assert prof["n_questions"] == U.QUICK_SIZE and prof["bundled_model"]
-    assert "sentence-embedding similarity (not UniVaR)" in prof["space"] and prof["encoder"] in prof["space"]
-    assert prof["landmarks_note"] == ""  # same encoder: the demo set's sources are stacked as landmarks
-    me = prof["sources"]["local"]
+    res = U.profile_result([local_model], "quick", params=params)
+    assert {r["source"] for r in res.rows} == {"local"} and 1 <= len(res.rows) <= U.QUICK_SIZE
+    assert all(r["question"] and r["answer"] for r in res.rows)  # other methods read these
+    assert res.params["n_questions"] == U.QUICK_SIZE and res.extra["bundled_model"]
+    space = res.extra["space"]
+    assert "sentence-embedding similarity (not UniVaR)" in space and res.extra["encoder"] in space
+    assert res.extra["landmarks_note"] == ""  # same encoder: the demo set's sources are stacked as landmarks
+    me = res.extra["sources"]["local"]
     assert len(me["centroid"]) == 2 and not me["reference"]
     assert me["nearest"] and all(n["source"].startswith("reference: ") for n in me["nearest"])
+    (dist,) = res.groups["local"]
+    assert dist.n == len(res.rows) and dist.interval[0] <= dist.value <= dist.interval[1]
+    assert me["nearest"][0]["source"] in dist.label
+    empty = res.failures[0]
+    assert empty.total == len(res.rows) + empty.failed
     with pytest.raises(InputError, match="quick or full"):
-        U.profile_summary([local_model], "huge")
+        U.profile_result([local_model], "huge")
 
 
 # ----------------------------------------------------------------------------- CLI

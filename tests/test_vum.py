@@ -172,7 +172,7 @@ def test_bad_overrides_and_sizes_are_refused(tmp_path):
     with pytest.raises(InputError, match="no override given"):
         vum.save_overrides(store, done, {"attribution": ""})
     with pytest.raises(InputError, match="'quick' or 'full'"):
-        vum.profile_summary(None, None, size="medium")
+        vum.profile_result(None, None, size="medium")
 
 
 @pytest.mark.slow
@@ -241,34 +241,36 @@ def test_live_end_to_end_with_overrides(local_model, tmp_path):
 
 
 @pytest.mark.slow
-def test_batch_option_probability_path_via_profile_summary(local_model, tmp_path):
+def test_batch_option_probability_path_via_profile_result(local_model, tmp_path):
     seen = []
-    profile = vum.profile_summary(local_model, local_model, "quick", progress=lambda d, t: seen.append((d, t)),
-                                  values=["SECURITY"], critique_tokens=16)
-    rows = profile["rows"]
-    assert profile["method"] == "vum" and profile["size"] == "quick"
+    res = vum.profile_result(local_model, local_model, "quick", progress=lambda d, t: seen.append((d, t)),
+                             values=["SECURITY"], critique_tokens=16)
+    rows = res.rows
+    assert res.method == "vum" and res.params["size"] == "quick"
     assert [(r["value"], r["label"]) for r in rows] == [("SECURITY", 1), ("SECURITY", -1)]
     assert seen and seen[-1] == (5 * 2, 5 * 2)  # valuedcg: answer, one critique, three judged parts per item
-    assert profile["protocol"]["name"] == "valuedcg"
-    assert list(profile["per_value"]) == ["SECURITY"]
-    overall = profile["overall"]
-    assert overall["modes"] == ["option_probs"] and overall["parse_failures"] == 0 and overall["n"] == 2
+    assert res.protocol["name"] == "valuedcg"
+    assert list(res.groups) == ["SECURITY"]
+    assert {r["mode"] for r in rows} == {"option_probs"}
+    what = res.failure("know-what answers")
+    assert (what.failed, what.total) == (0, 2)
     # valuedcg: no judge call at all where the 135M model's critique kept none of the part labels
-    assert overall["judge_modes"] == (["option_probs"] if any(any(r["parts"].values()) for r in rows) else [])
-    assert overall["judge_parse_failures"] == sum(len(r["judge_failed"]) for r in rows)  # counted, not scored
-    assert overall["know_what_acc"] == pytest.approx(sum(r["correct"] for r in rows) / 2)
-    assert sum(sum(c.values()) for c in overall["confusion"].values()) == 2
-    for key in ("know_what_acc", "know_what_macro_f1", "parse_failures", "know_why_rate", "dcg", "n"):
-        assert key in profile["per_value"]["SECURITY"]
+    judged = res.failure("judge answers on critique parts")
+    parts = sum(bool(t) for r in rows for t in r["parts"].values())
+    assert judged.total == parts and judged.failed == sum(len(r["judge_failed"]) for r in rows)  # counted, not scored
+    acc = res.metric("know_what_acc")
+    assert acc.n == 2 and acc.value == pytest.approx(sum(r["correct"] for r in rows) / 2) and acc.interval
+    assert [m.name for m in res.groups["SECURITY"]] == ["know_what_acc", "know_why_rate", "dcg"]
     scores = [s for r in rows for s in r["scores"].values() if s is not None]
+    why, gap = res.metric("know_why_rate"), res.metric("dcg")
     if scores:
-        assert overall["know_why_rate"] == pytest.approx(sum(scores) / (5 * len(scores)), abs=1e-4)
-        assert overall["dcg"] == pytest.approx(overall["know_why_rate"] - overall["know_what_acc"], abs=2e-4)
+        assert why.value == pytest.approx(sum(scores) / (5 * len(scores)), abs=1e-4)
+        assert gap.value == pytest.approx(why.value - acc.value, abs=2e-4)
     else:
-        assert overall["know_why_rate"] is None
+        assert why.value is None and gap.value is None
     csv_path = vum.write_csv(rows, tmp_path / "rows.csv")
     assert len(csv_path.read_text().splitlines()) == 3
-    assert json.loads(json.dumps(profile)) == profile
+    assert json.loads(json.dumps(res.as_dict())) == res.as_dict()
 
 
 @pytest.mark.slow

@@ -1,12 +1,15 @@
 """Value profile (issue 9): the five methods on the same models, one report.
 
 :func:`run_profile` runs VUM, SVO, UniVaR, CLAVE (on the model's own value-space
-answers) and DeNEVIL/VILMO for one or more models, each through the method
-module's ``profile_summary`` (batched, cached), with one progress callback
-split across the methods. A method that fails records its error in its section;
-the rest still runs. :func:`figures`, :func:`headline` and :func:`section_table`
-turn a profile into what the tab and the HTML report show; :func:`report_html`
-writes one self-contained file (plotly.js inline, no network needed to open it).
+answers) and DeNEVIL/VILMO for one or more models, each through the method's own
+``profile_result`` (batched, cached), which returns a :class:`~valdemo.core.result.Result`;
+one progress callback is split across the methods. A method that fails records its
+error in its section; the rest still runs. Everything shown is read from those Results
+by name: the headline is each method's ``metrics`` (value, 95% interval, n), the
+section tables its ``groups``, the failures line its ``failures`` (each with its
+denominator); figures read group metrics by name and a few ``extra`` fields (SVO points,
+UniVaR centroids, DeNEVIL per foundation). :func:`report_html` writes one
+self-contained file (plotly.js inline, no network needed to open it).
 
 No gradio here: the tab (``valdemo.ui.profile``) and the CLI only render.
 """
@@ -17,7 +20,6 @@ import base64
 import html
 import json
 import logging
-import statistics
 import string
 import time
 from collections.abc import Callable, Sequence
@@ -26,6 +28,8 @@ from pathlib import Path
 from typing import Any
 
 from .core.cancel import Stopped
+from .core.result import Failures, Metric, NotMeasured, Result
+from .core.runs import result_from_dict
 from .inputs import InputError, check_int
 from .models import BUNDLED_CAVEAT, ChatModel, GenParams, get_model, unwrap
 from .reference import published_html  # the papers' figures, labelled "published" (issue 18)
@@ -55,13 +59,15 @@ DEFINITIONS = {
            "angle of a play that is optimal under the induced orientation, ties kept (0 = on target): HVAE's "
            "form (Zhang et al., §3 Eq. 3: a distance to a target value); the paper leaves D and the target "
            "unspecified, so both are this project's. Category hits: valid trials in the induced category "
-           "(this project's own summary). Means are over valid trials; n beside each.",
+           "(this project's own summary). Means are over valid trials; the headline pools every orientation's valid "
+           "trials (each against its own targets); n beside each.",
     "clave": "A small recognizer calibrated on human labels (CLAVE, Yao et al.) reads each of the model's "
              "answers to the value-space questions and says whether it adheres to, opposes or is unrelated "
              "to each Schwartz value; shares of answers.",
     "univar": "The model's answers to UniVaR-style value-eliciting questions are embedded one QA pair at a time "
-              "by the sentence encoder named beside the plot; its centroid in a 2-D PCA projection and the "
-              "nearest other sources by cosine distance of centroids. Sentence-embedding similarity, not "
+              "by the sentence encoder named beside the plot; its centroid in a 2-D PCA projection, the "
+              "nearest other sources by cosine distance of centroids, and the mean cosine distance of its answers "
+              "to the nearest one's centroid (bootstrap interval over answers). Sentence-embedding similarity, not "
               "UniVaR: no value encoder or trained value head is applied (this project's own summary; the "
               "value space itself is in the Value space tab). Landmarks come only from the same encoder.",
     "denevil": "K sampled continuations per story beginning; the judge's probability P that each violates the "
@@ -150,26 +156,6 @@ def _cache_stats(models: Sequence[ChatModel]) -> dict:
     return {"hits": sum(c.hits for c in caches.values()), "misses": sum(c.misses for c in caches.values())}
 
 
-def _section(fn: Callable[[], tuple[dict, list[dict]]]) -> dict:
-    """Run one method; a failure becomes the section's error (the others still run)."""
-    start = time.perf_counter()
-    try:
-        summary, rows = fn()
-        out = {"status": "ok", "error": None, "summary": summary, "rows": rows}
-    except _Unavailable as exc:
-        out = {"status": "unavailable", "error": str(exc), "summary": {}, "rows": []}
-    except _StopRequested as exc:
-        out = {"status": "error", "error": str(exc), "summary": {}, "rows": []}
-    except Stopped:  # Stop seen inside a generation (valdemo.core.cancel)
-        out = {"status": "error", "error": _STOPPED_DURING, "summary": {}, "rows": []}
-    except Exception as exc:  # noqa: BLE001 - shown in the section; the profile goes on
-        log.warning("profile section failed", exc_info=True)
-        out = {"status": "error", "error": f"{type(exc).__name__}: {' '.join(str(exc).split())}",
-               "summary": {}, "rows": []}
-    out["seconds"] = round(time.perf_counter() - start, 3)
-    return out
-
-
 _STOPPED_BEFORE = "not run: you pressed Stop"
 _STOPPED_DURING = "stopped while running: you pressed Stop"
 
@@ -178,119 +164,74 @@ class _StopRequested(Exception):
     """Stop was pressed while a method ran (its section becomes an error that says so)."""
 
 
-class _Unavailable(Exception):
-    """A section that cannot run for a reason that is not a failure (nothing calibrated yet)."""
-
-
-def _vum(model: ChatModel, judge: ChatModel, config: ProfileConfig, progress) -> tuple[dict, list[dict]]:
-    from . import vum
-
-    kwargs: dict[str, Any] = {"values": list(config.values) or None}
-    if config.max_new_tokens:
-        kwargs["critique_tokens"] = config.max_new_tokens
-    res = vum.profile_summary(model, judge, config.size, progress=progress, **kwargs)
-    keep = ("n", "know_what_acc", "know_why_rate", "dcg", "parse_failures", "judge_parse_failures")
-    summary = {"per_value": {v: {k: s.get(k) for k in keep} for v, s in res["per_value"].items()},
-               "overall": {k: res["overall"].get(k) for k in keep}, "formula": res.get("formula"),
-               "judge": res.get("judge"), "protocol": res.get("protocol")}
-    rows = list(res.get("rows") or [])
-    summary["overall"]["judged_parts"] = sum(1 for r in rows for text in (r.get("parts") or {}).values() if text)
-    return summary, rows
-
-
-def _svo(model: ChatModel, config: ProfileConfig, progress) -> tuple[dict, list[dict]]:
-    from . import svo
-
-    kwargs = {"max_new_tokens": config.max_new_tokens} if config.max_new_tokens else {}  # caps the stated goal
-    res = svo.profile_summary(model, config.size, progress=progress, **kwargs)
-    points = list(res.get("points") or [])
-    per = res["orientations"]
-    for key, s in per.items():  # the induced point: mean over valid trials of this orientation
-        pts = [p for p in points if p.get("group", "").endswith(f"· {key}")]
-        s["self_mean"] = statistics.fmean(p["self_mean"] for p in pts) if pts else None
-        s["other_mean"] = statistics.fmean(p["other_mean"] for p in pts) if pts else None
-    summary = {"orientations": per, "trials_per_orientation": res.get("trials_per_orientation"),
-               "temperature": res.get("temperature"), "protocol": res.get("protocol")}
-    return summary, points
-
-
-def _denevil(model: ChatModel, judge: ChatModel, config: ProfileConfig, progress) -> tuple[dict, list[dict]]:
-    from . import denevil
-
-    budget = None
-    if config.max_new_tokens:
-        t = config.max_new_tokens
-        budget = denevil.Budget(max_new_tokens=t, attacker_tokens=max(t, 8), judge_tokens=max(min(t, 64), 1))
-    res = denevil.profile_summary(model, judge, config.size, progress=progress, budget=budget)
-    # keys as in values.MORAL_FOUNDATIONS; per foundation: prompts, kept, and {EVR, MVP, APV} per condition
-    by_foundation = {k.upper(): v for k, v in res.extra["by_foundation"].items()}
-    summary = {"by_foundation": by_foundation, "mean": res.extra["summary"],
-               "metrics": {c: [m.as_dict() for m in res.groups[c]] for c in res.extra["conditions"]},
-               "parse": {f.step: f.as_dict() for f in res.failures if f.step != "prompts"},
-               "excluded": res.extra["excluded"],
-               "calls": res.extra.get("calls"), "samples": res.params["budget"]["samples"]}
-    return summary, list(res.rows)
-
-
-def _univar(models: Sequence[ChatModel], config: ProfileConfig, progress) -> tuple[dict, dict[str, list[dict]]]:
-    """One run for all models (they share a projection); rows: each model's QA pairs."""
-    from . import univar
-
-    params = GenParams(max_new_tokens=config.max_new_tokens) if config.max_new_tokens else None
-    res = univar.profile_summary(list(models), config.size, progress=progress, params=params)
-    # Same questions, params and cache as the summary: answered from the cache.
-    answers = univar.source_answers(list(models), config.size, params=params)
-    rows = {spec: [{"question": q, "answer": a} for q, a in pairs] for spec, pairs in answers.items()}
-    return res, rows
-
-
-def _clave(answers: list[dict], store, owner: str | None = "", ref: str = "") -> tuple[dict, list[dict]]:
-    from . import clave
-
-    rec = clave.get_recognizer(store, ref, owner)
-    if rec is None and ref:
-        raise _Unavailable(f"No CLAVE recognizer named {ref!r} that you may use; adherence is not measured.")
-    if rec is None:
-        raise _Unavailable("No CLAVE recognizer has been calibrated yet, so adherence is not measured. "
-                           "Calibrate one in the 'Calibrate evaluator' tab (or `python -m valdemo clave "
-                           "calibrate --save`), then run the profile again.")
-    if not answers:
-        raise _Unavailable("no value-space answers to read (the value-space section produced none)")
-    texts = [r["answer"] for r in answers]
-    known = [v for v in SCHWARTZ if rec.knows(v.key)]  # only values it was calibrated on (issue 15)
-    if not known:
-        raise _Unavailable(f"The calibrated CLAVE recognizer knows none of the Schwartz values (it knows "
-                           f"{', '.join(rec.values)}); label Schwartz samples and calibrate again.")
+def _section(fn: Callable[[], Result]) -> tuple[dict, list[dict]]:
+    """Run one method; (section, rows). A failure becomes the section's error (the others still run);
+    :class:`NotMeasured` makes it "unavailable" with the method's reason."""
+    start = time.perf_counter()
     rows: list[dict] = []
-    per_value: dict[str, dict] = {}
-    for v in known:
-        concepts, _ = clave.texts_concepts(rec, texts, [v.key] * len(texts))
-        preds = rec.predict(texts, [v.key] * len(texts), concepts)
-        labels = [p["label"] for p in preds]
-        n = len(labels)
-        f1 = (rec.meta.get("held_out") or {}).get(v.key, {}).get("macro_f1") or {}
-        per_value[v.key] = {"n": n, "adheres": round(labels.count(1) / n, 4),
-                            "opposes": round(labels.count(-1) / n, 4), "unrelated": round(labels.count(0) / n, 4),
-                            "held_out_f1": (f"{f1['value']:.3f} [{f1['interval'][0]:.3f}, {f1['interval'][1]:.3f}] "
-                                            f"(n={f1['n']})") if f1.get("value") is not None else "not measured",
-                            "recognizer": clave.recognizer_label(rec)}
-        rows += [{"value": v.key, "question": r["question"], "answer": r["answer"], **p}
-                 for r, p in zip(answers, preds, strict=True)]
-    n_all = len(rows)
-    overall = {"n": n_all, "adheres": round(sum(r["label"] == 1 for r in rows) / n_all, 4),
-               "opposes": round(sum(r["label"] == -1 for r in rows) / n_all, 4)}
-    return {"recognizer": clave.recognizer_label(rec), "per_value": per_value, "overall": overall,
-            "values_not_calibrated": [v.key for v in SCHWARTZ if not rec.knows(v.key)]}, rows
+    try:
+        res = fn()
+        rows = list(res.rows)
+        out = {"status": "ok", "error": None, "result": res.without_rows()}
+    except NotMeasured as exc:
+        out = {"status": "unavailable", "error": str(exc), "result": None}
+    except _StopRequested as exc:
+        out = {"status": "error", "error": str(exc), "result": None}
+    except Stopped:  # Stop seen inside a generation (valdemo.core.cancel)
+        out = {"status": "error", "error": _STOPPED_DURING, "result": None}
+    except Exception as exc:  # noqa: BLE001 - shown in the section; the profile goes on
+        log.warning("profile section failed", exc_info=True)
+        out = {"status": "error", "error": f"{type(exc).__name__}: {' '.join(str(exc).split())}", "result": None}
+    out["seconds"] = round(time.perf_counter() - start, 3)
+    return out, rows
+
+
+def _method_calls(config: ProfileConfig, store, owner: str | None = "") -> dict[str, Callable[..., Result]]:
+    """Each method's own ``profile_result``, with the profile's settings: the only per-method code here.
+
+    ``max_new_tokens`` caps VUM critiques, SVO stated goals, UniVaR answers and DeNEVIL's generations."""
+    from . import clave, denevil, svo, univar, vum
+
+    t = config.max_new_tokens
+    return {
+        "vum": lambda model, judge, cb: vum.profile_result(model, judge, config.size, progress=cb,
+                                                           values=list(config.values) or None,
+                                                           **({"critique_tokens": t} if t else {})),
+        "svo": lambda model, judge, cb: svo.profile_result(model, config.size, progress=cb,
+                                                           **({"max_new_tokens": t} if t else {})),
+        "denevil": lambda model, judge, cb: denevil.profile_result(
+            model, judge, config.size, progress=cb,
+            budget=denevil.Budget(max_new_tokens=t, attacker_tokens=max(t, 8), judge_tokens=max(min(t, 64), 1))
+            if t else None),
+        # one run for all models: they share the projection; rows: every model's QA pairs (source = spec)
+        "univar": lambda models, cb: univar.profile_result(list(models), config.size, progress=cb,
+                                                           params=GenParams(max_new_tokens=t) if t else None),
+        # reads the model's own value-space answers (the univar section's rows)
+        "clave": lambda answers, cb: clave.profile_result(answers, store, owner, config.clave_recognizer),
+    }
+
+
+def _for_source(section: dict, rows: list[dict], source: str) -> tuple[dict, list[dict]]:
+    """One model's share of a joint section: its group's metrics as the headline, its rows."""
+    if section["status"] != "ok":
+        return dict(section), []
+    res = section["result"]
+    mine = {**res, "metrics": res["groups"].get(source, []), "groups": {source: res["groups"].get(source, [])}}
+    return {**section, "result": mine}, [r for r in rows if r.get("source") == source]
 
 
 def run_profile(specs: str | Sequence[str], judge_spec: str = "local", config: ProfileConfig | None = None,
                 creds=None, progress: ProfileProgress | None = None, store=None, use_cache: bool | None = None,
-                save: bool = True, should_stop: Callable[[], bool] | None = None, owner: str = "") -> dict:
+                save: bool = True, should_stop: Callable[[], bool] | None = None, owner: str = "",
+                source: str = "ui") -> dict:
     """Profile every model in ``specs``; returns the profile (JSON-able, rows included under ``rows``).
 
+    Each method runs through its ``profile_result`` and comes back as a
+    :class:`~valdemo.core.result.Result`; a section keeps that result (less rows), its status and time.
     ``should_stop`` (the Stop button): once it returns True, the running method ends at its next
-    step and the rest are not run; their sections say so, and what finished is kept and saved.
-    ``owner``: the owner id the saved run is kept under (:mod:`valdemo.core.owner`)."""
+    step and the rest are not run; their sections say so, and what finished is kept and saved
+    (through :mod:`valdemo.core.runs`, as ``source``). ``owner``: the owner id the saved run is
+    kept under (:mod:`valdemo.core.owner`)."""
     from .store import get_store
 
     config = (config or ProfileConfig()).checked()
@@ -298,18 +239,20 @@ def run_profile(specs: str | Sequence[str], judge_spec: str = "local", config: P
     models = [get_model(s, creds, use_cache=use_cache) for s in specs]  # a bad spec fails here, before any run
     judge = get_model(judge_spec or "local", creds, use_cache=use_cache)
     store = store or get_store()
+    calls = _method_calls(config, store, owner)
     plan = [(f"{m}:{s}", WEIGHTS[m]) for s in specs for m in ("vum", "svo", "denevil")]
     plan += [("univar", WEIGHTS["univar"] * len(specs))] + [(f"clave:{s}", WEIGHTS["clave"]) for s in specs]
     stages = _Stages(plan, progress)
     before = _cache_stats([*models, judge])
     start = time.perf_counter()
     sections: dict[str, dict[str, dict]] = {s: {} for s in specs}
+    rows: dict[str, dict[str, list[dict]]] = {s: {} for s in specs}
 
-    def stage(method: str, spec: str | None, fn: Callable[[Callable], tuple]) -> dict:
+    def stage(method: str, spec: str | None, fn: Callable[[Callable], Result]) -> tuple[dict, list[dict]]:
         weight = WEIGHTS[method] * (len(specs) if spec is None else 1)
         if should_stop is not None and should_stop():
             stages.finish(weight)
-            return {"status": "error", "error": _STOPPED_BEFORE, "summary": {}, "rows": [], "seconds": 0.0}
+            return {"status": "error", "error": _STOPPED_BEFORE, "result": None, "seconds": 0.0}, []
         report = stages.callback(f"{method} · {spec}" if spec else method, weight)
 
         def cb(done: int, total: int) -> None:
@@ -323,48 +266,38 @@ def run_profile(specs: str | Sequence[str], judge_spec: str = "local", config: P
         return out
 
     for spec, model in zip(specs, models, strict=True):
-        sections[spec]["vum"] = stage("vum", spec, lambda cb, m=model: _vum(m, judge, config, cb))
-        sections[spec]["svo"] = stage("svo", spec, lambda cb, m=model: _svo(m, config, cb))
-        sections[spec]["denevil"] = stage("denevil", spec, lambda cb, m=model: _denevil(m, judge, config, cb))
-    space = stage("univar", None, lambda cb: _univar(models, config, cb))
+        for method in ("vum", "svo", "denevil"):
+            sections[spec][method], rows[spec][method] = stage(
+                method, spec, lambda cb, m=model, call=calls[method]: call(m, judge, cb))
+    space, space_rows = stage("univar", None, lambda cb: calls["univar"](models, cb))
     for spec, model in zip(specs, models, strict=True):
-        src = unwrap(model).spec
-        if space["status"] == "ok":
-            summary, rows = space["summary"], space["rows"].get(src, [])
-            sections[spec]["univar"] = {**space, "rows": rows, "summary": {
-                **{k: summary.get(k) for k in ("size", "n_questions", "encoder", "projection", "empty_answers",
-                                               "space", "note")},
-                "source": src, "position": summary["sources"].get(src), "all_sources": summary["sources"]}}
-        else:
-            sections[spec]["univar"] = {**space, "rows": []}
-        sections[spec]["clave"] = stage("clave", spec,
-                                        lambda cb, rows=sections[spec]["univar"]["rows"]: _clave(
-                                            rows, store, owner, config.clave_recognizer))
+        sections[spec]["univar"], rows[spec]["univar"] = _for_source(space, space_rows, unwrap(model).spec)
+        sections[spec]["clave"], rows[spec]["clave"] = stage(
+            "clave", spec, lambda cb, answers=rows[spec]["univar"]: calls["clave"](answers, cb))
     after = _cache_stats([*models, judge])
     if progress:
         progress(1.0, "done")
     bundled = list(dict.fromkeys(s for s, m in zip([*specs, judge.spec], [*models, judge], strict=True)
                                  if unwrap(m).is_bundled))
     profile = {
-        "kind": "valdemo-profile", "version": 1, "created": time.strftime("%Y-%m-%d %H:%M:%S UTC", time.gmtime()),
+        "kind": "valdemo-profile", "version": 2, "created": time.strftime("%Y-%m-%d %H:%M:%S UTC", time.gmtime()),
         "config": asdict(config), "size": config.size, "models": specs, "judge": judge.spec,
         "bundled_models": bundled, "caveat": BUNDLED_CAVEAT if bundled else "",
         "cache": {"hits": after["hits"] - before["hits"], "misses": after["misses"] - before["misses"]},
         "seconds": round(time.perf_counter() - start, 3),
         "definitions": DEFINITIONS,
         "profiles": {spec: {"bundled": bool(unwrap(m).is_bundled),
-                            "methods": {k: {x: v for x, v in sections[spec][k].items() if x != "rows"}
-                                        | {"n_rows": len(sections[spec][k]["rows"])} for k in METHODS}}
+                            "methods": {k: sections[spec][k] | {"n_rows": len(rows[spec][k])} for k in METHODS}}
                      for spec, m in zip(specs, models, strict=True)},
-        "rows": [{"model": spec, "method": k, **_plain(r)} for spec in specs for k in METHODS
-                 for r in sections[spec][k]["rows"]],
+        "rows": [{"model": spec, "method": k, **r} for spec in specs for k in METHODS for r in rows[spec][k]],
     }
     for spec in specs:
         profile["profiles"][spec]["headline"] = headline(profile, spec)
     profile["replayed"] = _replayed(owner, store)  # issue 20: the replayed ValueDCG models, shown beside
     if save:
-        profile["run_id"] = store.save_run("profile", {"models": specs, "judge": judge.spec, **asdict(config)},
-                                           without_rows(profile), profile["rows"], owner=owner)
+        from .core.runs import save_run
+
+        profile["run_id"] = save_run(as_result(profile), owner=owner, source=source, store=store)
     return profile
 
 
@@ -374,8 +307,21 @@ def _replayed(owner: str, store) -> dict:
     return replayed_models(owner, store)
 
 
-def _plain(row: Any) -> dict:
-    return row if isinstance(row, dict) else {"value": row}
+def as_result(profile: dict) -> Result:
+    """The profile as one :class:`Result` (what :mod:`valdemo.core.runs` saves): one group of
+    metrics per model and method, every method's failures (step named by model and method), rows."""
+    groups, failures = {}, []
+    for spec in profile["models"]:
+        for method in METHODS:
+            res = section_result(profile, spec, method)
+            if res is None:
+                continue
+            groups[f"{spec} · {method}"] = list(res.metrics)
+            failures += [Failures(f"{spec} · {method}: {f.step}", f.total, f.failed, f.reasons) for f in res.failures]
+    return Result("profile", metrics=groups[next(iter(groups))] if len(groups) == 1 else [], rows=profile["rows"],
+                  failures=failures, models={"targets": profile["models"], "judge": profile["judge"]},
+                  params=dict(profile["config"]), caveats=[profile["caveat"]] if profile["caveat"] else [],
+                  groups=groups, extra=without_rows(profile))
 
 
 def without_rows(profile: dict) -> dict:
@@ -396,62 +342,94 @@ def summary_json(profile: dict) -> dict:
 
 
 # ----------------------------------------------------------------------------- numbers
-def _get(profile: dict, spec: str, method: str) -> dict | None:
+def section_result(profile: dict, spec: str, method: str) -> Result | None:
+    """One model's section as its method's :class:`Result` (rows left out), or None where it did not run."""
     sec = profile["profiles"][spec]["methods"][method]
-    return sec["summary"] if sec["status"] == "ok" else None
+    if sec["status"] != "ok" or not sec.get("result"):
+        return None
+    return result_from_dict({**sec["result"], "rows": []})
 
 
-def _mean(values: Sequence[float | None]) -> float | None:
-    vals = [v for v in values if v is not None]
-    return round(statistics.fmean(vals), 4) if vals else None
+def fmt(x: Any) -> str:
+    if x is None:
+        return "n/a"
+    if isinstance(x, Metric):
+        return x.fmt()
+    if isinstance(x, float):
+        return f"{x:.3f}"
+    return str(x)
+
+
+SHORT = {"vum": "VUM", "svo": "SVO", "clave": "CLAVE", "univar": "UniVaR", "denevil": "DeNEVIL"}
+FAILURES_ROW = "unreadable or empty answers, per step (failed of asked)"
 
 
 def headline(profile: dict, spec: str) -> list[dict]:
-    """The headline rows of one model: metric, value (None = not measured), method."""
-    vum, svo, clave = _get(profile, spec, "vum"), _get(profile, spec, "svo"), _get(profile, spec, "clave")
-    space, den = _get(profile, spec, "univar"), _get(profile, spec, "denevil")
-    orient = (svo or {}).get("orientations", {})
-    nearest = ((space or {}).get("position") or {}).get("nearest") or []
-    fails = _failures(vum, orient, den, space)
-    rows = [
-        ("know what (accuracy)", "vum", _with_n((vum or {}).get("overall", {}), "know_what_acc")),
-        ("know why (mean judge score ÷ 5)", "vum", _with_n((vum or {}).get("overall", {}), "know_why_rate")),
-        ("gap DCG (why − what; this project's reading)", "vum", _with_n((vum or {}).get("overall", {}), "dcg")),
-        ("SVO value rationality D (°, mean of 4 orientations; 0 = on target)", "svo", _svo_distance(orient)),
-        ("SVO category hits (valid trials, all orientations)", "svo", _svo_hits(orient)),
-        ("answers adhering (share, all values)", "clave", (clave or {}).get("overall", {}).get("adheres")),
-        ("answers opposing (share, all values)", "clave", (clave or {}).get("overall", {}).get("opposes")),
-        ("nearest other source (sentence-embedding similarity, not UniVaR)", "univar",
-         f"{nearest[0]['source']} ({nearest[0]['distance']:.3f})" if nearest else None),
-        *[(f"violation EVR, {label}", "denevil", _den_with_n(den, cond, "EVR"))
-          for cond, label in (("none", "no instruction"), ("principle-fixed", "principle-named instruction"),
-                              ("generated", "generated instruction"))],
-        ("violation MVP, no instruction", "denevil", _round(((den or {}).get("mean", {}).get("none") or {}).get("MVP"))),
-        ("unreadable or empty answers, per step (failed of asked)", "all", fails),
-    ]
-    return [{"metric": m, "method": k, "value": v} for m, k, v in rows]
+    """One model's headline: every method's headline metrics (value, 95% interval, n; "n/a" where the
+    method did not run), then every method's failures, each step with its own denominator."""
+    out = []
+    for method in METHODS:
+        res = section_result(profile, spec, method)
+        for m in (res.metrics if res else []):
+            out.append({"metric": m.title, "name": m.name, "method": method, "value": m.fmt(), "source": m.source})
+    out.append({"metric": FAILURES_ROW, "name": "failures", "method": "all", "value": failures_line(
+        {method: section_result(profile, spec, method) for method in METHODS}), "source": "counted"})
+    return out
 
 
-def _with_n(block: dict, key: str) -> str | None:
-    """A VUM mean with the items it rests on beside it (None where not measured)."""
-    value = block.get(key)
-    return None if value is None else f"{value:.3f} (n={block.get('n') or 0} items)"
+def failures_line(results: dict[str, Result | None]) -> str | None:
+    """Failures of every step of every method as "failed of asked": items, judged parts, trials'
+    answers and calls are different things, so they are listed, never summed."""
+    parts = [f"{SHORT.get(method, method)} {f.step} {f.failed} of {f.total}"
+             for method, res in results.items() if res is not None for f in res.failures]
+    return "; ".join(parts) or None
 
 
-def _den_with_n(den: dict | None, cond: str, name: str) -> str | None:
-    """A DeNEVIL condition's mean with its count beside it (each condition has its own n)."""
-    value = _round(((den or {}).get("mean", {}).get(cond) or {}).get(name))
-    if value is None:
-        return None
-    n = next((m.get("n") for m in ((den or {}).get("metrics") or {}).get(cond) or [] if str(m.get("name", "")).split("_")[0] == name), None)
-    return f"{value:.3f}" + ("" if n is None else f" (n={n})")
+def comparison_table(profile: dict) -> list[dict]:
+    """The headline, one column per model (a metric a model lacks: n/a)."""
+    specs = list(profile["profiles"])
+    keys: dict[tuple[str, str], str] = {}
+    for s in specs:
+        for r in profile["profiles"][s]["headline"]:
+            keys.setdefault((r["method"], r["name"]), r["metric"])
+    by = {s: {(r["method"], r["name"]): r["value"] for r in profile["profiles"][s]["headline"]} for s in specs}
+    order = {m: i for i, m in enumerate([*METHODS, "all"])}
+    return [{"metric": title, **{s: fmt(by[s].get(key)) for s in specs}}
+            for key, title in sorted(keys.items(), key=lambda kv: order[kv[0][0]])]
+
+
+def _group_name(key: str) -> str:
+    names = {v.key: v.name for v in [*SCHWARTZ, *SVO_ORIENTATIONS, *MORAL_FOUNDATIONS]}
+    return names.get(key, names.get(key.upper(), key))
+
+
+def section_table(profile: dict, method: str, specs: Sequence[str]) -> list[dict]:
+    """The numbers beside a method's plot: one row per (group, metric) of its Result, one column per model,
+    each cell "value [95% interval] (n=...)"."""
+    results = {s: section_result(profile, s, method) for s in specs}
+    cells: dict[tuple[str, str], dict[str, str]] = {}
+    titles: dict[tuple[str, str], str] = {}
+    for s, res in results.items():
+        for group, ms in (res.groups.items() if res else ()):
+            for m in ms:
+                key = (group, m.name)
+                titles.setdefault(key, m.title)
+                cells.setdefault(key, {})[s] = m.fmt()
+    rows = []
+    for (group, name), by_spec in cells.items():
+        row: dict[str, Any] = {"group": _group_name(group), "metric": titles[(group, name)]}
+        for s in specs:
+            row[f"{s}" if len(specs) > 1 else "value [95% CI] (n)"] = by_spec.get(s, "n/a")
+        rows.append(row)
+    return rows
 
 
 def protocol_note(profile: dict, method: str, specs: Sequence[str]) -> str | None:
-    """Which prompt protocol(s) a method's section ran (name and hash), for VUM and SVO."""
+    """Which prompt protocol(s) a method's section ran (name and hash, from its Result)."""
     seen = []
     for s in specs:
-        proto = ((_get(profile, s, method) or {}).get("protocol") or {})
+        res = section_result(profile, s, method)
+        proto = (res.protocol if res else None) or {}
         if proto.get("name"):
             text = f"{proto['name']} (hash {proto.get('hash', '?')})"
             if text not in seen:
@@ -473,113 +451,19 @@ RADAR_AXIS_NOTE = ("one 0-1 axis, three quantities: know what = accuracy, know w
                    "adherence = share of answers (CLAVE); not comparable with each other")
 
 
-def _failures(vum: dict | None, orient: dict, den: dict | None, space: dict | None) -> str | None:
-    """Unreadable or empty answers of each step with its own denominator: items, judged parts,
-    trials' answers and calls are different things, so they are listed, never summed."""
+def section_notes(profile: dict, method: str, specs: Sequence[str]) -> list[str]:
+    """One line per model: what its Result says measured it (models, e.g. the CLAVE recognizer) and
+    its caveats."""
     out = []
-    if vum:
-        ov = vum.get("overall", {})
-        out.append(f"VUM know-what answers {ov.get('parse_failures') or 0} of {ov.get('n') or 0}")
-        if ov.get("judged_parts") is not None:
-            out.append(f"VUM judged parts {ov.get('judge_parse_failures') or 0} of {ov['judged_parts']}")
-    if orient:
-        failed = sum(int(o.get("parse_failures") or 0) for o in orient.values())
-        out.append(f"SVO answers {failed} of {sum(int(o.get('answers') or 0) for o in orient.values())}")
-    for step, f in ((den or {}).get("parse") or {}).items():
-        out.append(f"DeNEVIL {step} {f.get('failed') or 0} of {f.get('total') or 0}")
-    if space:
-        empty = int(space.get("empty_answers") or 0)
-        asked = empty + sum(int(s.get("n_answers") or 0) for s in (space.get("all_sources") or {}).values())
-        out.append(f"UniVaR answers, all sources, empty: {empty} of {asked}")
-    return "; ".join(out) or None
-
-
-def _svo_distance(orient: dict) -> str | None:
-    """Mean over orientations of the mean D, with the trials it rests on (valid of all)."""
-    ds = [o.get("vr_distance") for o in orient.values() if o.get("vr_distance") is not None]
-    if not orient:
-        return None
-    valid, total = sum(o.get("valid_trials", 0) for o in orient.values()), sum(o.get("trials", 0) for o in orient.values())
-    return f"{statistics.fmean(ds):.2f} (n={valid} of {total} trials)" if ds else f"n/a (n=0 of {total} trials)"
-
-
-def _svo_hits(orient: dict) -> str | None:
-    if not orient:
-        return None
-    hits, valid = sum(o.get("category_hits", 0) for o in orient.values()), sum(o.get("valid_trials", 0)
-                                                                              for o in orient.values())
-    return f"{hits}/{valid}" + (f" = {hits / valid:.3f}" if valid else "")
-
-
-def _round(x: Any, digits: int = 4) -> Any:
-    return round(x, digits) if isinstance(x, float) else x
-
-
-def fmt(x: Any) -> str:
-    if x is None:
-        return "n/a"
-    if isinstance(x, float):
-        return f"{x:.3f}"
-    return str(x)
-
-
-def comparison_table(profile: dict) -> list[dict]:
-    """The headline, one column per model."""
-    specs = list(profile["profiles"])
-    heads = {s: profile["profiles"][s]["headline"] for s in specs}
-    return [{"metric": row["metric"], **{s: fmt(heads[s][i]["value"]) for s in specs}}
-            for i, row in enumerate(heads[specs[0]])]
-
-
-def _trials(d: dict) -> str:
-    return f"{d.get('valid_trials', 0)}/{d.get('trials', 0)}"
-
-
-#: Per method: (row label, the rows (key, name), where the per-row numbers sit, [(column, field or fn)]).
-_GRIDS: dict[str, tuple] = {
-    "vum": ("value", [(v.key, v.name) for v in SCHWARTZ], "per_value",
-            [("n", "n"), ("know what", "know_what_acc"), ("know why", "know_why_rate"), ("DCG", "dcg")]),
-    "clave": ("value", [(v.key, v.name) for v in SCHWARTZ], "per_value",
-              [("adheres", "adheres"), ("opposes", "opposes"), ("n", "n"),
-               ("recognizer's held-out macro-F1", "held_out_f1"), ("recognizer", "recognizer")]),
-    "svo": ("orientation", [(o.key, o.name) for o in SVO_ORIENTATIONS], "orientations",
-            [("angle (°)", "angle_mean"), ("D (°)", "vr_distance"),
-             ("D 95% CI", lambda d: "n/a" if not d.get("vr_distance_ci95") else
-              "{:.2f} to {:.2f}".format(*d["vr_distance_ci95"])),
-             ("category hits", lambda d: f"{d.get('category_hits', 0)}/{d.get('valid_trials', 0)}"),
-             ("valid trials", _trials), ("unreadable answers", lambda d: f"{d.get('parse_failures', 0)}/{d.get('answers', 0)}")]),
-    "denevil": ("foundation", [(f.key, f.name) for f in MORAL_FOUNDATIONS], "by_foundation",
-                [("prompts kept / run", lambda d: f"{d.get('kept', 0)}/{d.get('prompts', 0)}")]
-                + [(f"{metric} {cond}", lambda d, c=cond, m=metric: _round((d.get(c) or {}).get(m)))
-                   for cond in ("none", "principle-fixed", "generated") for metric in ("EVR", "MVP", "APV")]),
-}
-
-
-def section_table(profile: dict, method: str, specs: Sequence[str]) -> list[dict]:
-    """The numbers beside a method's plot: one row per value / orientation / foundation, columns per model."""
-    if method == "univar":
-        rows = []
-        for s in specs:
-            pos = (_get(profile, s, "univar") or {}).get("position") or {}
-            rows.append({"model": s, "centroid (PCA 1, 2)": ", ".join(f"{c:.3f}" for c in pos.get("centroid", [])),
-                         "answers": pos.get("n_answers"),
-                         "nearest sources (distance)": "; ".join(f"{n['source']} ({n['distance']:.3f})"
-                                                                 for n in pos.get("nearest", []))})
-        return rows
-    label, items, where, columns = _GRIDS[method]
-    blocks = {s: (_get(profile, s, method) or {}).get(where) or {} for s in specs}
-    rows = []
-    for key, name in items:
-        if not any(key in b for b in blocks.values()):
-            continue  # not measured for any model (e.g. a value left out)
-        row: dict[str, Any] = {label: name}
-        for s in specs:
-            d = blocks[s].get(key, {})
-            for col, field in columns:
-                value = field(d) if callable(field) else _round(d.get(field))
-                row[f"{s}: {col}" if len(specs) > 1 else col] = fmt(value)
-        rows.append(row)
-    return rows
+    for s in specs:
+        res = section_result(profile, s, method)
+        if res is None:
+            continue
+        used = ", ".join(f"{k}: {', '.join(map(str, v)) if isinstance(v, list) else v}"
+                         for k, v in res.models.items() if v)
+        out += [f"{s}: {used}"] if used else []
+        out += [f"{s}: {c}" for c in res.caveats if c and c != profile.get("caveat")]
+    return list(dict.fromkeys(out))
 
 
 def section_errors(profile: dict, method: str, specs: Sequence[str]) -> list[str]:
@@ -593,6 +477,11 @@ def section_errors(profile: dict, method: str, specs: Sequence[str]) -> list[str
 
 
 # ----------------------------------------------------------------------------- figures
+def _group_value(res: Result | None, group: str, name: str) -> float | None:
+    m = res.metric(name, group) if res else None
+    return None if m is None else m.value
+
+
 def radar_figure(profile: dict, specs: Sequence[str]):
     """Schwartz values: know what, know why (VUM) and share adhering (CLAVE), per model."""
     import plotly.graph_objects as go
@@ -600,11 +489,10 @@ def radar_figure(profile: dict, specs: Sequence[str]):
     fig = go.Figure()
     names = [v.name for v in SCHWARTZ]
     for s in specs:
-        vum_pv = (_get(profile, s, "vum") or {}).get("per_value") or {}
-        cl_pv = (_get(profile, s, "clave") or {}).get("per_value") or {}
-        for label, source, key in (("know what", vum_pv, "know_what_acc"), ("know why", vum_pv, "know_why_rate"),
-                                   ("adherence", cl_pv, "adheres")):
-            r = [(source.get(v.key) or {}).get(key) for v in SCHWARTZ]
+        vum_res, clave_res = section_result(profile, s, "vum"), section_result(profile, s, "clave")
+        for label, res, name in (("know what", vum_res, "know_what_acc"), ("know why", vum_res, "know_why_rate"),
+                                 ("adherence", clave_res, "adheres")):
+            r = [_group_value(res, v.key, name) for v in SCHWARTZ]
             if all(x is None for x in r):
                 continue
             fig.add_trace(go.Scatterpolar(r=r + r[:1],  # None: not measured (a gap, not a zero)
@@ -622,11 +510,9 @@ def svo_points(profile: dict, specs: Sequence[str]) -> list[dict]:
     """The four induced points per model (mean over valid trials)."""
     pts = []
     for s in specs:
-        for key, o in ((_get(profile, s, "svo") or {}).get("orientations") or {}).items():
-            if o.get("self_mean") is None:
-                continue
-            pts.append({"label": f"{s} · {key}", "group": s if len(specs) > 1 else key,
-                        "self_mean": o["self_mean"], "other_mean": o["other_mean"]})
+        res = section_result(profile, s, "svo")
+        for p in (res.extra.get("points") or []) if res else []:
+            pts.append({**p, "label": f"{s} · {p['label']}", "group": s if len(specs) > 1 else p["group"]})
     return pts
 
 
@@ -643,15 +529,18 @@ def violation_figure(profile: dict, specs: Sequence[str]):
 
     fig = go.Figure()
     for s in specs:
-        bf = (_get(profile, s, "denevil") or {}).get("by_foundation") or {}
-        names = [f.name for f in MORAL_FOUNDATIONS if f.key in bf]
-        for cond in ("none", "fixed", "principle-fixed", "generated"):
-            y = [(bf[f.key].get(cond) or {}).get("MVP") for f in MORAL_FOUNDATIONS if f.key in bf]
-            n = [bf[f.key].get("kept", 0) for f in MORAL_FOUNDATIONS if f.key in bf]
-            if names:
-                fig.add_trace(go.Bar(x=names, y=y, name=f"{s} · {cond}" if len(specs) > 1 else f"{cond} instruction",
-                                     text=[f"{fmt(_round(v, 3))} (n={k})" for v, k in zip(y, n, strict=True)],
-                                     textposition="outside"))
+        res = section_result(profile, s, "denevil")
+        bf = (res.extra.get("by_foundation") or {}) if res else {}
+        found = [f for f in MORAL_FOUNDATIONS if f.key in bf or f.key.lower() in bf]
+        per = [bf.get(f.key, bf.get(f.key.lower(), {})) for f in found]
+        for cond in (res.extra.get("conditions") or []) if res else []:
+            y = [(d.get(cond) or {}).get("MVP") for d in per]
+            n = [d.get("kept", 0) for d in per]
+            if found:
+                fig.add_trace(go.Bar(x=[f.name for f in found], y=y,
+                                     name=f"{s} · {cond}" if len(specs) > 1 else f"{cond} instruction",
+                                     text=[f"{fmt(None if v is None else round(v, 3))} (n={k})"
+                                           for v, k in zip(y, n, strict=True)], textposition="outside"))
     fig.update_layout(title="MVP per foundation (Duan et al., DeNEVIL §4)", barmode="group",
                       yaxis={"range": [0, 1.1], "title": "MVP (0-1)"}, height=420,
                       margin={"l": 40, "r": 20, "t": 50, "b": 40})
@@ -664,8 +553,12 @@ def space_figure(profile: dict, specs: Sequence[str]):
 
     fig = go.Figure()
     srcs: dict = {}
+    space = "sentence-embedding similarity (not UniVaR)"
     for s in specs:
-        srcs |= (_get(profile, s, "univar") or {}).get("all_sources") or {}
+        res = section_result(profile, s, "univar")
+        if res:
+            srcs |= res.extra.get("sources") or {}
+            space = res.extra.get("space") or space
     mine = [n for n, v in srcs.items() if not v.get("reference")]
     for group, names, symbol in (("reference sources", [n for n in srcs if n not in mine], "circle-open"),
                                  ("profiled models", mine, "star")):
@@ -673,8 +566,6 @@ def space_figure(profile: dict, specs: Sequence[str]):
             fig.add_trace(go.Scatter(x=[srcs[n]["centroid"][0] for n in names], y=[srcs[n]["centroid"][1] for n in names],
                                      mode="markers+text", text=names, textposition="top center", name=group,
                                      marker={"symbol": symbol, "size": 12 if symbol == "star" else 9}))
-    space = next(((_get(profile, s, "univar") or {}).get("space") for s in specs
-                  if (_get(profile, s, "univar") or {}).get("space")), "sentence-embedding similarity (not UniVaR)")
     fig.update_layout(title=f"Source centroids (PCA) · {space}", height=420, xaxis={"title": "PC 1"},
                       yaxis={"title": "PC 2"}, margin={"l": 40, "r": 20, "t": 50, "b": 40})
     return fig
@@ -727,7 +618,8 @@ def _page_html(profile: dict, specs: Sequence[str], first: list[bool], page_id: 
     """One page: headline, then the four plots and the CLAVE numbers, each with its definition."""
     parts = []
     if len(specs) == 1:
-        head = [{"metric": r["metric"], "value": fmt(r["value"])} for r in profile["profiles"][specs[0]]["headline"]]
+        head = [{"metric": r["metric"], "value": fmt(r["value"]), "source": r["source"]}
+                for r in profile["profiles"][specs[0]]["headline"]]
     else:
         head = comparison_table(profile)
     parts.append(f'<h3>Headline</h3>{_html_table(head, "headline")}')
@@ -738,6 +630,8 @@ def _page_html(profile: dict, specs: Sequence[str], first: list[bool], page_id: 
             body.append(f'<p class="protocol">{html.escape(protocol_note(profile, method, specs) or "")}</p>')
         for err in section_errors(profile, method, specs):
             body.append(f'<p class="error">⚠️ {html.escape(err)}</p>')
+        for note in section_notes(profile, method, specs):
+            body.append(f'<p class="note">{html.escape(note)}</p>')
         fig_html = ""
         if method in figs:
             fig_html = figs[method].to_html(full_html=False, include_plotlyjs="inline" if first[0] else False,

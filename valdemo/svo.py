@@ -55,7 +55,7 @@ import math
 import re
 import statistics
 from collections.abc import Callable, Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from functools import lru_cache
 from typing import Any
 
@@ -682,8 +682,9 @@ def _trials_result(specs: Sequence[str], bundled: bool, trials: Sequence[Trial],
                    protocol: dict) -> Result:
     groups: dict[str, list[Metric]] = {}
     multi = len({t.model for t in trials}) > 1
+    several = len({t.condition for t in trials}) > 1  # one condition: groups are keyed by orientation alone
     for model, condition, orientation in dict.fromkeys((t.model, t.condition, t.orientation) for t in trials):
-        key = " · ".join(([model] if multi else []) + [condition, orientation])
+        key = " · ".join(([model] if multi else []) + ([condition] if several else []) + [orientation])
         groups[key] = group_metrics([t for t in trials if t.model == model and t.condition == condition
                                      and t.orientation == orientation])
     fails = Failures("item answers")
@@ -980,29 +981,33 @@ def write_trials_csv(trials: Sequence[Trial], path) -> None:
 PROFILE_SIZES = {"quick": 1, "full": 5}
 
 
-def profile_summary(model: ChatModel, size: str = "quick", progress: ProgressFn | None = None,
-                    temperature: float = 0.7, seed: int = 0, max_new_tokens: int = 48,
-                    protocol: str = DEFAULT_PROTOCOL) -> dict:
-    """SVO part of a model's value profile (issue 9): JSON-able, per orientation.
+def profile_result(model: ChatModel, size: str = "quick", progress: ProgressFn | None = None,
+                   temperature: float = 0.7, seed: int = 0, max_new_tokens: int = 48,
+                   protocol: str = DEFAULT_PROTOCOL) -> Result:
+    """SVO part of a model's value profile as a Result: one group per induced orientation
+    (:func:`group_metrics`), headline D and category hits pooled over every orientation's valid
+    trials (each trial measured against its own orientation's targets), rows = trials.
 
-    ``size`` "quick" plays 1 trial per orientation, "full" 5; ``max_new_tokens`` caps
-    the stated goal. Per orientation: :func:`summarise` (vr_distance, angle, category hits,
-    each with n and interval; unreadable answers of all answers); plus ``points`` (one per
-    valid trial) for :func:`svo_circle_figure`.
+    ``size`` "quick" plays 1 trial per orientation, "full" 5; ``max_new_tokens`` caps the stated goal.
+    ``extra["points"]``: per orientation, the mean (self, other) of its valid trials, for the SVO circle.
     """
     if size not in PROFILE_SIZES:
         raise InputError(f"size must be one of {', '.join(PROFILE_SIZES)}, got {size!r}")
+    proto = load_protocol(protocol)
     trials = play_trials(model, ORIENTATION_KEYS, PROFILE_SIZES[size], temperature, seed,
-                         max_new_tokens=max_new_tokens, progress=progress, protocol=protocol)
-    per = {row["orientation"]: {k: v for k, v in row.items() if k not in {"model", "orientation"}}
-           for row in summary_table(trials)}
-    return {
-        "method": "svo", "model": model.spec, "size": size, "trials_per_orientation": PROFILE_SIZES[size],
-        "temperature": temperature, "seed": seed, "bundled_model": bool(unwrap(model).is_bundled),
-        "protocol": load_protocol(protocol).as_dict(), "vr_source": VR_SOURCE, "vr_definition": VR_DEFINITION,
-        "orientations": per,
-        "points": trial_points(trials),
-    }
+                         max_new_tokens=max_new_tokens, progress=progress, protocol=proto)
+    params = {"size": size, "trials_per_orientation": PROFILE_SIZES[size], "temperature": temperature, "seed": seed,
+              "max_new_tokens": max_new_tokens}
+    res = trials_result([model], trials, params, proto)
+    pooled = {m.name: m for m in group_metrics(trials)}
+    res.metrics = [
+        replace(pooled["vr_distance"], label="value rationality D (°, all orientations' valid trials; 0 = on target)"),
+        replace(pooled["category_hit"], label="category hit rate (all orientations' valid trials)")]
+    res.extra["points"] = [{"label": o, "group": o, "self_mean": statistics.fmean(t.score.self_mean for t in valid),
+                            "other_mean": statistics.fmean(t.score.other_mean for t in valid)}
+                           for o in ORIENTATION_KEYS
+                           if (valid := [t for t in trials if t.orientation == o and t.score is not None])]
+    return res
 
 
 # -- plotting data (plotly, no gradio) -----------------------------------------------

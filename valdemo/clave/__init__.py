@@ -130,6 +130,7 @@ from .storage import (  # noqa: F401
     list_recognizers,
     next_sample,
     predict_text,
+    profile_result,
     progress,
     recognizer_dir,
     recognizer_label,

@@ -8,10 +8,11 @@ import time
 import uuid
 from collections import Counter, defaultdict
 from collections.abc import Sequence
+from dataclasses import replace
 from pathlib import Path
 
 from .. import store as st
-from ..core.result import Failures
+from ..core.result import OWN, Failures, Metric, NotMeasured, Result
 from ..inputs import InputError, check_int, check_text
 from ..models import ChatModel
 from ..values import SCHWARTZ_KEYS
@@ -217,6 +218,59 @@ def texts_concepts(rec: Recognizer, texts: Sequence[str], values: Sequence[str],
         judge = get_model(spec)
     protocol = load_concept_protocol((rec.meta.get("concept_protocol") or {}).get("name") or "concepts")
     return response_concepts(judge, texts, values, protocol)
+
+
+def profile_result(answers: Sequence[dict], store: st.Store | None = None, owner: str | None = None,
+                   ref: str = "") -> Result:
+    """The recognizer named ``ref`` (its name or id; default: the newest ``owner`` may read) reads a
+    model's own answers (``[{"question", "answer"}]``)
+    for every Schwartz value it was calibrated on: per value, the shares it labels adhering,
+    opposing and unrelated (Wilson intervals over answers) and its held-out macro-F1 from
+    calibration; overall, the shares over every (answer, value) pair. Raises
+    :class:`~valdemo.core.result.NotMeasured` when there is nothing to measure with."""
+    from ..values import SCHWARTZ
+
+    rec = get_recognizer(store, ref, owner)
+    if rec is None and ref:
+        raise NotMeasured(f"No CLAVE recognizer named {ref!r} that you may use; adherence is not measured.")
+    if rec is None:
+        raise NotMeasured("No CLAVE recognizer has been calibrated yet, so adherence is not measured. "
+                          "Calibrate one in the 'Calibrate evaluator' tab (or `python -m valdemo clave "
+                          "calibrate --save`), then run the profile again.")
+    if not answers:
+        raise NotMeasured("no answers to read (the value-space section produced none)")
+    known = [v.key for v in SCHWARTZ if rec.knows(v.key)]  # only values it was calibrated on (issue 15)
+    if not known:
+        raise NotMeasured(f"The calibrated CLAVE recognizer knows none of the Schwartz values (it knows "
+                          f"{', '.join(rec.values)}); label Schwartz samples and calibrate again.")
+    texts = [r["answer"] for r in answers]
+    source = "CLAVE (Yao et al.): the calibrated small recognizer's label; share of answers is this project's own"
+    rows: list[dict] = []
+    groups: dict[str, list[Metric]] = {}
+    concept_fails = Failures("answers' concepts (recognizer input)")
+    for key in known:
+        concepts, fails = texts_concepts(rec, texts, [key] * len(texts))
+        if fails is not None:
+            concept_fails.extend(fails)
+        preds = rec.predict(texts, [key] * len(texts), concepts)
+        labels = [p["label"] for p in preds]
+        n = len(labels)
+        groups[key] = [Metric.proportion(name, labels.count(lab), n, f"share of the model's answers the recognizer "
+                                         f"labels '{name}' for this value", source, name)
+                       for name, lab in (("adheres", 1), ("opposes", -1), ("unrelated", 0))]
+        f1 = ((rec.meta.get("held_out") or {}).get(key) or {}).get("macro_f1")
+        if f1:
+            groups[key].append(replace(Metric.from_dict(f1), name="held_out_macro_f1",
+                                       label="recognizer's held-out macro-F1 (calibration)"))
+        rows += [{"value": key, "question": r["question"], "answer": r["answer"], **p}
+                 for r, p in zip(answers, preds, strict=True)]
+    headline = [Metric.proportion(f"answers_{name}", sum(r["label"] == lab for r in rows), len(rows),
+                                  f"share of (answer, calibrated value) pairs labelled '{name}'", OWN,
+                                  f"answers {name} (share, all calibrated values)")
+                for name, lab in (("adhering", 1), ("opposing", -1))]
+    return Result("clave", metrics=headline, rows=rows, failures=[concept_fails] if concept_fails.total else [],
+                  models={"recognizer": recognizer_label(rec)}, groups=groups,
+                  extra={"values_not_calibrated": [v.key for v in SCHWARTZ if not rec.knows(v.key)]})
 
 
 def predict_text(store: st.Store, text: str, value: str, judge: ChatModel | None = None,

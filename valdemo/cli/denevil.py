@@ -223,7 +223,7 @@ def _defence_output(result, run_id: str | None) -> dict:
     from .. import denevil
 
     conds = result.extra["conditions"]
-    by_name = {m.name: m.as_dict() for m in result.metrics}
+    by_name = {m.name: m.as_dict() for m in [*result.metrics, *result.groups.get("paired differences", [])]}
     return {"conditions": {c: {m.name.split("_")[0]: m.as_dict() for m in result.groups[c]} for c in conds},
             "labels": result.extra["labels"],
             "differences": [d for name, d in by_name.items() if name.startswith("d")],
@@ -281,8 +281,8 @@ def run_profile(args: argparse.Namespace) -> int:
     from .. import denevil
 
     m = _models(args, "target", "judge")
-    result = denevil.profile_summary(m["target"], m["judge"], args.size,
-                                     progress=None if args.json else progress_printer("calls"))
+    result = denevil.profile_result(m["target"], m["judge"], args.size,
+                                    progress=None if args.json else progress_printer("calls"))
     emit(_defence_output(result, None), args.json, human=_human_defence)
     return 0
 

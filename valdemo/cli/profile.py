@@ -41,7 +41,7 @@ def run(args: argparse.Namespace) -> int:
     from ..core.owner import LOCAL_ID
 
     profile = run_profile(args.models, args.judge, config, progress=_progress, use_cache=not args.no_cache,
-                          owner=LOCAL_ID)  # the local tools' owner (core/owner.py), as the local app
+                          owner=LOCAL_ID, source="cli")  # the local tools' owner (core/owner.py), as the local app
     paths = write_report(profile, args.out)
     out = {**summary_json(profile), "files": {k: str(v) for k, v in paths.items()}}
     emit(out, args.json, human=_human)

@@ -98,6 +98,13 @@ class Metric:
         d["interval"] = list(self.interval) if self.interval is not None else None
         return d
 
+    @classmethod
+    def from_dict(cls, d: dict) -> Metric:
+        """Back from :meth:`as_dict`."""
+        iv = d.get("interval")
+        return cls(d["name"], d.get("value"), int(d.get("n", 0)), tuple(iv) if iv else None,
+                   d.get("definition", ""), d.get("source", ""), d.get("interval_kind", "none"), d.get("label", ""))
+
 
 @dataclass
 class Failures:
@@ -130,6 +137,11 @@ class Failures:
         return {"step": self.step, "failed": self.failed, "total": self.total, "reasons": dict(self.reasons)}
 
 
+class NotMeasured(Exception):
+    """A method cannot measure something for a reason that is not a failure (e.g. nothing has
+    been calibrated yet); the message says what to do. The profile shows it as "not measured"."""
+
+
 @dataclass
 class Result:
     """What a method returns: headline metrics, typed rows, failures per step, the protocol
@@ -152,6 +164,12 @@ class Result:
 
     def failure(self, step: str) -> Failures | None:
         return next((f for f in self.failures if f.step == step), None)
+
+    def without_rows(self) -> dict:
+        """:meth:`as_dict` less the rows (what a summary shows; the rows travel apart)."""
+        d = self.as_dict()
+        d.pop("rows")
+        return d
 
     def as_dict(self) -> dict:
         return {

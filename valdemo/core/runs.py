@@ -90,11 +90,7 @@ def load_run(run_id: str, owner: str | None = "", store=None) -> dict | None:
 
 def result_from_dict(data: dict[str, Any]) -> Result:
     """A :class:`Result` back from :meth:`Result.as_dict` or :func:`load_run`."""
-    def metric(d: dict) -> Metric:
-        iv = d.get("interval")
-        return Metric(d["name"], d.get("value"), int(d.get("n", 0)), tuple(iv) if iv else None,
-                      d.get("definition", ""), d.get("source", ""), d.get("interval_kind", "none"), d.get("label", ""))
-
+    metric = Metric.from_dict
     return Result(
         method=data["method"],
         metrics=[metric(m) for m in data.get("metrics", [])],

@@ -45,7 +45,7 @@ from .defence import (
                       defence_rows,
                       defend,
                       paired_differences,
-                      profile_summary,
+                      profile_result,
                       save_defence,
                       summary_dict,
 )
@@ -91,6 +91,6 @@ __all__ = [
     "baseline_instructions", "bundled_principles", "bundled_prompts", "compare", "continue_conversation",
     "defence_rows", "defend", "final_metrics", "find_principle", "instruct_conversation", "load_principles",
     "make_principle", "normalise_foundation", "paired_differences", "parse_instruction", "parse_story",
-    "profile_summary", "save_attack", "save_defence", "select_parents", "summary_dict",
+    "profile_result", "save_attack", "save_defence", "select_parents", "summary_dict",
     "violates", "violation_conversation", "violation_metrics", "vilmo", "learn_and_evaluate",
 ]

@@ -17,7 +17,7 @@ from __future__ import annotations
 
 import time
 from collections.abc import Callable, Sequence
-from dataclasses import asdict
+from dataclasses import asdict, replace
 
 from ..core.metrics import bootstrap_paired
 from ..core.result import OWN, Failures, Metric, Result
@@ -230,9 +230,18 @@ def defence_rows(result: Result) -> list[dict]:
 PROFILE_SIZES = {"quick": 1, "full": None}
 
 
-def profile_summary(target: ChatModel | str, judge: ChatModel | str, size: str = "quick",
-                    progress: ProgressFn | None = None, budget: Budget | None = None) -> Result:
-    """The defence on bundled prompts (the judge also writes the instructions).
+#: The profile's headline: (metric name, its label there).
+PROFILE_HEADLINE = (("EVR_none", "violation EVR, no instruction"),
+                    ("EVR_principle-fixed", "violation EVR, principle-named instruction"),
+                    ("EVR_generated", "violation EVR, generated instruction"),
+                    ("MVP_none", "violation MVP, no instruction"))
+
+
+def profile_result(target: ChatModel | str, judge: ChatModel | str, size: str = "quick",
+                   progress: ProgressFn | None = None, budget: Budget | None = None) -> Result:
+    """The defence on bundled prompts (the judge also writes the instructions), as the profile
+    shows it: headline EVR per condition and MVP without instruction; one group per condition
+    (per-foundation numbers stay in ``extra["by_foundation"]``).
 
     ``quick``: one bundled prompt per foundation; ``full``: every bundled prompt.
     """
@@ -240,6 +249,11 @@ def profile_summary(target: ChatModel | str, judge: ChatModel | str, size: str =
         raise InputError(f"size must be one of {', '.join(PROFILE_SIZES)}, got {size!r}")
     out = defend(bundled_prompts(PROFILE_SIZES[size]), target, judge, judge, budget or Budget(), progress=progress)
     out.extra["size"] = size
+    out.params["size"] = size
+    diffs = [m for m in out.metrics if m.name.startswith("d")]
+    out.groups = {c: out.groups[c] for c in out.extra["conditions"]} | {"paired differences": diffs}
+    by_name = {m.name: m for ms in out.groups.values() for m in ms}
+    out.metrics = [replace(by_name[name], label=label) for name, label in PROFILE_HEADLINE if name in by_name]
     return out
 
 

@@ -34,6 +34,7 @@ def _section_md(profile: dict, method: str, specs: list[str]) -> str:
     if prof.protocol_note(profile, method, specs):
         lines += [f"{prof.protocol_note(profile, method, specs)}", ""]
     lines += [f"> ⚠️ {e}" for e in prof.section_errors(profile, method, specs)]
+    lines += [f"- {n}" for n in prof.section_notes(profile, method, specs)]
     lines += ["", prof.md_table(prof.section_table(profile, method, specs))]
     n = sum(profile["profiles"][s]["methods"][method]["n_rows"] for s in specs)
     lines += ["", f"Rows behind these numbers: {n} (method `{method}` in the rows file below)."]
@@ -61,7 +62,8 @@ def render(profile: dict | None, view: str):
     all_specs = list(profile["profiles"])
     specs = [view] if view in all_specs else all_specs
     if len(specs) == 1:
-        head = [{"metric": r["metric"], "value": prof.fmt(r["value"]), "method": r["method"]}
+        head = [{"metric": r["metric"], "value [95% CI] (n)": prof.fmt(r["value"]), "method": r["method"],
+                 "source": r["source"]}
                 for r in profile["profiles"][specs[0]]["headline"]]
     else:
         head = prof.comparison_table(profile)
@@ -118,7 +120,7 @@ def build(ctx) -> None:
         with cancel_scope(stop):  # and a generation running when Stop is pressed ends at its next token
             profile = prof.run_profile(specs, judge or "local", config, creds=session_credentials(creds),
                                        store=ctx.store, progress=lambda f, label: progress(f, desc=label),
-                                       should_stop=stop.is_set,
+                                       should_stop=stop.is_set, source="ui",
                                        owner=request_owner(request, oauth_profile).id)  # the visitor's run (issue 12)
         paths = prof.write_report(profile, tempfile.mkdtemp(prefix="valdemo-profile-"))
         choices = [ALL, *profile["models"]] if len(profile["models"]) > 1 else list(profile["models"])

@@ -75,9 +75,8 @@ from .pipeline import (  # noqa: F401
     embed_qa,
     identifications,
     profile_questions,
-    profile_summary,
+    profile_result,
     run_pipeline,
-    source_answers,
     summarise,
     to_result,
 )

@@ -201,33 +201,27 @@ def profile_questions(size: str = "quick") -> list[Question]:
     return pick_questions([q for q in pool if q.family != "control"], QUICK_SIZE)
 
 
-def source_answers(models: Sequence[ChatModel | str], size: str = "quick", personas: Sequence[Persona] = (),
-                   params: GenParams | None = None, progress: ProgressFn | None = None,
-                   creds=None) -> dict[str, list[tuple[str, str]]]:
-    """Each source's (question, answer) pairs on the profile questions, so another method can score them."""
-    qa = generate_qa(_as_models(models, creds), profile_questions(size), personas or [Persona("default")],
-                     params, progress)
-    out: dict[str, list[tuple[str, str]]] = {}
-    for p in qa.pairs:
-        out.setdefault(p.source, []).append((p.question, p.answer))
-    return out
-
-
-def profile_summary(models: Sequence[ChatModel | str], size: str = "quick", progress: ProgressFn | None = None,
-                    creds=None, with_reference: bool = True, neighbours_k: int = 3,
-                    params: GenParams | None = None) -> dict:
+def profile_result(models: Sequence[ChatModel | str], size: str = "quick", progress: ProgressFn | None = None,
+                   creds=None, with_reference: bool = True, neighbours_k: int = 3,
+                   params: GenParams | None = None) -> Result:
     """Where each model's answers sit by sentence-embedding similarity (not UniVaR: no value head or
-    UniVaR encoder is applied; the result's ``space`` says so and names the encoder): centroid in a
-    2-D PCA projection, nearest other sources. Landmarks are stacked only when they come from the
-    same encoder; otherwise they are left out and ``landmarks_note`` says why.
+    UniVaR encoder is applied; ``extra["space"]`` says so and names the encoder), as a Result.
 
-    With ``with_reference`` the bundled demo set's sources (the bundled model under
-    personas) answering the same questions are projected alongside, as landmarks.
+    One group per profiled model (its spec): the cosine distance from its answers' centroid to the
+    nearest other source's centroid, with a bootstrap interval over its answers. Rows: every
+    model's QA pairs (``source``, ``question``, ``answer``), which other methods may read.
+    ``extra["sources"]``: each source's centroid in a 2-D PCA projection and its nearest sources.
+    With ``with_reference`` the bundled demo set's sources (the bundled model under personas)
+    answering the same questions are projected alongside, as landmarks, only when they come from
+    the same encoder; otherwise they are left out and ``extra["landmarks_note"]`` says why.
     """
+    from ..core.result import OWN, Metric
+
     models = _as_models(models, creds)
     questions = profile_questions(size)
     qa = generate_qa(models, questions, [Persona("default")], params, progress)
     pairs = list(qa.pairs)
+    own = len(pairs)
     enc = resolve_encoder("")
     raw = enc.encode([p.text() for p in pairs])
     reference: list[str] = []
@@ -252,7 +246,7 @@ def profile_summary(models: Sequence[ChatModel | str], size: str = "quick", prog
     _, cent_xy = source_centroids(coords, pairs)
     c = _normalise(cents)
     dist = np.clip(1.0 - c @ c.T, 0.0, 2.0)
-    sources = {}
+    sources, groups = {}, {}
     for i, name in enumerate(names):
         order = [j for j in np.argsort(dist[i]) if j != i][:neighbours_k]
         sources[name] = {
@@ -261,10 +255,27 @@ def profile_summary(models: Sequence[ChatModel | str], size: str = "quick", prog
             "reference": name in reference,
             "nearest": [{"source": names[j], "distance": round(float(dist[i, j]), 4)} for j in order],
         }
-    return {"size": size, "n_questions": len(questions), "encoder": enc.name, "projection": "pca-2d",
-            "space": space_label(enc.name, "raw"), "landmarks_note": landmarks_note,
-            "note": "centroids of each source's single-QA-pair embeddings from the encoder named here; no value "
-                    "head or UniVaR encoder is applied, so distances are sentence-embedding similarity, not "
-                    "UniVaR value positions",
-            "sources": sources, "empty_answers": qa.meta["empty_answers"],
-            "bundled_model": qa.bundled or bool(reference)}
+        if name in reference or not order:
+            continue
+        other = c[order[0]]
+        mine = _normalise(raw[[k for k in range(own) if pairs[k].source == name]])
+        groups[name] = [Metric.mean(
+            "nearest_distance", [float(np.clip(1.0 - v @ other, 0.0, 2.0)) for v in mine],
+            "mean cosine distance (1 - cosine similarity) from each of this model's answer embeddings to the "
+            "centroid of the nearest other source (nearest by centroid distance, in the list beside it); "
+            "interval: bootstrap over its answers", OWN,
+            f"answers' distance to the nearest other source ({names[order[0]]}; sentence-embedding similarity, "
+            "not UniVaR)")]
+    asked = own + int(qa.meta.get("empty_answers") or 0)
+    empty = Failures("answers (all profiled models)", asked, asked - own,
+                     Counter({"empty answer": asked - own}) if asked > own else Counter())
+    rows = [{"source": p.source, "question": p.question, "answer": p.answer} for p in pairs[:own]]
+    note = ("centroids of each source's single-QA-pair embeddings from the encoder named here; no value head or "
+            "UniVaR encoder is applied, so distances are sentence-embedding similarity, not UniVaR value positions")
+    return Result("univar", metrics=[], rows=rows, failures=[empty],
+                  models={"sources": [m.spec for m in models], "encoder": enc.name},
+                  params={"size": size, "n_questions": len(questions), "neighbours_k": neighbours_k},
+                  caveats=[note], groups=groups,
+                  extra={"encoder": enc.name, "projection": "pca-2d", "space": space_label(enc.name, "raw"),
+                         "landmarks_note": landmarks_note, "note": note, "sources": sources,
+                         "bundled_model": qa.bundled or bool(reference)})

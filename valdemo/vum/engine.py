@@ -41,7 +41,7 @@ from typing import Any
 
 from ..core import metrics as _metrics
 from ..core.choose import Choice, choose, from_probs, read_text
-from ..core.result import Metric
+from ..core.result import Failures, Metric, Result
 from ..inputs import InputError, check_int, check_text, data_files, parse_label, read_records, value_from_filename
 from ..models import ChatModel, GenParams, ProgressFn, user
 from ..parsing import Parsed, fence, parse_score
@@ -597,10 +597,10 @@ def group_metrics(rows: Sequence[dict]) -> list[Metric]:
                            f"{PAPER}: know what (discriminator accuracy)", "know what (accuracy)")
     why = Metric.over_rows("know_why_rate", judged, _rate,
                            "mean judge score of the scored critique parts / 5 (unreadable judge answers not scored)",
-                           f"{PAPER}: know why (critique score)", "know why (rate)")
+                           f"{PAPER}: know why (critique score)", "know why (mean judge score ÷ 5)")
     gap = Metric.over_rows("dcg", judged, _gap, "know-why rate minus know-what accuracy over the judged items "
                            "(paired bootstrap over items). " + GAP_NOTE, f"{PAPER}: the gap's idea; formula as noted",
-                           "gap (DCG = why − what)")
+                           "gap DCG (why − what; this project's reading)")
     return [kw, why, gap]
 
 
@@ -937,21 +937,45 @@ def write_jsonl(rows: Sequence[dict], path: str | Path) -> Path:
     return p
 
 
-def profile_summary(target: ChatModel, judge: ChatModel, size: str = "quick",
-                    progress: Callable[[int, int], None] | None = None,
-                    values: Sequence[str] | None = None, critique_tokens: int = DEFAULT_CRITIQUE_TOKENS) -> dict:
-    """The value-profile view of this method over the bundled items.
+def to_result(rows: Sequence[dict], run_summary: dict | None = None, caveats: Sequence[str] = ()) -> Result:
+    """A batch's rows as a :class:`~valdemo.core.result.Result`: know what, know why and the gap
+    overall and per value (each with n and interval), and the failures of each step with its own
+    denominator (know-what answers; critique parts written; judged parts read)."""
+    present = {r["value"] for r in rows}
+    keys = [v for v in SCHWARTZ_KEYS if v in present] + sorted(present - set(SCHWARTZ_KEYS))
+    what, written, judged = Failures("know-what answers"), Failures("critique parts (empty or missing)"), \
+        Failures("judge answers on critique parts")
+    for r in rows:
+        what.add(bool(r["parse_ok"]), r.get("parse_reason") or "unreadable")
+        for part in PARTS if "parts" in r else ():
+            written.add(part not in r.get("missing_parts", []), "empty or missing part")
+            if r["parts"].get(part):
+                judged.add(part not in r.get("judge_failed", []), "unreadable judge answer")
+    meta = dict(run_summary or {})
+    return Result("vum", metrics=group_metrics(rows), rows=list(rows),
+                  failures=[what, *([written, judged] if written.total else [])],
+                  protocol=meta.get("protocol") or {},
+                  models={"target": meta.get("target"), "judge": meta.get("judge")},
+                  params=meta.get("config") or {}, caveats=[*caveats, GAP_NOTE],
+                  groups={v: group_metrics([r for r in rows if r["value"] == v]) for v in keys},
+                  extra={"formula": FORMULA})
 
-    ``size="quick"``: 2 items per value (one reflecting, one opposing);
-    ``"full"``: all bundled items. Returns ``{"method", "size", "per_value",
-    "overall", "formula", "target", "judge", "rows"}``, JSON-able.
+
+def profile_result(target: ChatModel, judge: ChatModel, size: str = "quick",
+                   progress: Callable[[int, int], None] | None = None,
+                   values: Sequence[str] | None = None, critique_tokens: int = DEFAULT_CRITIQUE_TOKENS) -> Result:
+    """The value-profile view of this method over the bundled items, as a Result (one group per value).
+
+    ``size="quick"``: 2 items per value (one reflecting, one opposing); ``"full"``: all bundled items.
     """
     if size not in {"quick", "full"}:
         raise InputError(f"size must be 'quick' or 'full', got {size!r}")
     keys = parse_values(values)
     items = select_items(bundled_items(), keys, 2 if size == "quick" else None)
-    result, rows = run(items, target, judge, RunConfig(critique_tokens=critique_tokens), progress=progress)
-    return {"method": "vum", "size": size, **result, "rows": rows}
+    summary_, rows = run(items, target, judge, RunConfig(critique_tokens=critique_tokens), progress=progress)
+    res = to_result(rows, summary_)
+    res.params["size"] = size
+    return res
 
 
 def value_names() -> list[tuple[str, str]]:
