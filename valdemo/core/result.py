@@ -85,11 +85,11 @@ class Metric:
                    definition, source, "bootstrap", label)
 
     def fmt(self, digits: int = 3) -> str:
-        """``0.412 [0.301, 0.520] (n=48)``; ``n/a (n=0)`` where undefined."""
+        """``0.412 [0.301, 0.520] (n=48)``; ``n/a (n=0)`` where undefined; no interval where n < 2."""
         if self.value is None:
             return f"n/a (n={self.n})"
         s = f"{self.value:.{digits}f}"
-        if self.interval is not None:
+        if self.interval is not None and self.n >= 2:  # one value: no interval worth showing
             s += f" [{self.interval[0]:.{digits}f}, {self.interval[1]:.{digits}f}]"
         return s + f" (n={self.n})"
 
