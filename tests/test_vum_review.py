@@ -155,3 +155,31 @@ def test_api_batch_rows_overridden_through_the_app(client, tmp_path):
         client.predict("vum-does-not-exist", 0, "3", "", "", api_name="/vum_override_row")
     with pytest.raises(Exception, match="no override given"):
         client.predict(run_id, 0, "", "", "", api_name="/vum_override_row")
+
+
+def test_public_mode_review_is_per_visitor(served_app, monkeypatch):
+    """Public mode, two browser sessions: each lists, opens and scores only its own saved VUM runs;
+    the agreement table is computed over that visitor's own overrides only. (The runs are saved
+    straight into the app's store under each session's owner: no model is needed for this.)"""
+    from gradio_client import Client
+
+    from valdemo.store import get_store
+
+    monkeypatch.setenv("VALDEMO_PUBLIC", "1")
+    a, b = Client(served_app[1], verbose=False), Client(served_app[1], verbose=False)
+    owner_a = session_owner(a.session_hash)
+    run_a = _batch(get_store(), owner_a.id, [_row(0, {"attribution": 4, "counterfactual": 0, "rebuttal": 2})])
+    assert run_a in str(a.predict(api_name="/vum_review_runs"))
+    assert run_a not in str(b.predict(api_name="/vum_review_runs"))
+    assert "judge score" in a.predict(run_a, 0, api_name="/vum_review_row")
+    with pytest.raises(Exception, match="no saved VUM run"):
+        b.predict(run_a, 0, api_name="/vum_review_row")
+    with pytest.raises(Exception, match="no saved VUM run"):
+        b.predict(run_a, 0, "1", "1", "1", api_name="/vum_override_row")
+    _, note, table, recent = a.predict(run_a, 0, "4", "", "3", api_name="/vum_override_row")
+    assert f"as **{owner_a.name} (unverified)**" in note
+    parts = {r[0]: r for r in table["data"]}
+    assert set(parts) == {"attribution", "rebuttal", "all parts"} and parts["all parts"][2] == 2
+    assert [(r[1], r[8], r[9]) for r in recent["data"]] == [(run_a, owner_a.name, 0)] * 2
+    md_b, table_b, recent_b = b.predict(api_name="/vum_agreement_table")
+    assert "No overrides yet" in md_b and table_b["data"] == [] and recent_b["data"] == []
