@@ -183,3 +183,40 @@ def test_public_mode_review_is_per_visitor(served_app, monkeypatch):
     assert [(r[1], r[8], r[9]) for r in recent["data"]] == [(run_a, owner_a.name, 0)] * 2
     md_b, table_b, recent_b = b.predict(api_name="/vum_agreement_table")
     assert "No overrides yet" in md_b and table_b["data"] == [] and recent_b["data"] == []
+
+
+@pytest.mark.slow
+@pytest.mark.browser
+def test_review_tab_in_chromium(browser, served_app, artifacts_dir):
+    """What a person sees: open a saved row in the Value dialogue tab's "Review saved rows", score one
+    part, and read the judge-vs-you table."""
+    from valdemo.core.owner import LOCAL_ID
+    from valdemo.store import get_store
+
+    run_id = _batch(get_store(), LOCAL_ID, [_row(0, {"attribution": 3, "counterfactual": 1, "rebuttal": 5})])
+    context = browser.new_context(viewport={"width": 1400, "height": 1000})
+    page = context.new_page()
+    page.set_default_timeout(60_000)
+    try:
+        page.goto(served_app[1], wait_until="load", timeout=120_000)
+        page.locator("#test-model").wait_for(state="visible", timeout=120_000)
+        page.get_by_role("tab", name="Value dialogue").click()
+        page.get_by_role("tab", name="Review saved rows").click()
+        box = page.locator("#vum-review-run input")
+        box.fill(run_id)
+        box.press("Enter")
+        page.locator("#vum-review-show").click()
+        row = page.locator("#vum-review-row")
+        row.get_by_text("judge score").wait_for(timeout=60_000)
+        assert run_id in row.inner_text() and "attribution text 0" in row.inner_text()
+        page.get_by_label("Your score: attribution").click()
+        page.get_by_role("option", name="4", exact=True).click()
+        page.locator("#vum-review-save").click()
+        agreement = page.locator("#vum-review-agreement")
+        agreement.get_by_text("Judge vs you").wait_for(timeout=60_000)
+        assert "Saved 1 score(s) as local (unverified)" in agreement.inner_text()
+        assert "attribution" in page.locator("#vum-review-table").inner_text()
+        assert "Your earlier scores of this row: attribution 4" in row.inner_text()
+        page.screenshot(path=str(artifacts_dir / "vum_review.png"), full_page=True)
+    finally:
+        context.close()

@@ -206,7 +206,7 @@ def review_row_markdown(store, run_id: str, row_idx, owner_id: str) -> str:
     idx = int(check_int(row_idx, "row", 0, 10**9))
     n_rows = len(store.run_rows(run["id"], owner_id))
     label = row.get("label")
-    lines = [f"**Run `{run['id']}` · row {idx} of 0-{n_rows - 1}** · value **{vum.value_name(row.get('value') or '')}**"
+    lines = [f"**Run `{run['id']}` · row {idx}** (rows 0-{n_rows - 1}) · value **{vum.value_name(row.get('value') or '')}**"
              f" · true label {'not given' if label is None else label}",
              f"> {' '.join(str(row.get('text', '')).split())}"]
     if "correct" in row:
@@ -235,7 +235,9 @@ def agreement_frames(store, owner_id: str) -> tuple[str, pd.DataFrame, pd.DataFr
     table = vum.agreement_table(store, owner_id)
     rows = R.consistency_table(None, table)
     entries = vum.latest_overrides(store, owner_id)
-    recent = pd.DataFrame([{c: o.get(c) for c in REVIEW_COLUMNS} for o in entries[-50:]], columns=REVIEW_COLUMNS)
+    recent = pd.DataFrame([{**{c: o.get(c) for c in REVIEW_COLUMNS},
+                            "created": pd.Timestamp(o["created"], unit="s").strftime("%Y-%m-%d %H:%M:%S")}
+                           for o in entries[-50:]], columns=REVIEW_COLUMNS)
     n = table["parts"]["all parts"]["n"]
     if not n:
         return ("_No overrides yet: open a judged row and give your scores to compare with the judge._",
