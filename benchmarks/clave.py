@@ -49,6 +49,8 @@ VARIANTS = {
     "head-100-random": {"kind": "head", "per_value": 100, "selection": "random"},
     "head-100-kmeans": {"kind": "head", "per_value": 100, "selection": "kmeans"},
     "finetune-100-kmeans": {"kind": "finetune", "per_value": 100, "selection": "kmeans"},
+    "finetune-all": {"kind": "finetune"},
+    "lora-all": {"kind": "lora"},
 }
 
 
@@ -223,7 +225,8 @@ def main() -> None:
         opts = VARIANTS[name.strip()]
         curve = not args.no_learning_curve and n == 0 and opts["kind"] == "head"  # the first variant's only
         report, _ = clave.calibrate(samples, folds=args.folds, judge=judge, learning_curve=curve,
-                                    concept_tokens=args.concept_tokens, guideline_tokens=args.guideline_tokens, **opts)
+                                    concept_tokens=args.concept_tokens, guideline_tokens=args.guideline_tokens,
+                                    fit_final=False, **opts)
         reports[name.strip()] = report
         print("\n".join(goal_table(name, report)), flush=True)
     if len(reports) > 1:

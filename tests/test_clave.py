@@ -339,6 +339,9 @@ def test_labels_per_value_cap_and_kmeans_choice():
     assert report["per_value"]["POWER"]["recognizer"]["n_train"] == 10
     assert report["per_value"]["POWER"]["majority"]["n_train"] == 20  # the majority reads the whole fold
     assert rec.meta["n_train_per_value"] == {"BENEVOLENCE": 10, "POWER": 10}
+    again, none = clave.calibrate(samples, folds=3, learning_curve=False, per_value=10, selection="kmeans",
+                                  fit_final=False)  # a benchmark's call: held-out scores only, the same ones
+    assert none is None and again["per_value"] == report["per_value"]
     import numpy as np
 
     embs = np.random.default_rng(0).normal(size=(40, 8))

@@ -284,7 +284,7 @@ def calibrate(samples: Sequence[Sample], guidelines: dict[str, dict] | None = No
               progress: ProgressFn | None = None, *, kind: str = DEFAULT_SMALL_MODEL,
               use_concepts: bool | None = None, per_value: int | None = None, selection: str = "random",
               concept_protocol: str = "concepts", curve_orders: int = 2, concept_tokens: int = 64,
-              guideline_tokens: int = 200) -> tuple[dict, Recognizer]:
+              guideline_tokens: int = 200, fit_final: bool = True) -> tuple[dict, Recognizer | None]:
     """Calibrate a recognizer and score it, with its baselines, against held-out human labels.
 
     Every trained method sees, in each fold, only that fold's training rows: the small model,
@@ -295,7 +295,8 @@ def calibrate(samples: Sequence[Sample], guidelines: dict[str, dict] | None = No
     small model is calibrated on (CLAVE: under 100), chosen by ``selection`` (random or k-means).
     ``guidelines`` are value concepts a person wrote (the Concepts tab); given, the judge reads
     them in every fold instead (they may have seen held-out rows: the report says so).
-    Returns the report and the recognizer calibrated on all of ``samples``.
+    Returns the report and the recognizer calibrated on all of ``samples`` (None with
+    ``fit_final=False``: a benchmark that only needs the held-out scores).
     """
     t0 = time.perf_counter()
     train = [s for s in samples if s.label is not None]
@@ -458,6 +459,9 @@ def calibrate(samples: Sequence[Sample], guidelines: dict[str, dict] | None = No
     if learning_curve:
         report["learning_curve"] = _learning_curve(pool, splits, classes, concepts, fit, pick,
                                                    curve_orders, seed)
+    if not fit_final:
+        report["seconds"] = round(time.perf_counter() - t0, 3)
+        return report, None
     final = fit(pick(range(len(train)), per_value, selection, seed), use_concepts)
     final.temperature = {v: fit_temperature([oof_logits[i] for i in by_value[v]],
                                             [classes[v].index(pool[i].label) for i in by_value[v]])
