@@ -231,3 +231,43 @@ def test_stop_during_a_local_generation_frees_the_slot_for_the_next_request(serv
     assert reply
     assert stopped_s < 10, f"the stopped run took {stopped_s:.1f} s to end"
     assert other_s < 60, f"the next local request waited {other_s:.1f} s"
+
+
+def _stop_and_read(c, job, stop_api: str) -> str:
+    """Press Stop on a running job; the tab's first output (or its error), and how long it took."""
+    from tests.test_owners import _wait_running
+
+    _wait_running(job)
+    time.sleep(2.0)
+    assert not job.done(), "the run ended before Stop: inconclusive"
+    c.predict(api_name=stop_api)
+    t = time.time()
+    try:
+        text = str(job.result(timeout=120)[0])
+    except Exception as exc:  # nothing finished: the tab says so as its error
+        text = str(exc)
+    assert time.time() - t < 30, f"the stopped run took {time.time() - t:.1f} s to end"
+    return text
+
+
+@pytest.mark.slow
+@pytest.mark.timeout(600)
+def test_stop_on_svo_trials_and_the_defence_says_what_finished_and_the_app_keeps_serving(served_app, tmp_path):
+    from gradio_client import Client, handle_file
+
+    c = Client(served_app[1], verbose=False)
+    # 40 trials, 120-token goals at temperature 0.9: far longer than the 2 s before Stop
+    job = c.submit("", ["individualistic"], 40, 0.9, 11, 120, "local", api_name="/svo_trials")
+    text = _stop_and_read(c, job, "/svo_trials_stop")
+    assert "Stopped:" in text and "of 40 trials finished before Stop" in text, text
+    f = tmp_path / "principles.csv"
+    f.write_text("foundation,principle,prompt\n" + "".join(
+        f"care,It is wrong to hurt others ({i}).,On day {i} the new neighbour knocked and\n" for i in range(6)),
+        encoding="utf-8")
+    job = c.submit("uploaded file", 1, handle_file(str(f)), "local", "", "local", 2, 0.9, 200, 64, 8,
+                   api_name="/denevil_defend")
+    text = _stop_and_read(c, job, "/denevil_defend_stop")
+    assert "Stopped:" in text and "of 6 prompts finished before Stop" in text, text
+    t = time.time()
+    c.predict(api_name="/vum_agreement")  # the app keeps serving
+    assert time.time() - t < 10
