@@ -271,3 +271,37 @@ def test_stop_on_svo_trials_and_the_defence_says_what_finished_and_the_app_keeps
     t = time.time()
     c.predict(api_name="/vum_agreement")  # the app keeps serving
     assert time.time() - t < 10
+
+
+@pytest.mark.slow
+@pytest.mark.timeout(1200)
+def test_each_unit_replays_alone_as_it_ran_in_the_batch(fresh_model):
+    """What keep_finished relies on, for the tabs' units: a unit answered inside a whole batched run
+    replays by itself from the cache alone, with the same answers (SVO trial, DeNEVIL prompt,
+    UniVaR question)."""
+    import dataclasses
+
+    from valdemo import denevil, svo
+    from valdemo import univar as U
+
+    trials = svo.play_trials([fresh_model], ["competitive"], 2, 0.7, 3, max_new_tokens=8)
+    replay = fresh_model.replaying()
+    alone = [dataclasses.replace(tr, trial=t.trial) for t in trials
+             for tr in svo.play_trials([replay], [t.orientation], 1, 0.7, 3 + t.trial, max_new_tokens=8)]
+    assert [(t.orientation, t.trial, t.choices, t.goal) for t in alone] == \
+        [(t.orientation, t.trial, t.choices, t.goal) for t in trials]
+
+    items = denevil.bundled_prompts(1)[:2]
+    budget = denevil.Budget.from_inputs(samples=1, temperature=0.0, max_new_tokens=8, attacker_tokens=16,
+                                        judge_tokens=4)
+    whole = denevil.defend(items, fresh_model, fresh_model, fresh_model, budget)
+    for i, item in enumerate(items):
+        one = denevil.defend([item], replay, replay, replay, budget)
+        assert [(r["condition"], r["continuation"], r["P"]) for r in one.rows] == \
+            [(r["condition"], r["continuation"], r["P"]) for r in whole.rows if r["item"] == i + 1]
+
+    questions = U.pick_questions(U.load_questions(), 2)
+    personas = U.select_personas(["caring"], U.load_personas())
+    qa = U.generate_qa([fresh_model], questions, personas, GenParams(max_new_tokens=8))
+    again = [p for q in questions for p in U.generate_qa([replay], [q], personas, GenParams(max_new_tokens=8)).pairs]
+    assert [p.as_dict() for p in again] == [p.as_dict() for p in qa.pairs]
