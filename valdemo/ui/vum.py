@@ -148,12 +148,11 @@ def _agreement_md(store, owner_id: str | None = None) -> tuple[str, pd.DataFrame
 
 def save_live_run(store, row: dict, config, owner_id: str) -> str:
     """Save a finished single (live) evaluation as a one-row VUM run of ``owner_id``; its id."""
-    saved = {k: v for k, v in row.items() if k not in {"critique_raw"}}
     summary = {"live": True, "n": 1, "know_what_correct": row.get("correct"), "know_why_rate": row.get("know_why_rate"),
                "dcg": row.get("dcg"), "protocol": row.get("protocol")}
     params = {"mode": "live", "values": [row.get("value")], **dataclasses.asdict(config),
               "target": row.get("target"), "judge": row.get("judge")}
-    return store.save_run("vum", params, summary, [saved], owner=owner_id)
+    return save_plain("vum", params, summary, [dict(row)], owner=owner_id, store=store)
 
 
 def _plot(summary: dict):
