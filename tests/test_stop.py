@@ -305,3 +305,26 @@ def test_each_unit_replays_alone_as_it_ran_in_the_batch(fresh_model):
     qa = U.generate_qa([fresh_model], questions, personas, GenParams(max_new_tokens=8))
     again = [p for q in questions for p in U.generate_qa([replay], [q], personas, GenParams(max_new_tokens=8)).pairs]
     assert [p.as_dict() for p in again] == [p.as_dict() for p in qa.pairs]
+
+
+@pytest.mark.slow
+@pytest.mark.timeout(600)
+def test_stop_on_the_attack_frees_the_generation_slot_within_seconds(served_app):
+    """The attack streams its rounds (Stop keeps those shown); its generation runs in a thread of its
+    own, which now works under the run's cancel token: after Stop the next local request is
+    answered within seconds, not after the round's 400-token continuations."""
+    from gradio_client import Client
+
+    from tests.test_owners import _wait_running
+
+    c = Client(served_app[1], verbose=False)
+    job = c.submit("care", "It is wrong to mock a stranger's accent.", None, "", "local", "local", 3, 4, 4, 0.9,
+                   400, 200, 8, 0.99, api_name="/denevil_attack")
+    _wait_running(job)
+    time.sleep(3.0)
+    assert not job.done(), "the attack ended before Stop: inconclusive"
+    c.predict(api_name="/denevil_attack_stop")
+    time.sleep(2.0)  # the attack's own thread sees the token at its next decoding step
+    t = time.time()
+    reply = Client(served_app[1], verbose=False).predict("local", "Say hello.", api_name="/test_model")
+    assert reply and time.time() - t < 30, f"the next local request waited {time.time() - t:.1f} s"

@@ -11,6 +11,7 @@ import pandas as pd
 import plotly.graph_objects as go
 
 from .. import denevil
+from ..core.cancel import cancel_scope
 from ..core.result import Metric, Result
 from ..core.runs import mark_stopped
 from ..inputs import InputError
@@ -22,6 +23,7 @@ from .common import (
     run_stoppable,
     same_model_warning,
     stop_button,
+    stop_token,
     ui_errors,
 )
 from .models_panel import SPEC_CHOICES
@@ -193,12 +195,14 @@ def _stream_attack(principles, attacker_m, target_m, judge_m, budget, store, pro
     import threading
 
     q: queue.Queue = queue.Queue()
+    token = stop_token()  # Stop ends the attack's generation at its next token (issue 12)
 
     def work():
         try:
-            q.put(("done", denevil.attack(principles, attacker_m, target_m, judge_m, budget, progress=progress,
-                                          on_round=lambda partial: q.put(("round", partial)), store=store,
-                                          owner=owner)))
+            with cancel_scope(token):
+                q.put(("done", denevil.attack(principles, attacker_m, target_m, judge_m, budget, progress=progress,
+                                              on_round=lambda partial: q.put(("round", partial)), store=store,
+                                              owner=owner)))
         except BaseException as exc:  # re-raised in the handler's thread
             q.put(("error", exc))
 
@@ -369,7 +373,7 @@ def build(ctx) -> None:
                       samples, temperature, max_tokens, attacker_tokens, judge_tokens, threshold],
                      [attack_md, attack_plot, winner, rounds_df, conts_df, last_attack],
                      api_name="denevil_attack", **ctx.model_event())
-    stop_button(attack_event, "denevil-attack-stop")  # issue 12: keeps the rounds already shown
+    stop_button(attack_event, "denevil-attack-stop", api_name="denevil_attack_stop")  # keeps the rounds shown
     defence_event = defend_btn.click(run_defence,
                      [source, per_foundation, upload, last_attack, ctx.target, instructor, ctx.judge, ctx.creds,
                       samples, temperature, max_tokens, attacker_tokens, judge_tokens],
