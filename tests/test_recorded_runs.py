@@ -104,6 +104,7 @@ def test_denevil_recorded_probabilities_give_evr_mvp_apv(tmp_path):
     assert any("no judge was given" in c for c in res.caveats)  # said plainly
 
 
+@pytest.mark.slow
 def test_denevil_rows_without_p_go_to_an_explicit_judge_when_given(tmp_path):
     """A judge named for rows without p is asked exactly as in a live run (bundled model: judged or counted)."""
     from valdemo.denevil.replay import replay_jsonl
@@ -130,7 +131,8 @@ def _univar_rows() -> list:
     return rows
 
 
-def test_univar_recorded_pairs_run_the_value_space_evaluation(tmp_path):
+def test_univar_recorded_pairs_run_the_value_space_evaluation(tmp_path, capsys):
+    from valdemo.cli import main
     from valdemo.univar.replay import replay_jsonl
 
     res, es = replay_jsonl(_write(tmp_path / "qa.jsonl", _univar_rows()))
@@ -142,6 +144,11 @@ def test_univar_recorded_pairs_run_the_value_space_evaluation(tmp_path):
     bad = res.extra["malformed_rows"]
     assert (bad["failed"], bad["total"]) == (1, 21) and list(bad["lines"].values()) == [[6]]
     assert res.params["replay"] and res.caveats[0].startswith("Replayed recorded")
+    assert main(["univar", "replay", "--jsonl", str(tmp_path / "qa.jsonl"), "--json", "--no-save"]) == 0
+    out = json.loads(capsys.readouterr().out)  # the CLI: the same evaluation, one JSON object
+    cli_knn = next(ms for g, ms in out["groups"].items() if "k-NN" in g)
+    assert [(m["value"], m["n"]) for m in cli_knn if m["name"] == acc1.name] == [(1.0, 6)]
+    assert out["malformed_rows"]["lines"] == bad["lines"] and out["label"] == LABEL
     one = tmp_path / "one.jsonl"
     _write(one, [r for r in _univar_rows() if r.get("source") == "carer"])
     with pytest.raises(InputError, match="at least two sources"):
