@@ -97,6 +97,7 @@ def test_agreement_table_hand_computed(store):
         assert att[key]["n"] == 3 and att[key]["interval"] is not None
     cf = table["parts"]["counterfactual"]
     assert cf["n"] == 1 and cf["exact"]["value"] == 0.0 and cf["within_1"]["value"] == 1.0
+    assert cf["cohen_kappa"]["interval"] is None and cf["pearson"]["value"] is None  # one pair: no interval
     assert table["parts"]["rebuttal"]["n"] == 0
     pooled = table["parts"]["all parts"]
     assert pooled["n"] == 4 and pooled["exact"]["value"] == pytest.approx(2 / 4)

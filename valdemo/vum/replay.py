@@ -405,7 +405,7 @@ def agreement_block(pairs: Sequence[tuple[float | None, float | None]], who: str
                              ("cohen_kappa", kappa, "Cohen's kappa on the score levels (rounded to whole points)"),
                              ("krippendorff_alpha", alpha, "Krippendorff's alpha, interval level, two raters")):
         value = stat(usable) if n else None
-        iv = M.bootstrap_paired(usable, stat, n_boot=AGREEMENT_BOOT) if n else None
+        iv = M.bootstrap_paired(usable, stat, n_boot=AGREEMENT_BOOT) if n >= 2 else None  # one pair: no interval
         out[name] = Metric(name, value, n, iv, f"{what} between judge and people (interval: bootstrap over pairs, "
                            f"{AGREEMENT_BOOT} resamples)", OWN, "bootstrap" if iv else "none", what).as_dict()
     out["judge_mean"] = (sum(j for j, _ in usable) / n) if n else None
