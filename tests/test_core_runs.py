@@ -59,7 +59,7 @@ def test_owners_see_only_their_runs_in_public_mode(store, monkeypatch):
 
 
 def test_older_runs_load_with_their_own_shape(store):
-    old = store.save_run("vum", {"items": 2}, {"acc": 0.5}, [{"x": 1}])
+    old = store._save_run("vum", {"items": 2}, {"acc": 0.5}, [{"x": 1}])
     loaded = load_run(old, owner=None, store=store)
     assert loaded["format"] is None and loaded["summary"] == {"acc": 0.5} and loaded["rows"] == [{"x": 1}]
 

@@ -126,10 +126,10 @@ def test_labels_and_filenames():
 
 def test_store_runs_roundtrip_and_threads(tmp_path):
     store = Store(tmp_path / "db.sqlite")
-    run_id = store.save_run("demo", {"n": 2}, {"acc": 0.5}, [{"i": 0}, {"i": 1}])
+    run_id = store._save_run("demo", {"n": 2}, {"acc": 0.5}, [{"i": 0}, {"i": 1}])
     assert store.get_run(run_id)["summary"] == {"acc": 0.5}
     assert store.run_rows(run_id) == [{"i": 0}, {"i": 1}]
-    threads = [threading.Thread(target=lambda i=i: store.save_run("t", {}, {"i": i}, [])) for i in range(10)]
+    threads = [threading.Thread(target=lambda i=i: store._save_run("t", {}, {"i": i}, [])) for i in range(10)]
     for t in threads:
         t.start()
     for t in threads:

@@ -24,7 +24,7 @@ ROOT = Path(__file__).resolve().parents[1]
 
 # A child process that uses the store the way a CLI run does: open, write a run, exit.
 CHILD_WRITE = ("import sys; sys.path.insert(0, {root!r}); from valdemo.store import Store; "
-               "Store({db!r}).save_run('child', {{}}, {{}}, [{{'k': 1}}])")
+               "Store({db!r})._save_run('child', {{}}, {{}}, [{{'k': 1}}])")
 # A child process that reads what is really in the file (a fresh process, fresh connection).
 CHILD_READ = ("import sqlite3, sys; c = sqlite3.connect({db!r}); "
               "print(','.join(str(r[0]) for r in c.execute('SELECT id FROM vum_overrides ORDER BY id')))")
@@ -171,8 +171,8 @@ def test_runs_are_per_owner_in_public_mode(tmp_path, monkeypatch):
     monkeypatch.delenv("SPACE_ID", raising=False)
     monkeypatch.setenv("VALDEMO_PUBLIC", "1")
     store = Store(tmp_path / "runs.sqlite")
-    a = store.save_run("vum", {"n": 1}, {}, [{"i": 0}], owner="session:a")
-    b = store.save_run("vum", {"n": 2}, {}, [{"i": 1}], owner="session:b")
+    a = store._save_run("vum", {"n": 1}, {}, [{"i": 0}], owner="session:a")
+    b = store._save_run("vum", {"n": 2}, {}, [{"i": 1}], owner="session:b")
     assert [r["id"] for r in store.list_runs(owner="session:a")] == [a]
     assert store.get_run(b, owner="session:a") is None and store.run_rows(b, owner="session:a") == []
     assert store.run_rows(a, owner="session:a") == [{"i": 0}]

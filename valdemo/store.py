@@ -137,8 +137,11 @@ class Store:
         return self.conn().execute(sql, params).fetchall()
 
     # -- runs ------------------------------------------------------------------------
-    def save_run(self, method: str, params: dict, summary: dict, rows: list[dict], owner: str = "") -> str:
-        """Store a run and its rows in one transaction; ``owner`` is an Owner id ('' = nobody's)."""
+    def _save_run(self, method: str, params: dict, summary: dict, rows: list[dict], owner: str = "") -> str:
+        """Store a run and its rows in one transaction; ``owner`` is an Owner id ('' = nobody's).
+
+        Private: every run is saved through :mod:`valdemo.core.runs` (``save_run`` for a Result,
+        ``save_checkpoint`` for a resumable run's state), the one path (tests/test_house.py checks)."""
         run_id = f"{method}-{time.strftime('%Y%m%d-%H%M%S')}-{uuid.uuid4().hex[:6]}"
         with self.tx() as conn:
             conn.execute(

@@ -167,7 +167,7 @@ def run_attack(args: argparse.Namespace) -> int:
     report = None if args.json else progress_printer("calls")
     result = denevil.attack(principles, m["attacker"], m["target"], m["judge"], budget, progress=report,
                             resume=args.resume, owner=LOCAL_ID)
-    run_id = denevil.save_attack(result, owner=LOCAL_ID)  # the local tools' owner, as the local app
+    run_id = denevil.save_attack(result, owner=LOCAL_ID, source="cli")  # the local tools' owner, as the local app
     out = {"principles": [_slim_principle(p) for p in result["principles"]],
            "final": {x["name"].split("_")[0]: x for x in result["final"]},
            "rounds": [{k: r[k] for k in ("round", "candidates", "summary", "calls", "seconds")}
@@ -259,7 +259,7 @@ def run_defend(args: argparse.Namespace) -> int:
     m = _models(args, "target", "instructor", "judge")
     result = denevil.defend(items, m["target"], m["instructor"], m["judge"], budget,
                             progress=None if args.json else progress_printer("calls"))
-    emit(_defence_output(result, denevil.save_defence(result, owner=LOCAL_ID)), args.json, human=_human_defence)
+    emit(_defence_output(result, denevil.save_defence(result, owner=LOCAL_ID, source="cli")), args.json, human=_human_defence)
     return 0
 
 
@@ -273,7 +273,7 @@ def run_vilmo(args: argparse.Namespace) -> int:
                                               train_share=args.train_share, candidates=args.candidates,
                                               n_examples=args.examples,
                                               progress=None if args.json else progress_printer("calls"))
-    emit(_defence_output(result, denevil.save_defence(result, owner=LOCAL_ID)), args.json, human=_human_defence)
+    emit(_defence_output(result, denevil.save_defence(result, owner=LOCAL_ID, source="cli")), args.json, human=_human_defence)
     return 0
 
 

@@ -74,6 +74,14 @@ def run_play(args: argparse.Namespace) -> int:
                          protocol=protocol, conditions=["no_goal" if args.no_goal else "goal"])
     result = play_result(model, orientation, trials, args.temperature)
     result["protocol"] = protocol.as_dict()
+    from ..core.owner import LOCAL_ID
+    from ..core.runs import save_run
+    from ..svo import trials_result
+
+    params = {"orientations": [orientation], "trials": args.trials, "temperature": args.temperature,
+              "seed": args.seed, "max_new_tokens": args.max_new_tokens,
+              "condition": "no_goal" if args.no_goal else "goal"}
+    result["run_id"] = save_run(trials_result([model], trials, params, protocol), owner=LOCAL_ID, source="cli")
     emit(result, args.json, human=_human_play)
     return 0
 
@@ -89,7 +97,12 @@ def run_ablation(args: argparse.Namespace) -> int:
     result = ablation(model, orientations, args.trials, args.temperature, args.seed,
                       max_new_tokens=args.max_new_tokens, protocol=args.protocol,
                       progress=progress_printer("svo ablation"))
+    from ..core.owner import LOCAL_ID
+    from ..core.runs import save_run
+
+    result.params["kind"] = "ablation"
     out = result.as_dict()
+    out["run_id"] = save_run(result, owner=LOCAL_ID, source="cli")  # the local tools' owner, as the local app
     out["table"] = ablation_rows(result)
     out["paired"] = result.extra["paired"]  # per orientation: goal − no goal over paired trials, n and interval
     out["paired_table"] = paired_rows(result.extra["paired"])
@@ -115,6 +128,7 @@ def _human_play(o: dict) -> str:
     lines.append(f"D: {o['vr_source']}.")
     if o["caveat"]:
         lines.append(o["caveat"])
+    lines.append(f"run {o['run_id']}")
     return "\n".join(lines)
 
 
@@ -127,6 +141,7 @@ def _human_ablation(o: dict) -> str:
     lines += [" | ".join(str(r[c]) for c in pcols) for r in o["paired_table"]]
     lines.append(f"D: {o['extra']['vr_source']}.")
     lines += o["caveats"]
+    lines.append(f"run {o['run_id']}")
     return "\n".join(lines)
 
 

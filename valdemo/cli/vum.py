@@ -60,6 +60,8 @@ def _human(result: dict) -> str:
         lines.append("  ".join(f"{'-' if row[c] is None else row[c]!s:>18}" for c in cols))
     if result.get("caveat"):
         lines.append(result["caveat"])
+    if result.get("run_id"):
+        lines.append(f"run {result['run_id']}")
     return "\n".join(lines)
 
 
@@ -129,5 +131,11 @@ def run(args: argparse.Namespace) -> int:
         result["caveat"] = BUNDLED_CAVEAT
     if judge is not None and unwrap(target).spec == unwrap(judge).spec:
         result["warning"] = "target and judge are the same model: it grades its own answers"
+    from ..core.owner import LOCAL_ID
+    from ..core.runs import save_run
+
+    res = vum.to_result(rows, result, [result["caveat"]] if result.get("caveat") else [])
+    res.params.update(values=keys, limit=limit, sampling=args.sampling, data=[str(d) for d in args.data or []] or ["bundled"])
+    result["run_id"] = save_run(res, owner=LOCAL_ID, source="cli")  # the local tools' owner, as the local app
     emit(result, args.json, _human)
     return 0

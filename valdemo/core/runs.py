@@ -18,6 +18,8 @@ from .result import Failures, Metric, Result
 SOURCES = ("ui", "cli", "api")
 #: Marks a run saved through this module (older runs in the table have other shapes).
 FORMAT = "result/1"
+#: Checkpoints (resumable runs' states) share the runs table under this method prefix; never listed as runs.
+CHECKPOINT_PREFIX = "checkpoint:"
 
 
 def _store(store=None):
@@ -54,7 +56,7 @@ def save_run(result: Result, owner: str = "", source: str = "ui", store=None, ou
                "caveats": data["caveats"], "extra": data["extra"]}
     if "stopped" in result.params:
         summary["stopped"] = result.params["stopped"]
-    return _store(store).save_run(result.method, params, summary, data["rows"], owner=owner or "")
+    return _store(store)._save_run(result.method, params, summary, data["rows"], owner=owner or "")
 
 
 def save_plain(method: str, params: dict, summary: dict, rows: list[dict], owner: str = "", store=None,
@@ -64,7 +66,18 @@ def save_plain(method: str, params: dict, summary: dict, rows: list[dict], owner
     marks = outcome.marks() if outcome is not None else {}
     if marks:
         params, summary = {**params, "stopped": marks}, {**summary, "stopped": marks}
-    return _store(store).save_run(method, params, summary, rows, owner=owner or "")
+    return _store(store)._save_run(method, params, summary, rows, owner=owner or "")
+
+
+def save_checkpoint(kind: str, state: dict, owner: str = "", store=None) -> str:
+    """Save the state of a resumable run (e.g. a DeNEVIL attack after each round) under ``kind``;
+    read back with :func:`checkpoints`. Not a run: no rows, no metrics, never listed as one."""
+    return _store(store)._save_run(CHECKPOINT_PREFIX + kind, {"checkpoint": True}, state, [], owner=owner or "")
+
+
+def checkpoints(kind: str, owner: str | None = "", limit: int = 200, store=None) -> list[dict]:
+    """The saved states of ``kind`` that ``owner`` may read (None: all), newest first."""
+    return [run["summary"] for run in _store(store).list_runs(CHECKPOINT_PREFIX + kind, limit=limit, owner=owner)]
 
 
 def load_run(run_id: str, owner: str | None = "", store=None) -> dict | None:
@@ -111,6 +124,8 @@ def list_runs(owner: str | None = "", method: str | None = None, limit: int = 50
     owner, source and the headline metrics (for runs saved here)."""
     out = []
     for run in _store(store).list_runs(method=method, limit=limit, owner=owner):
+        if run["method"].startswith(CHECKPOINT_PREFIX):
+            continue
         summary = run.get("summary") or {}
         ours = summary.get("format") == FORMAT
         out.append({"id": run["id"], "method": run["method"], "created": run["created"], "owner": run["owner"],

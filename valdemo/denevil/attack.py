@@ -32,12 +32,13 @@ from __future__ import annotations
 import hashlib
 import json
 import time
+from collections import Counter
 from collections.abc import Callable, Sequence
 from dataclasses import asdict
 
-from ..core.result import Metric
+from ..core.result import Failures, Metric, Result
 from ..inputs import InputError
-from ..models import ChatModel, GenParams, ProgressFn
+from ..models import BUNDLED_CAVEAT, ChatModel, GenParams, ProgressFn
 from .engine import Budget, Calls, _as_model, _continue_all, _generate, _judge_all, _models_info, _Progress
 from .principles import Principle
 from .prompts import PROTOCOL, attack_conversation, coherence_conversation, parse_story
@@ -85,10 +86,10 @@ def attack_key(principles: Sequence[Principle], budget: Budget, models: dict) ->
 
 
 def _find_checkpoint(store, key: str, owner: str = "") -> dict | None:
-    for run in store.list_runs(CHECKPOINT, limit=200, owner=owner or None):
-        if run["summary"].get("key") == key:
-            return run["summary"]
-    return None
+    from ..core.runs import checkpoints
+
+    return next((state for state in checkpoints(CHECKPOINT, owner or None, store=store) if state.get("key") == key),
+                None)
 
 
 def _samples(texts: Sequence[str], verdicts: Sequence) -> list[dict]:
@@ -227,9 +228,10 @@ def attack(principles: Sequence[Principle], attacker: ChatModel | str, target: C
                         "metrics": [m.as_dict() for m in round_metrics], "summary": metric_values(round_metrics),
                         "calls": calls.total - calls_before, "seconds": round(time.perf_counter() - t0, 3)})
         if checkpoint:
-            store.save_run(CHECKPOINT, {"key": key, "round": round_no},
-                           {"key": key, "round": round_no, "states": states, "rounds": overall, "failures": fails},
-                           [], owner=owner)
+            from ..core.runs import save_checkpoint
+
+            save_checkpoint(CHECKPOINT, {"key": key, "round": round_no, "states": states, "rounds": overall,
+                                         "failures": fails}, owner=owner, store=store)
         if on_round:
             on_round(result(done=False))
     # The winners, re-scored on K fresh samples.
@@ -274,16 +276,30 @@ def attack_rows(result: dict) -> list[dict]:
             for c_no, c in enumerate(r["candidates"], start=1) for s_no, s in enumerate(c["samples"], start=1)]
 
 
-def save_attack(result: dict, store=None, owner: str = "") -> str:
-    """Persist an attack run (per principle: winner with selection and fresh scores; rows per sample),
-    kept under ``owner`` (an owner id, :mod:`valdemo.core.owner`)."""
-    from ..store import get_store
-
+def attack_result(result: dict) -> Result:
+    """An attack run as a :class:`~valdemo.core.result.Result`: the winners' EVR/MVP/APV on fresh
+    samples (metrics), each step's failures with its denominator, one row per (principle, round,
+    candidate, sample), and per principle its winner (``extra``)."""
     summary = {"principles": [{"foundation": p["foundation"], "principle": p["principle"],
                                "stopped_early": p["stopped_early"], "rounds": len(p["rounds"]),
                                "winner": {k: v for k, v in (p["winner"] or {}).items() if k != "rescored_samples"}}
                               for p in result["principles"]],
-               "final": result["final"], "rounds": result["rounds"], "calls": result["calls"],
-               "failures": result["failures"], "key": result["key"], "protocol": result["protocol"]}
-    params = {"budget": result["budget"], "models": result["models"]}
-    return (store or get_store()).save_run("denevil-attack", params, summary, attack_rows(result), owner=owner)
+               "rounds": result["rounds"], "calls": result["calls"], "key": result["key"]}
+    failures = [Failures(step, int(f["total"]), int(f["failed"]), Counter(f.get("reasons") or {}))
+                for step, f in (result.get("failures") or {}).items()]
+    if result.get("final_failures"):
+        f = result["final_failures"]
+        failures.append(Failures(f"winners' fresh samples: {f['step']}", int(f["total"]), int(f["failed"]),
+                                 Counter(f.get("reasons") or {})))
+    return Result("denevil-attack", metrics=final_metrics(result) if result.get("final") else [],
+                  rows=attack_rows(result), failures=failures, protocol=result["protocol"],
+                  models=result["models"], params={"budget": result["budget"]},
+                  caveats=[BUNDLED_CAVEAT] if result.get("bundled_model_used") else [], extra=summary)
+
+
+def save_attack(result: dict, store=None, owner: str = "", source: str = "ui", outcome=None) -> str:
+    """Persist an attack run through :mod:`valdemo.core.runs` (:func:`attack_result`), kept under
+    ``owner`` (an owner id, :mod:`valdemo.core.owner`)."""
+    from ..core.runs import save_run
+
+    return save_run(attack_result(result), owner=owner, source=source, store=store, outcome=outcome)

@@ -264,10 +264,9 @@ def summary_dict(result: Result) -> dict:
     return d
 
 
-def save_defence(result: Result, store=None, owner: str = "") -> str:
-    """Persist a defence run: the result without rows as summary, one row per continuation; kept
+def save_defence(result: Result, store=None, owner: str = "", source: str = "ui") -> str:
+    """Persist a defence run through :mod:`valdemo.core.runs` (one row per continuation); kept
     under ``owner`` (an owner id, :mod:`valdemo.core.owner`)."""
-    from ..store import get_store
+    from ..core.runs import save_run
 
-    return (store or get_store()).save_run(result.method, result.params | {"models": result.models},
-                                           summary_dict(result), result.rows, owner=owner)
+    return save_run(result, owner=owner, source=source, store=store)

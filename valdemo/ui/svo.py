@@ -12,7 +12,7 @@ import tempfile
 import gradio as gr
 
 from .. import svo
-from ..core.runs import save_plain
+from ..core.runs import save_run
 from ..inputs import InputError, check_float, check_int
 from ..values import ORIENTATION_KEYS, SVO_ORIENTATIONS
 from .common import (
@@ -205,8 +205,9 @@ def build(ctx) -> None:
         params = {"models": [m.spec for m in models], "orientations": list(orient_keys), "trials": n,
                   "temperature": temp, "seed": first_seed, "max_new_tokens": tokens,
                   "condition": "goal" if goal else "no_goal", "protocol": svo.load_protocol(proto).as_dict()}
-        run_id = save_plain("svo", params, {"rows": rows}, [t.as_dict() for t in trials], store=ctx.store,
-                            owner=request_owner(request, profile).id, outcome=outcome)  # the visitor's run (issue 12)
+        run_id = save_run(svo.trials_result(models, trials, params, svo.load_protocol(proto)), source="ui",
+                          store=ctx.store, owner=request_owner(request, profile).id,
+                          outcome=outcome)  # the visitor's run (issue 12)
         path = tempfile.NamedTemporaryFile(prefix=f"{run_id}-", suffix=".csv", delete=False).name
         svo.write_trials_csv(trials, path)
         failures = sum(r["parse_failures"] for r in rows)
@@ -267,9 +268,8 @@ def build(ctx) -> None:
             check_int(first_seed, "seed", 0, 2**31 - 1), max_new_tokens=check_int(tokens, "goal tokens", 1, 512),
             protocol=proto, progress=progress_callback(progress, "ablation"))
         rows = svo.ablation_rows(result)
-        run_id = ctx.store.save_run("svo", {"kind": "ablation", **result.params, "protocol": result.protocol},
-                                    {"table": rows, "paired": result.extra["paired"]}, result.rows,
-                                    owner=request_owner(request, profile).id)
+        result.params["kind"] = "ablation"
+        run_id = save_run(result, owner=request_owner(request, profile).id, source="ui", store=ctx.store)
         fails = result.failures[0]
         lines = [f"Run `{run_id}` · protocol `{result.protocol['name']}` · unreadable answers **{fails.failed}** of "
                  f"{fails.total} (counted, never scored).",

@@ -15,8 +15,9 @@ import pandas as pd
 
 from .. import vum
 from ..core.owner import is_public
-from ..core.runs import save_plain
+from ..core.runs import save_run
 from ..inputs import InputError, check_int, parse_label
+from ..models import BUNDLED_CAVEAT, unwrap
 from ..store import vum_overrides
 from ..vum import replay as R
 from .common import (
@@ -146,13 +147,22 @@ def _agreement_md(store, owner_id: str | None = None) -> tuple[str, pd.DataFrame
             f"within 1 {fmt(stats['within_1'])} · Spearman {fmt(stats['spearman'])}"), table
 
 
+def _bundled(*models) -> bool:
+    return any(m is not None and unwrap(m).is_bundled for m in models)
+
+
 def save_live_run(store, row: dict, config, owner_id: str) -> str:
-    """Save a finished single (live) evaluation as a one-row VUM run of ``owner_id``; its id."""
-    summary = {"live": True, "n": 1, "know_what_correct": row.get("correct"), "know_why_rate": row.get("know_why_rate"),
-               "dcg": row.get("dcg"), "protocol": row.get("protocol")}
-    params = {"mode": "live", "values": [row.get("value")], **dataclasses.asdict(config),
-              "target": row.get("target"), "judge": row.get("judge")}
-    return save_plain("vum", params, summary, [dict(row)], owner=owner_id, store=store)
+    """Save a finished single (live) evaluation as a one-row VUM run of ``owner_id`` (through
+    :mod:`valdemo.core.runs`); its id."""
+    saved = dict(row)  # the whole row, its raw critique included
+    labelled = "parse_ok" in saved and saved.get("correct") is not None  # no true label: no accuracy to count
+    res = vum.to_result([saved] if labelled else [], {
+        "protocol": vum.load_protocol(config.protocol).describe(), "target": row.get("target"),
+        "judge": row.get("judge"), "config": {"mode": "live", "values": [row.get("value")],
+                                              **dataclasses.asdict(config)}})
+    res.rows = [saved]
+    res.extra.update(live=True)
+    return save_run(res, owner=owner_id, source="ui", store=store)
 
 
 def _plot(summary: dict):
@@ -192,7 +202,8 @@ def review_run_choices(store, owner_id: str) -> list[tuple[str, str]]:
     out = []
     for run in store.list_runs(method="vum", limit=200, owner=owner_id):
         s = run.get("summary") or {}
-        n = (s.get("overall") or {}).get("n") or s.get("n") or ""
+        n = ((s.get("overall") or {}).get("n") or s.get("n")
+             or next((m.get("n") for m in s.get("metrics") or [] if m.get("name") == "know_what_acc"), ""))
         when = pd.Timestamp(run["created"], unit="s").strftime("%Y-%m-%d %H:%M")
         out.append((f"{run['id']} · {when}" + (f" · {n} rows" if n else ""), run["id"]))
     return out
@@ -491,10 +502,11 @@ def build(ctx) -> None:
         if outcome.value is None:
             raise gr.Error(outcome.message())
         summary, rows = outcome.value
-        params = {"values": keys, "n_per_value": n, "sampling": sampling, "data": [Path(p).name for p in paths] or ["bundled"],
-                  **summary["config"], "target": target.spec, "judge": summary["judge"]}
-        run_id = save_plain("vum", params, summary, rows, owner=request_owner(request, profile).id, store=ctx.store,
-                            outcome=outcome)  # the visitor's run (issue 12), marked if stopped
+        res = vum.to_result(rows, summary, [BUNDLED_CAVEAT] if _bundled(target, judge if with_why else None) else [])
+        res.params.update(values=keys, n_per_value=n, sampling=sampling,
+                          data=[Path(p).name for p in paths] or ["bundled"])
+        run_id = save_run(res, owner=request_owner(request, profile).id, source="ui", store=ctx.store,
+                          outcome=outcome)  # the visitor's run (issue 12), marked if stopped
         out_dir = Path(tempfile.mkdtemp(prefix="vum-"))
         downloads = [str(vum.write_csv(rows, out_dir / f"{run_id}.csv")),
                      str(vum.write_jsonl(rows, out_dir / f"{run_id}.jsonl"))]

@@ -645,15 +645,12 @@ def to_result(model: str, scored: dict, rec: Recorded, origin: str, caveat: str)
 
 def saved_run(run_id: str, store=None) -> dict:
     """(target model, caveats) of a run saved by :func:`save_runs`, whichever way it was saved."""
-    try:
-        from ..core.runs import load_run
-    except ImportError:
-        load_run = None
-    if load_run is not None:
-        run = load_run(run_id, owner=None, store=store)
-        if run and run.get("format"):
-            return {"method": run["method"], "target": run["models"].get("target"), "caveats": run["caveats"],
-                    "replay": bool(run["params"].get("replay"))}
+    from ..core.runs import load_run
+
+    run = load_run(run_id, owner=None, store=store)
+    if run and run.get("format"):
+        return {"method": run["method"], "target": run["models"].get("target"), "caveats": run["caveats"],
+                "replay": bool(run["params"].get("replay"))}
     from ..store import get_store
 
     run = (store or get_store()).get_run(run_id)
@@ -663,28 +660,13 @@ def saved_run(run_id: str, store=None) -> dict:
 
 
 def save_runs(result: dict, origin: str, owner: str = "", store=None, source: str = "ui") -> dict[str, str]:
-    """Save one run per model; returns {model: run_id}. Uses ``valdemo.core.runs`` where it exists,
-    else the store's runs table (``store``, default the configured one)."""
-    recs: dict[str, Recorded] = result["_recorded"]
-    ids = {}
-    try:
-        from ..core.runs import save_run as core_save
-    except ImportError:
-        core_save = None
-    for model, scored in result["models"].items():
-        res = to_result(model, scored, recs[model], origin, result["caveat"])
-        if core_save is not None:  # valdemo.core.runs: the one place runs are saved
-            ids[model] = core_save(res, owner=owner, source=source, store=store)
-        else:
-            from ..store import get_store
+    """Save one run per model through :mod:`valdemo.core.runs`; returns {model: run_id}."""
+    from ..core.runs import save_run
 
-            store = store or get_store()
-            summary = {**public({"models": {model: scored}})["models"][model], "replay": True,
-                       "target": model, "judge": res.models["judge"], "caveat": result["caveat"],
-                       "protocol": res.protocol}
-            ids[model] = store.save_run("vum", {"replay": True, "origin": origin, "model": model,
-                                                      "owner": owner}, summary, res.rows)
-    return ids
+    recs: dict[str, Recorded] = result["_recorded"]
+    return {model: save_run(to_result(model, scored, recs[model], origin, result["caveat"]), owner=owner,
+                            source=source, store=store)
+            for model, scored in result["models"].items()}
 
 
 # -- uploads --------------------------------------------------------------------------
