@@ -41,7 +41,7 @@ def main() -> None:
     same = sum(a.choices == b.choices for a, b in zip(seq_trials, bat_trials, strict=True))
     rows = [
         ["sequential (one call per conversation)", n, seq_s, n / seq_s, 1.0],
-        ["batched (chat_batch / option_probs_batch)", n, bat_s, n / bat_s, seq_s / bat_s],
+        ["batched (chat_batch / answer_probs_batch)", n, bat_s, n / bat_s, seq_s / bat_s],
     ]
     print_table(f"SVO play ({args.protocol}), {model.spec}: {len(ORIENTATION_KEYS)} orientations x {args.trials} trials, "
                 f"goal <= {args.max_new_tokens} tokens, T={args.temperature}",

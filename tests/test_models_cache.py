@@ -39,10 +39,14 @@ def test_cached_model_serves_rerun_from_cache(tmp_path, local_model_nocache):
     assert seen[-1] == (2, 2)
     # A different parameter is a different key.
     assert not model.chat(convs[0], GenParams(max_new_tokens=9)).cached
-    # Option probabilities are cached too.
-    p1 = model.option_probs(convs[0], ["A", "B"])
-    p2 = model.option_probs(convs[0], ["A", "B"])
-    assert p1 == p2
+    # Answer probabilities (what choose() reads) are cached too.
+    from valdemo.core.choose import choose
+
+    hits = cache.hits
+    p1 = model.answer_probs(convs[0], ["A", "B"])
+    (c,) = choose(model, [convs[0]], ["A", "B"])
+    assert c.via == "probs" and cache.hits == hits + 1  # the same question, answered from the cache
+    assert c.mass == pytest.approx(sum(p1.values()), abs=1e-6)
     # Streaming from the cache yields the whole stored text.
     assert "".join(model.stream(convs[0], params)) == cold[0].text
 

@@ -41,20 +41,24 @@ def test_batch_of_four_matches_one_at_a_time(local_model_nocache):
         assert single.split()[:3] == batched.text.split()[:3]
 
 
-def test_option_probs_sum_to_one(local_model_nocache):
+def test_choose_reads_answer_probabilities_with_their_mass(local_model_nocache):
+    """choose() on the local backend: probabilities of complete answers, renormalised over the options,
+    with the raw mass that fell on them reported; batched answers equal one-at-a-time ones."""
+    from valdemo.core.choose import choose
+
     conv = user("Is water wet? A. Yes  B. No  C. Not applicable\nAnswer with the letter.")
-    probs = local_model_nocache.option_probs(conv, ["A", "B", "C"])
-    assert set(probs) == {"A", "B", "C"}
-    assert sum(probs.values()) == pytest.approx(1.0, abs=1e-6)
-    assert all(0.0 <= p <= 1.0 for p in probs.values())
-    batch = local_model_nocache.option_probs_batch([conv, user("Pick A or B.")], ["A", "B"])
-    assert len(batch) == 2 and all(sum(b.values()) == pytest.approx(1.0) for b in batch)
+    raw = local_model_nocache.answer_probs(conv, ["A", "B", "C"])
+    (c,) = choose(local_model_nocache, [conv], ["A", "B", "C"], min_mass=0.0)
+    assert c.via == "probs" and set(c.probs) == {"A", "B", "C"}
+    assert sum(c.probs.values()) == pytest.approx(1.0, abs=1e-6)
+    assert c.mass == pytest.approx(sum(raw.values()), abs=1e-6) and 0.0 < c.mass <= 1.0
+    assert c.option == max(c.probs, key=c.probs.get)
     # Batches are sorted by length inside; results still come back in the caller's order.
     convs = [conv, user("A or B?"), user("Long question " * 30 + "A or B?")]
-    batched = local_model_nocache.option_probs_batch(convs, ["A", "B"])
-    for c, b in zip(convs, batched, strict=True):
-        single = local_model_nocache.option_probs(c, ["A", "B"])
-        assert b["A"] == pytest.approx(single["A"], abs=2e-3)
+    batched = choose(local_model_nocache, convs, ["A", "B"], min_mass=0.0)
+    for conv_, b in zip(convs, batched, strict=True):
+        (single,) = choose(local_model_nocache, [conv_], ["A", "B"], min_mass=0.0)
+        assert b.probs["A"] == pytest.approx(single.probs["A"], abs=2e-3)
 
 
 def test_streaming_pieces_join_to_the_full_reply(local_model_nocache):

@@ -60,11 +60,18 @@ def test_real_server_streams(openai_server):
 
 @pytest.mark.slow
 def test_real_server_without_logprobs_gives_none(openai_server):
-    """transformers serve ignores logprobs: option scoring must say so (None), not invent numbers."""
+    """transformers serve ignores logprobs: answer scoring must say so (None), not invent numbers, and
+    choose() then generates and parses (never a uniform guess)."""
+    from valdemo.core.choose import choose
+
     base_url, name = openai_server
     model = OpenAIChatModel(name, base_url=base_url)
-    assert model.option_probs(user("A or B?"), ["A", "B"]) is None
-    assert model.option_probs_batch([user("A or B?")], ["A", "B"]) is None
+    assert model.answer_probs(user("A or B?"), ["A", "B"]) is None
+    assert model.answer_probs_batch([user("A or B?")], ["A", "B"]) is None
+    (c,) = choose(model, [user("Answer with one letter, A or B. A or B?")], ["A", "B"],
+                  params=GenParams(max_new_tokens=4))
+    assert c.via == "parse" and c.probs is None and c.text is not None
+    assert c.ok == (c.option in {"A", "B"})
 
 
 @pytest.mark.slow

@@ -186,11 +186,9 @@ def test_model_answers_are_read_through_choose(monkeypatch):
         spec = "scored"
         is_bundled = False
 
-        def option_probs_batch(self, convs, options, progress=None, answers=None):
+        def answer_probs_batch(self, convs, options, progress=None, answers=None):
             calls.append(len(convs))
             return [{o: (0.7 if o == "C" else 0.3 if o == "G" else 0.0) for o in options} for _ in convs]
-
-        answer_probs_batch = option_probs_batch
 
         def chat_batch(self, convs, params=None, progress=None):
             from valdemo.models import Reply

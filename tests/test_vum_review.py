@@ -29,8 +29,11 @@ def store(tmp_path):
 
 
 def _batch(store, owner: str, rows: list[dict], judge: str = "judge-model") -> str:
-    return store.save_run("vum", {"values": ["POWER"], "target": "target-model", "judge": judge},
-                          {"overall": {"n": len(rows)}}, rows, owner=owner)
+    """Saved as the VUM batch saves (a Result through valdemo.core.runs)."""
+    from valdemo.core.runs import save_run
+
+    res = vum.to_result(rows, {"target": "target-model", "judge": judge, "config": {"values": ["POWER"]}})
+    return save_run(res, owner=owner, store=store)
 
 
 def test_override_any_saved_row_records_who_and_where(store):
@@ -63,7 +66,10 @@ def test_override_any_saved_row_records_who_and_where(store):
     know_what_only = _batch(store, a.id, [_row(0, None)])
     with pytest.raises(InputError, match="no judged critique"):
         vum.override_saved_row(store, know_what_only, 0, {"attribution": 3}, a)
-    other = store.save_run("svo", {}, {}, [_row(0, {"attribution": 1})], owner=a.id)
+    from valdemo.core.result import Result
+    from valdemo.core.runs import save_run
+
+    other = save_run(Result("svo", rows=[_row(0, {"attribution": 1})]), owner=a.id, store=store)
     with pytest.raises(InputError, match="no saved VUM run"):
         vum.override_saved_row(store, other, 0, {"attribution": 3}, a)
 

@@ -138,45 +138,6 @@ class ChatModel(Protocol):
         answers: Mapping[str, str] | None = None,
     ) -> list[dict[str, float]] | None: ...
 
-    def option_probs(self, messages: Conversation, options: Sequence[str]) -> dict[str, float] | None:
-        """Older form of :meth:`answer_probs`, renormalised over the options (see
-        :func:`renormalised`: all zeros stay zeros, never uniform). Use
-        :func:`valdemo.core.choose.choose`, which also reports the mass."""
-        ...
-
-    def option_probs_batch(
-        self,
-        conversations: Sequence[Conversation],
-        options: Sequence[str],
-        progress: ProgressFn | None = None,
-    ) -> list[dict[str, float]] | None: ...
-
-
-def renormalised(raw: dict[str, float] | None) -> dict[str, float] | None:
-    """Raw answer probabilities divided by their sum; where no mass fell on any option the
-    zeros are returned as they are (a caller must not read a choice from them)."""
-    if raw is None:
-        return None
-    total = sum(raw.values())
-    return {o: (p / total if total > 0 else 0.0) for o, p in raw.items()}
-
-
-class OlderOptionProbs:
-    """``option_probs`` / ``option_probs_batch`` for a backend that has ``answer_probs``:
-    the older callers' form, renormalised over the options (zeros stay zeros)."""
-
-    def option_probs(self, messages: Conversation, options: Sequence[str]) -> dict[str, float] | None:
-        return renormalised(self.answer_probs(messages, options))  # type: ignore[attr-defined]
-
-    def option_probs_batch(
-        self,
-        conversations: Sequence[Conversation],
-        options: Sequence[str],
-        progress: ProgressFn | None = None,
-    ) -> list[dict[str, float]] | None:
-        raw = self.answer_probs_batch(conversations, options, progress)  # type: ignore[attr-defined]
-        return None if raw is None else [renormalised(r) for r in raw]
-
 
 def answer_strings(options: Sequence[str], answers: Mapping[str, str] | None = None) -> dict[str, str]:
     """Option -> the exact answer string (default: the option itself); checks it is complete."""

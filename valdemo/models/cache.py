@@ -23,7 +23,7 @@ from collections.abc import Callable, Iterator, Mapping, Sequence
 from pathlib import Path
 
 from ..core.cancel import Stopped
-from .base import ChatModel, Conversation, GenParams, OlderOptionProbs, ProgressFn, Reply, answer_strings
+from .base import ChatModel, Conversation, GenParams, ProgressFn, Reply, answer_strings
 
 
 def cache_key(kind: str, backend: str, model: str, payload: dict) -> str:
@@ -178,7 +178,7 @@ class _NoCalls:
         return None
 
 
-class CachedModel(OlderOptionProbs):
+class CachedModel:
     """Wraps any ChatModel; answers from the cache where it can, stores what it gets.
 
     Every answer is stored as soon as it exists, not when the whole batch ends, so a run that is

@@ -30,7 +30,6 @@ from .base import (
     GenParams,
     ModelError,
     ModelUnavailable,
-    OlderOptionProbs,
     ProgressFn,
     Reply,
     answer_strings,
@@ -299,7 +298,7 @@ def model_identity(path: str) -> str:
     return f"hub:{path}@{revision or 'unresolved'}"
 
 
-class LocalChatModel(OlderOptionProbs):
+class LocalChatModel:
     """A transformers causal LM behind the ChatModel interface."""
 
     backend = "local"

@@ -30,7 +30,6 @@ from .base import (
     ModelResponseError,
     ModelTimeout,
     ModelUnavailable,
-    OlderOptionProbs,
     ProgressFn,
     Reply,
     answer_strings,
@@ -62,7 +61,7 @@ def _retry_after(exc: Exception) -> float | None:
         return None
 
 
-class OpenAIChatModel(OlderOptionProbs):
+class OpenAIChatModel:
     """A model behind an OpenAI-compatible ``/v1/chat/completions``."""
 
     backend = "openai"
