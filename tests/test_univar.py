@@ -78,7 +78,7 @@ def test_bundled_personas_and_bad_personas_files(tmp_path):
         U.select_personas(["nope"], personas)
     bad = tmp_path / "p.json"
     bad.write_text('[{"name": "x", "system": "a"}, {"system": "b"}]')
-    with pytest.raises(InputError, match="item 2"):
+    with pytest.raises(InputError, match="row 2: missing column"):
         U.load_personas(bad)
     dup = tmp_path / "p.csv"
     dup.write_text("name,system\nx,one\nx,two\n")

@@ -15,7 +15,7 @@ from typing import Any
 
 import numpy as np
 
-from ..inputs import InputError, check_text, read_records, read_upload_text
+from ..inputs import InputError, check_text, read_records
 from ..models import ChatModel, GenParams, ModelError, unwrap, user
 
 log = logging.getLogger(__name__)
@@ -143,21 +143,7 @@ def load_personas(path: str | Path | None = None) -> list[Persona]:
     if path is None or str(path) in ("", "bundled"):
         path = PERSONAS_PATH
     p = Path(path)
-    if p.suffix.lower() == ".json":
-        text = read_upload_text(p, "personas file")
-        try:
-            data = json.loads(text)
-        except json.JSONDecodeError as exc:
-            raise InputError(f"{p.name}: not valid JSON ({exc.msg} at line {exc.lineno})") from None
-        if not isinstance(data, list):
-            raise InputError(f"{p.name}: expected a JSON list of {{\"name\", \"system\"}} objects")
-        rows = []
-        for n, obj in enumerate(data, start=1):
-            if not isinstance(obj, dict) or not str(obj.get("name", "")).strip():
-                raise InputError(f"{p.name} item {n}: needs a non-empty \"name\"")
-            rows.append({"name": str(obj["name"]).strip(), "system": str(obj.get("system") or "").strip()})
-    else:
-        rows = read_records(p, required=["name"], optional=["system"], what="personas file")
+    rows = read_records(p, required=["name"], optional=["system"], what="personas file")  # CSV, JSONL or a JSON list
     names = [r["name"] for r in rows]
     dup = [k for k, c in Counter(names).items() if c > 1]
     if dup:
