@@ -18,26 +18,28 @@ from valdemo.models.cache import CachedModel, NotCached, ResponseCache
 
 
 @pytest.fixture()
-def batch_of_one(monkeypatch, settings):
-    """The local backend generating one conversation per padded batch (so a Stop lands between them)."""
+def local_batch(monkeypatch, settings):
+    """``local_batch(n)``: the local backend generating ``n`` conversations per padded batch (so a
+    Stop lands between batches); the settings come back after the test."""
     from valdemo.config import reload_settings
 
-    monkeypatch.setenv("VALDEMO_LOCAL_BATCH", "1")
-    reload_settings()
-    yield
+    def set_size(n: int) -> None:
+        monkeypatch.setenv("VALDEMO_LOCAL_BATCH", str(n))
+        reload_settings()
+
+    yield set_size
     monkeypatch.undo()
     reload_settings()
 
 
 @pytest.fixture()
-def batch_of_four(monkeypatch, settings):
-    from valdemo.config import reload_settings
+def batch_of_one(local_batch):
+    local_batch(1)
 
-    monkeypatch.setenv("VALDEMO_LOCAL_BATCH", "4")
-    reload_settings()
-    yield
-    monkeypatch.undo()
-    reload_settings()
+
+@pytest.fixture()
+def batch_of_four(local_batch):
+    local_batch(4)
 
 
 @pytest.fixture()
@@ -162,6 +164,12 @@ def test_a_stop_ends_remote_calls_between_requests():
 
 # -- through the launched app ---------------------------------------------------------------------
 
+def _keeps_serving(c) -> None:
+    t = time.time()
+    c.predict(api_name="/vum_agreement")
+    assert time.time() - t < 10, "the app is not answering a cheap request after Stop"
+
+
 def _progress_index(job) -> int:
     data = job.status().progress_data or []
     return max((int(p.index or 0) for p in data if p.index is not None), default=0)
@@ -197,9 +205,7 @@ def test_stop_keeps_the_finished_part_of_a_vum_batch_saves_it_marked_and_the_app
     listed = c.predict("vum", api_name="/runs_list")
     row = next(r for r in listed["data"] if r[0] == summary["run_id"])
     assert f"stopped: {done} of 12 items" in row[-1]
-    t = time.time()
-    c.predict(api_name="/vum_agreement")  # the app keeps serving
-    assert time.time() - t < 10
+    _keeps_serving(c)
 
 
 @pytest.mark.slow
@@ -268,9 +274,7 @@ def test_stop_on_svo_trials_and_the_defence_says_what_finished_and_the_app_keeps
                    api_name="/denevil_defend")
     text = _stop_and_read(c, job, "/denevil_defend_stop")
     assert "Stopped:" in text and "of 6 prompts finished before Stop" in text, text
-    t = time.time()
-    c.predict(api_name="/vum_agreement")  # the app keeps serving
-    assert time.time() - t < 10
+    _keeps_serving(c)
 
 
 @pytest.mark.slow
