@@ -147,6 +147,16 @@ def valuenet_dir() -> Path:
 
 
 @pytest.fixture(scope="session")
+def valuedcg_dir() -> Path:
+    """The ValueDCG release's recorded outputs (issue 20), in the release's own layout."""
+    path = SHARED_DATA / "valuedcg"
+    if not (path / "response").is_dir():
+        pytest.skip(f"the ValueDCG release's recorded outputs are not at {path} (they sit beside the project "
+                    "in ../shared/data; a fresh clone has none)")
+    return path
+
+
+@pytest.fixture(scope="session")
 def artifacts_dir() -> Path:
     ARTIFACTS.mkdir(parents=True, exist_ok=True)
     return ARTIFACTS

@@ -18,8 +18,6 @@ import pytest
 from valdemo.core.recorded import LABEL, read_jsonl_rows
 from valdemo.inputs import InputError
 
-RELEASE = Path(__file__).resolve().parents[2] / "shared" / "data" / "valuedcg"
-
 
 def _write(path: Path, rows: list) -> Path:
     path.write_text("\n".join(r if isinstance(r, str) else json.dumps(r) for r in rows) + "\n", encoding="utf-8")
@@ -260,20 +258,12 @@ def test_replay_recorded_endpoint_through_the_launched_app(client, tmp_path):
 
 # -- the release's four models side by side, in the report ---------------------------------------
 @pytest.fixture(scope="module")
-def release() -> Path:
-    if not (RELEASE / "response").is_dir():
-        pytest.skip(f"the ValueDCG release's recorded outputs are not at {RELEASE} (they sit beside the project "
-                    "in ../shared/data; a fresh clone has none)")
-    return RELEASE
-
-
-@pytest.fixture(scope="module")
-def replayed_release(release, tmp_path_factory):
+def replayed_release(valuedcg_dir, tmp_path_factory):
     from valdemo.store import Store
     from valdemo.vum import replay as R
 
     store = Store(tmp_path_factory.mktemp("replayed") / "runs.sqlite")
-    result = R.replay(folder=RELEASE)
+    result = R.replay(folder=valuedcg_dir)
     runs = R.save_runs(result, origin="valuedcg", owner="local", store=store)
     return R.replayed_models("local", store), runs, result
 
@@ -316,10 +306,10 @@ def test_report_shows_the_four_replayed_models_in_chromium(replayed_release, bro
     page.close()
 
 
-def _release_subset(dest: Path, rows: int = 20) -> Path:
+def _release_subset(source: Path, dest: Path, rows: int = 20) -> Path:
     """Every model of the release, two values, the first ``rows`` rows of each file."""
     for sub in ("response", "know_why_save"):
-        for f in sorted((RELEASE / sub).glob("*/*.json")):
+        for f in sorted((source / sub).glob("*/*.json")):
             if f.stem.upper() not in {"POWER", "HEDONISM"}:
                 continue
             out = dest / sub / f.parent.name / f.name
@@ -329,15 +319,20 @@ def _release_subset(dest: Path, rows: int = 20) -> Path:
 
 
 @pytest.mark.slow
-def test_replayed_models_in_the_runs_and_profile_views(release, served_app, client, browser, artifacts_dir,
+def test_replayed_models_in_the_runs_and_profile_views(valuedcg_dir, served_app, client, browser, artifacts_dir,
                                                        tmp_path, capsys):
     """Replayed through the CLI (saved under the local owner), the app's Runs and Profile views show the four
     models side by side, with n and intervals, through the endpoint and in Chromium."""
     from valdemo.cli import main
 
-    root = _release_subset(tmp_path / "release")
+    root = _release_subset(valuedcg_dir, tmp_path / "release")
     assert main(["vum", "replay", "--valuedcg", str(root), "--json"]) == 0
     runs = json.loads(capsys.readouterr().out)["runs"]
+    vum_import = _write(tmp_path / "v.jsonl", [{"model": "my-own", "value": "POWER", "input": "x", "label": 1,
+                                                "answer": "A", "scores": {"attribution": 5, "counterfactual": 5,
+                                                                          "rebuttal": 5}}])
+    assert main(["vum", "replay", "--jsonl", str(vum_import), "--json"]) == 0  # saved, but not the release's
+    capsys.readouterr()
     note, table, _plot = client.predict(api_name="/replayed_models")
     assert "replayed recorded outputs" in note and "GPT-4o" in note
     assert [r[0] for r in table["data"]] == MODELS and [r[1] for r in table["data"]] == [40] * 4

@@ -17,16 +17,12 @@ from valdemo.inputs import InputError
 from valdemo.parsing import parse_leading_choice
 from valdemo.vum import replay as R
 
-RELEASE = Path(__file__).resolve().parents[2] / "shared" / "data" / "valuedcg"
 OPT = {1: "A", -1: "B", 0: "C"}
 
 
 @pytest.fixture(scope="module")
-def release() -> Path:
-    if not (RELEASE / "response").is_dir():
-        pytest.skip(f"the ValueDCG release's recorded outputs are not at {RELEASE} (they sit beside the project "
-                    "in ../shared/data; a fresh clone has none)")
-    return RELEASE
+def release(valuedcg_dir) -> Path:
+    return valuedcg_dir
 
 
 @pytest.fixture(scope="module")

@@ -541,7 +541,8 @@ REPLAYED_NOTE = ("These are replayed recorded outputs, not run here: the ValueDC
 
 
 def replayed_models(owner: str | None = "", store=None, limit: int = 200) -> dict[str, Any]:
-    """The newest saved VUM replay run of each model that ``owner`` may read, ordered by size:
+    """The newest saved replay run of the ValueDCG release (not a JSONL import: its answers and judge are
+    someone else's) of each model that ``owner`` may read, ordered by size:
     ``{"models": {model: summary}, "runs": {model: run id}, "judges": {model: judge}, "caveats": [...]}``,
     shaped like :func:`replay`'s result so the tables and figure above render it."""
     from ..store import get_store
@@ -553,6 +554,8 @@ def replayed_models(owner: str | None = "", store=None, limit: int = 200) -> dic
         extra = summ.get("extra") or {}
         model = extra.get("model")
         if not extra.get("replay") or not model or model in found or not extra.get("summary"):
+            continue
+        if REPLAY_CAVEAT not in (summ.get("caveats") or []):  # a JSONL import: not the release's answers and judge
             continue
         found[model] = {"summary": extra["summary"], "run": run["id"], "caveats": summ.get("caveats", []),
                         "created": run["created"]}
