@@ -106,8 +106,8 @@ def test_the_about_tab_and_every_method_tab_show_published_results(settings):
     config = build_app(settings).get_config_file()
     texts = [str(c.get("props", {}).get("value", "")) for c in config["components"]]
     published = [t for t in texts if t.startswith("**Published results**")]
-    for method in METHODS:  # each paper in the About tab, and beside its own tab's results
+    for method in METHODS:  # each paper in the About and Profile tabs, and beside its own tab's results
         shown = sum(f"arXiv:{ARXIV_IDS[method]}" in t for t in published)
-        assert shown == 2, method
+        assert shown == 3, method
     ids = {c.get("props", {}).get("elem_id") for c in config["components"]}
-    assert {f"{m}-published" for m in METHODS} <= ids
+    assert {f"{m}-published" for m in METHODS} | {"profile-published", "published-results"} <= ids

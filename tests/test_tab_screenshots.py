@@ -1,9 +1,10 @@
 """Every tab on first load in a real headless Chromium (issue 18): table headers are never broken
-inside a word ("kno w why"); the Runs tab opens with no empty output panel and reopens a saved run.
+inside a word ("kno w why"); no tab shows an empty output panel (a plot, file or JSON box with
+nothing in it) on first load; the Profile tab opens with the example report of the bundled model,
+labelled so, every panel filled; the Runs tab reopens a saved run.
 
-Screenshots go to tests/artifacts/tab_<module>.png (ignored by git); look at them. The empty output
-panels (plots, files, JSON not yet filled) of every tab on first load are listed in
-tests/artifacts/empty_panels.json; only the tabs in EMPTY_FREE are held to having none so far."""
+Screenshots go to tests/artifacts/tab_<module>.png and example_report*.png (ignored by git); look at
+them. The empty output panels found per tab are also written to tests/artifacts/empty_panels.json."""
 
 from __future__ import annotations
 
@@ -13,15 +14,15 @@ from valdemo.ui import TABS
 
 pytestmark = [pytest.mark.slow, pytest.mark.browser]
 
-#: Tabs that must show no empty output panel on first load.
-EMPTY_FREE = {"Runs", "About", "SVO game", "Calibrate evaluator"}
+#: Tabs that must show no empty output panel on first load: all of them.
+EMPTY_FREE = {label for label, _, _ in TABS}
 
-#: Per visible <th>: every word of its text must sit on one line (a word whose characters land on
+#: Per visible <th> (and cell of a Markdown table): every word of its text must sit on one line (a word whose characters land on
 #: two or more line boxes was broken). Also the visible empty-output placeholders, by label.
 CHECK_JS = """
 (root) => {
   const split = [], empty = [];
-  for (const th of root.querySelectorAll('th')) {
+  for (const th of root.querySelectorAll('th, .md td')) {  // headers, and Markdown tables' cells
     const box = th.getBoundingClientRect();
     if (!box.width || !box.height) continue;
     const walker = document.createTreeWalker(th, NodeFilter.SHOW_TEXT);
@@ -40,8 +41,9 @@ CHECK_JS = """
       }
     }
   }
-  // Gradio draws an empty output (plot, file, JSON) as an ".empty" placeholder with an icon.
-  for (const el of root.querySelectorAll('.empty, .empty-wrapper')) {
+  // Gradio draws an empty output (plot, file, JSON) as an ".empty" placeholder with an icon, and an
+  // output table with no row yet as headers over an empty body.
+  for (const el of root.querySelectorAll('.empty, .empty-wrapper, .table-container.no-rows')) {
     const r = el.getBoundingClientRect();
     if (!r.width || !r.height) continue;
     const block = el.closest('.block');
@@ -85,6 +87,46 @@ def test_every_tab_on_first_load_has_whole_word_headers(page, served_app, artifa
     (artifacts_dir / "empty_panels.json").write_text(json.dumps(empty, indent=1, ensure_ascii=False))
     assert {k: v for k, v in split.items() if v} == {}
     assert {k: v for k, v in empty.items() if v and k in EMPTY_FREE} == {}
+
+
+def test_the_profile_tab_opens_with_the_labelled_example_report(page, served_app, artifacts_dir):
+    from playwright.sync_api import expect
+
+    from valdemo.models import BUNDLED_CAVEAT
+
+    _open(page, served_app[1])
+    page.get_by_role("tab", name="Value profile").click()
+    cards = page.locator("#profile-readout .vd-card")
+    expect(cards).to_have_count(5, timeout=60_000)
+    tab = page.locator("#tab-profile")
+    assert "Example, bundled 135M demo model" in page.locator("#profile-readout").inner_text()
+    assert "Example, bundled 135M demo model" in page.locator("#profile-status").inner_text()
+    assert BUNDLED_CAVEAT in tab.inner_text()
+    for method in ("vum", "svo", "univar", "denevil"):  # every plot drawn, none left empty
+        page.locator(f"#profile-plot-{method} .js-plotly-plot").wait_for(timeout=60_000)
+    headline = page.locator("#profile-headline").inner_text()
+    assert "know what (accuracy)" in headline and "0.550" in headline  # the example's own numbers
+    assert page.locator("#profile-download").is_visible()
+    page.wait_for_timeout(500)
+    page.screenshot(path=str(artifacts_dir / "example_report_tab.png"), full_page=True)
+    assert tab.evaluate(CHECK_JS) == {"split": [], "empty": []}
+
+
+def test_the_example_report_file_opens_offline(browser, artifacts_dir, tmp_path):
+    from valdemo.ui.example_report import write_example_report
+
+    report = write_example_report(tmp_path)["html"]
+    page = browser.new_page(viewport={"width": 1280, "height": 900})
+    outside: list[str] = []
+    page.route("http*://**", lambda route: (outside.append(route.request.url), route.abort()))
+    page.goto(report.as_uri())
+    page.wait_for_selector(".js-plotly-plot .main-svg", timeout=30_000)
+    assert "Example, bundled 135M demo model" in page.locator("#example-label").inner_text()
+    assert page.locator(".vd-card").count() == 5 and page.locator("#published table").count() >= 1
+    page.screenshot(path=str(artifacts_dir / "example_report_file.png"), full_page=True)
+    found = page.locator("body").evaluate(CHECK_JS)
+    page.close()
+    assert outside == [] and found["split"] == []
 
 
 def test_runs_tab_lists_opens_and_compares_a_saved_run(page, served_app, artifacts_dir):

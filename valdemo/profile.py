@@ -32,6 +32,7 @@ from .core.result import Failures, Metric, NotMeasured, Result
 from .core.runs import result_from_dict
 from .inputs import InputError, check_int
 from .models import BUNDLED_CAVEAT, ChatModel, GenParams, get_model, unwrap
+from .readout import readout_html  # one plain sentence per method, per model (issue 18)
 from .reference import published_html  # the papers' figures, labelled "published" (issue 18)
 from .values import MORAL_FOUNDATIONS, SCHWARTZ, SVO_ORIENTATIONS
 
@@ -673,7 +674,7 @@ def report_html(profile: dict) -> str:
     all_rows = _data_link(rows_jsonl(profile), "profile-rows.jsonl", "all rows of this run (JSONL)")
     return string.Template(TEMPLATE.read_text(encoding="utf-8")).substitute(
         title=html.escape("Value profile: " + ", ".join(specs)), models=html.escape(", ".join(specs)),
-        meta=meta, caveat=caveat, pages="".join(pages) + published_html(), all_rows=all_rows,
+        meta=meta, caveat=caveat, pages=readout_html(profile) + "".join(pages) + published_html(), all_rows=all_rows,
         profile_json=json.dumps(summary_json(profile), ensure_ascii=False, default=str).replace("</", "<\\/"))
 
 

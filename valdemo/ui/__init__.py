@@ -28,6 +28,15 @@ CSS = """
 .caveat { font-size: 0.9em; }
 /* Table headers never break inside a word ("kno w why"): the column grows, or the table scrolls. */
 th, th * { white-space: nowrap !important; word-break: keep-all !important; overflow-wrap: normal !important; }
+/* An output (plot, file, JSON) with nothing to show yet is hidden, not drawn as an empty box with an
+   icon (issue 18); it appears when a result fills it. Only a block whose own child is Gradio's empty
+   placeholder: a container holding one stays visible. */
+.block:has(> .empty), .block:has(> .empty-wrapper) { display: none !important; }
+/* A table in a Markdown block never breaks a word across lines ("Hedoni sm"): too wide, it scrolls. */
+.md table { display: block; max-width: 100%; overflow-x: auto; }
+.md td, .md td * { white-space: nowrap !important; word-break: normal !important; overflow-wrap: normal !important; }
+/* Likewise an output table with headers and no row yet (every Dataframe here is an output). */
+.block:has(> .table-container.no-rows) { display: none !important; }
 """
 
 

@@ -15,7 +15,10 @@ from .. import profile as prof
 from ..core.cancel import cancel_scope
 from ..inputs import check_int
 from ..values import SCHWARTZ
+from . import example_report as example
 from .common import request_owner, resolve_model, session_credentials, stop_button, stop_token, ui_errors
+from .lazy import draw_on_load
+from .published import published_all_accordion
 
 INTRO = (
     "### Value profile\n"
@@ -42,7 +45,7 @@ def _section_md(profile: dict, method: str, specs: list[str]) -> str:
 
 
 def _status_md(profile: dict) -> str:
-    lines = []
+    lines = [example.status_prefix(profile)] if profile.get("example") else []
     if profile["caveat"]:
         lines.append(f"> ⚠️ **{profile['caveat']}** (bundled: {', '.join(profile['bundled_models'])})")
     if prof.same_model_warning(profile):
@@ -72,6 +75,24 @@ def render(profile: dict | None, view: str):
             *[figs[m] for m in prof.FIGURES]]
 
 
+def render_page(profile: dict | None, view: str):
+    """``render`` and the one-page readout (cards, one plain sentence per method; issue 18)."""
+    if not profile:
+        return [*render(profile, view), ""]
+    specs = [view] if view in profile["profiles"] else list(profile["profiles"])
+    return [*render(profile, view), example.example_readout(profile, specs)]
+
+
+def first_load():
+    """What the tab shows before any run: the example profile of the bundled model, labelled so."""
+    profile = example.load_example()
+    if profile is None:  # not shipped: the tab opens empty, as before
+        return [None, gr.update(), None, None, *render_page(None, ALL)]
+    choices = [ALL, *profile["models"]] if len(profile["models"]) > 1 else list(profile["models"])
+    report, data = example.served_files()
+    return [profile, gr.update(choices=choices, value=choices[0]), report, data, *render_page(profile, choices[0])]
+
+
 def build(ctx) -> None:
     gr.Markdown(INTRO)
     state = gr.State(None)
@@ -88,6 +109,7 @@ def build(ctx) -> None:
     with gr.Row() as stop_row:
         run_btn = gr.Button("Run profile", variant="primary", elem_id="profile-run", scale=4)
     status = gr.Markdown(elem_id="profile-status")
+    readout = gr.HTML(elem_id="profile-readout")  # cards: one plain sentence per method, per model
     view = gr.Dropdown([ALL], value=ALL, label="Page", info="one model's page, or all models side by side",
                        elem_id="profile-view", interactive=True)
     headline = gr.Dataframe(label="Headline", elem_id="profile-headline", interactive=False, wrap=True)
@@ -97,16 +119,18 @@ def build(ctx) -> None:
         with gr.Row(equal_height=False):
             if method in prof.FIGURES:
                 plots[method] = gr.Plot(label=prof.TITLES[method], elem_id=f"profile-plot-{method}", scale=3)
-            mds[method] = gr.Markdown(elem_id=f"profile-{method}")
+            mds[method] = gr.Markdown(elem_id=f"profile-{method}", scale=2)  # its table needs room beside the plot
     with gr.Row():
         download = gr.DownloadButton("Download report", elem_id="profile-download")
         files = gr.File(label="profile.json and rows.jsonl (every number's rows)", file_count="multiple",
-                        elem_id="profile-files")
-    summary = gr.JSON(label="Summary per model", elem_id="profile-summary")
+                        elem_id="profile-files", interactive=False)
+    published_all_accordion("profile-published")
+    # The summary stays an output of the API; the page shows it as the cards and tables above.
+    summary = gr.JSON(label="Summary per model", elem_id="profile-summary", visible=False)
     from .recorded import build_replayed  # issue 20: the replayed ValueDCG models, also in the report
 
     build_replayed("profile")
-    page_outputs = [status, headline, *[mds[m] for m in SECTIONS], *[plots[m] for m in prof.FIGURES]]
+    page_outputs = [status, headline, *[mds[m] for m in SECTIONS], *[plots[m] for m in prof.FIGURES], readout]
 
     @ui_errors
     def run(models_text, size_value, tokens, value_keys, target, judge, creds, recognizer_ref="", progress=gr.Progress(),
@@ -126,11 +150,12 @@ def build(ctx) -> None:
         choices = [ALL, *profile["models"]] if len(profile["models"]) > 1 else list(profile["models"])
         return [profile, gr.update(choices=choices, value=choices[0]),
                 str(paths["html"]), [str(paths["json"]), str(paths["rows"])],
-                prof.summary_json(profile), *render(profile, choices[0])]
+                prof.summary_json(profile), *render_page(profile, choices[0])]
 
     run_event = run_btn.click(run, [models, size, max_tokens, values, ctx.target, ctx.judge, ctx.creds, recognizer],
                               [state, view, download, files, summary, *page_outputs], api_name="profile_run",
                               **ctx.model_event())
     with stop_row:
         stop_button(run_event, "profile-stop", cancel=False, api_name="profile_stop")
-    view.change(render, [state, view], page_outputs, api_name="profile_view")
+    view.change(render_page, [state, view], page_outputs, api_name="profile_view")
+    draw_on_load(first_load, state, view, download, files, *page_outputs)  # the example opens at once

@@ -348,7 +348,8 @@ def build(ctx) -> None:
         answer_md = gr.Markdown(elem_id="vum-answer")
         critique_md = gr.Markdown(elem_id="vum-critique")
         scores_md = gr.Markdown(elem_id="vum-scores")
-        result = gr.JSON(label="Result (row)", visible=True)
+        # The row behind the text above, for the API and the override below; not a raw panel on the page.
+        result = gr.JSON(label="Result (row)", visible=False)
         with gr.Accordion("Your scores (override the judge)", open=False):
             with gr.Row():
                 human = [gr.Dropdown(SCORE_CHOICES, value="", label=p.capitalize()) for p in vum.PARTS]
@@ -380,7 +381,7 @@ def build(ctx) -> None:
                              headers=TABLE_HEADERS)
         plot = gr.Plot(label="Know what vs know why per value")
         files = gr.File(label="Download rows (CSV, JSONL)", file_count="multiple", interactive=False)
-        summary_json = gr.JSON(label="Summary")
+        summary_json = gr.JSON(label="Summary", visible=False)  # for the API; the tab shows the table and plot
         published_accordion("vum")
 
     with gr.Tab("Review saved rows"):
