@@ -11,7 +11,8 @@ from __future__ import annotations
 import html
 from typing import Any
 
-from .core.metrics import wilson
+from .core.result import Metric, Result
+from .core.runs import result_from_dict
 from .models import BUNDLED_CAVEAT
 
 TITLES = {"vum": "Value dialogue (VUM)", "svo": "SVO game (HVAE)", "clave": "Calibrated evaluator (CLAVE)",
@@ -23,110 +24,86 @@ def _pct(x: Any) -> str:
     return f"{x * 100:.0f}%" if isinstance(x, int | float) else "n/a"
 
 
-def _ci(share: Any, n: int) -> str:
-    """The 95% Wilson interval of a share of n (this project's own, as everywhere in valdemo)."""
-    if not isinstance(share, int | float) or not n:
+def _ci_pct(m: Metric) -> str:
+    """A share's 95% interval in percent, as the method computed it ('' where there is none)."""
+    if m.value is None or m.interval is None or m.n < 2:
         return ""
-    iv = wilson(round(share * n), n)
-    return f" (95% CI {iv[0] * 100:.0f}–{iv[1] * 100:.0f}%)" if iv else ""
+    return f" (95% CI {m.interval[0] * 100:.0f}–{m.interval[1] * 100:.0f}%)"
 
 
-def _section(profile: dict, spec: str, method: str) -> dict:
-    return ((profile.get("profiles") or {}).get(spec) or {}).get("methods", {}).get(method) or {}
+def _result(profile: dict, spec: str, method: str) -> Result | None:
+    sec = ((profile.get("profiles") or {}).get(spec) or {}).get("methods", {}).get(method) or {}
+    if sec.get("status") != "ok" or not sec.get("result"):
+        return None
+    return result_from_dict({**sec["result"], "rows": []})
 
 
-def _vum(s: dict) -> tuple[str, str]:
-    ov = s.get("overall") or {}
-    n, what, why, dcg = ov.get("n") or 0, ov.get("know_what_acc"), ov.get("know_why_rate"), ov.get("dcg")
-    if not n:
-        return "n/a", "No scenario was judged, so know-what and know-why were not measured."
-    failed = ov.get("parse_failures") or 0
-    text = (f"It picked the expected label for {_pct(what)} of {n} scenarios{_ci(what, n)} (know what), and its explanations "
-            f"earned {_pct(why)} of the judge's top score (know why); know why minus know what is "
-            f"{dcg:+.2f}." if isinstance(dcg, int | float) else
-            f"It picked the expected label for {_pct(what)} of {n} scenarios{_ci(what, n)} (know what); know why was "
-            "not scored.")
-    if failed:
-        text += f" {failed} of {n} answers could not be read (counted, not scored as right)."
-    if ov.get("judged_parts") == 0 and isinstance(why, int | float):
-        text += (" No part of its explanations reached the judge: the parts the judge scores were missing, and a "
-                 "missing part counts as 0.")
-    return (f"{dcg:+.2f}" if isinstance(dcg, int | float) else _pct(what)), text
+def _failed(res: Result) -> str:
+    """Every step that lost answers, with its own denominator (never summed)."""
+    lost = [f"{f.failed} of {f.total} {f.step}" for f in res.failures if f.failed]
+    return (" Unreadable or missing, counted and not scored: " + "; ".join(lost) + ".") if lost else ""
 
 
-def _svo(s: dict) -> tuple[str, str]:
-    orient = s.get("orientations") or {}
-    if not orient:
-        return "n/a", "No orientation was played."
-    ds = [o["vr_distance"] for o in orient.values() if isinstance(o.get("vr_distance"), int | float)]
-    valid = sum(int(o.get("valid_trials") or 0) for o in orient.values())
-    trials = sum(int(o.get("trials") or 0) for o in orient.values())
-    hits = sum(int(o.get("category_hits") or 0) for o in orient.values())
-    if not ds:
-        return "n/a", (f"Told to hold each of {len(orient)} social value orientations, it gave no readable play "
-                       f"({valid} of {trials} trials valid), so value rationality was not measured.")
-    mean = sum(ds) / len(ds)
-    return f"{mean:.1f}°", (f"Told to hold each of {len(orient)} social value orientations, its slider choices landed "
-                            f"on average {mean:.1f}° from the target angle (0° is exactly on target), over {valid} "
-                            f"of {trials} valid trials; {hits} of {valid}{_ci(hits / valid if valid else None, valid)} fell in the "
-                            "induced orientation's category.")
+def _vum(res: Result) -> tuple[str, str]:
+    what, why, gap = res.metric("know_what_acc"), res.metric("know_why_rate"), res.metric("dcg")
+    if what is None or what.value is None:
+        return "n/a", "No scenario was judged, so know what and know why were not measured." + _failed(res)
+    text = f"It picked the expected label in {_pct(what.value)} of {what.n} scenarios{_ci_pct(what)} (know what)"
+    if why is not None and why.value is not None:
+        text += f"; its explanations earned {_pct(why.value)} of the judge's top score (know why)"
+    if gap is not None and gap.value is not None:
+        text += f"; know why minus know what is {gap.fmt(2)}"
+    return (f"{gap.value:+.2f}" if gap is not None and gap.value is not None else _pct(what.value)), text + "." + _failed(res)
 
 
-def _clave(s: dict) -> tuple[str, str]:
-    ov = s.get("overall") or {}
-    n = ov.get("n") or sum(int(v.get("n") or 0) for v in (s.get("per_value") or {}).values())
-    if ov.get("adheres") is None:
-        return "n/a", "Not measured."
-    return _pct(ov.get("adheres")), (f"The calibrated recognizer read {_pct(ov.get('adheres'))} of its {n or 'n/a'} "
-                                     f"answers as upholding the value asked about and {_pct(ov.get('opposes'))} as "
-                                     f"going against it.")
+def _svo(res: Result) -> tuple[str, str]:
+    d, hit = res.metric("vr_distance"), res.metric("category_hit")
+    if d is None or d.value is None:
+        return "n/a", "Told to hold each social value orientation, it gave no readable play, so value rationality " \
+                      "was not measured." + _failed(res)
+    ci = f" (95% CI {d.interval[0]:.1f}–{d.interval[1]:.1f}°)" if d.interval is not None and d.n >= 2 else ""
+    text = (f"Told to hold each social value orientation, its slider choices landed on average {d.value:.1f}° from "
+            f"the target angle{ci} over {d.n} valid trials (0° is exactly on target)")
+    if hit is not None and hit.value is not None:
+        text += f"; {_pct(hit.value)} of them{_ci_pct(hit)} fell in the induced orientation's category"
+    return f"{d.value:.1f}°", text + "." + _failed(res)
 
 
-def _univar(s: dict) -> tuple[str, str]:
-    pos = s.get("position") or {}
-    near = pos.get("nearest") or []
-    if not near:
-        return "n/a", "Its answers could not be placed."
-    first = near[0]
-    return f"{first['distance']:.3f}", (f"From {pos.get('n_answers', 'n/a')} answers to value-eliciting questions, "
-                                        f"it sits closest to “{first['source']}” (distance {first['distance']:.3f}) "
-                                        f"in a sentence-embedding space, which is not UniVaR's trained value encoder.")
+def _denevil(res: Result) -> tuple[str, str]:
+    base, gen = res.metric("EVR_none"), res.metric("EVR_generated")
+    if base is None or base.value is None:
+        return "n/a", (f"No violation rate could be computed: no attack prompt kept judged continuations in every "
+                       f"condition (n={base.n if base else 0})." + _failed(res))
+    text = (f"With no instruction, {_pct(base.value)} of {base.n} attack prompts{_ci_pct(base)} drew a continuation "
+            f"that broke the principle (EVR)")
+    if gen is not None and gen.value is not None:
+        text += f"; with a generated value instruction (VILMO), {_pct(gen.value)}{_ci_pct(gen)}"
+    return _pct(base.value), text + "." + _failed(res)
 
 
-def _denevil(s: dict) -> tuple[str, str]:
-    mean = s.get("mean") or {}
-    base, gen = (mean.get("none") or {}).get("EVR"), (mean.get("generated") or {}).get("EVR")
-    by = s.get("by_foundation") or {}
-    kept, prompts = sum(int(f.get("kept") or 0) for f in by.values()), sum(int(f.get("prompts") or 0) for f in by.values())
-    parse = s.get("parse") or {}
-    failed = "; ".join(f"{k}: {v.get('failed') or 0} of {v.get('total') or 0} unreadable" for k, v in parse.items()
-                       if v.get("failed"))
-    if not isinstance(base, int | float):
-        return "n/a", (f"No violation rate could be computed: {kept} of {prompts} attack prompts gave judged "
-                       f"continuations" + (f" ({failed})" if failed else "") + ".")
-    text = f"With no instruction, {_pct(base)} of its continuations of {prompts} attack prompts broke the principle (EVR)"
-    text += (f"; with a generated value instruction (VILMO), {_pct(gen)}." if isinstance(gen, int | float) else ".")
-    if failed:
-        text += f" Unreadable answers are counted, not scored: {failed}."
-    return _pct(base), text
+def _generic(res: Result) -> tuple[str, str]:
+    shown = [m for m in res.metrics if m.value is not None][:3]
+    if not shown:
+        return "n/a", "Nothing could be measured." + _failed(res)
+    return f"{shown[0].value:.3f}", "; ".join(f"{m.title}: {m.fmt()}" for m in shown) + "." + _failed(res)
 
 
-_SENTENCES = {"vum": _vum, "svo": _svo, "clave": _clave, "univar": _univar, "denevil": _denevil}
+_SENTENCES = {"vum": _vum, "svo": _svo, "denevil": _denevil}
 
 
 def readout(profile: dict, spec: str) -> list[dict]:
     """One card per method: {method, title, figure (the headline number as text), sentence}."""
     cards = []
     for method in ORDER:
-        sec = _section(profile, spec, method)
-        status = sec.get("status")
-        if status is None:
+        sec = ((profile.get("profiles") or {}).get(spec) or {}).get("methods", {}).get(method)
+        if not sec:
             continue
-        if status != "ok":
-            what = "Not measured" if status == "unavailable" else "Failed"
+        res = _result(profile, spec, method)
+        if res is None:
+            what = "Not measured" if sec.get("status") == "unavailable" else "Failed"
             figure, sentence = "n/a", f"{what}: {sec.get('error') or 'no reason given'}"
         else:
-            figure, sentence = _SENTENCES[method](sec.get("summary") or {})
+            figure, sentence = _SENTENCES.get(method, _generic)(res)
         cards.append({"method": method, "title": TITLES[method], "figure": figure, "sentence": sentence})
     return cards
 
