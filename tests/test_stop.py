@@ -274,6 +274,11 @@ def test_stop_on_svo_trials_and_the_defence_says_what_finished_and_the_app_keeps
                    api_name="/denevil_defend")
     text = _stop_and_read(c, job, "/denevil_defend_stop")
     assert "Stopped:" in text and "of 6 prompts finished before Stop" in text, text
+    # the learned (VILMO) defence: the same Stop ends it; it keeps nothing and says why
+    job = c.submit("uploaded file", 1, handle_file(str(f)), "local", "", "local", 2, 0.9, 200, 64, 8, 0.5,
+                   api_name="/denevil_vilmo")
+    text = _stop_and_read(c, job, "/denevil_defend_stop")
+    assert "Stopped: the learned defence keeps nothing" in text, text
     _keeps_serving(c)
 
 

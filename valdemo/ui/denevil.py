@@ -11,7 +11,7 @@ import pandas as pd
 import plotly.graph_objects as go
 
 from .. import denevil
-from ..core.cancel import cancel_scope
+from ..core.cancel import Stopped, cancel_scope
 from ..core.result import Metric, Result
 from ..core.runs import mark_stopped
 from ..inputs import InputError
@@ -364,8 +364,14 @@ def build(ctx) -> None:
         budget = denevil.Budget.from_inputs(samples=n_samples, temperature=temp, max_new_tokens=tokens,
                                             attacker_tokens=att_tokens, judge_tokens=jud_tokens)
         target_m, instructor_m, judge_m = _models(target_spec, instructor_spec, judge_spec, creds)
-        result = denevil.learn_and_evaluate(items, target_m, instructor_m, judge_m, budget, train_share=share,
-                                            progress=progress_callback(progress, "VILMO calls"))
+        try:  # the defence's Stop (it stops this session's run) ends it at its next token; nothing is kept
+            with cancel_scope(stop_token()):
+                result = denevil.learn_and_evaluate(items, target_m, instructor_m, judge_m, budget, train_share=share,
+                                                    progress=progress_callback(progress, "VILMO calls"))
+        except Stopped:
+            raise gr.Error("⏹ Stopped: the learned defence keeps nothing, as its held-out scores need the learning "
+                           "to finish first. Run it again to start over (answers already given come from the "
+                           "cache).") from None
         return _defence_outputs(result, [target_m, instructor_m, judge_m], request_owner(request, profile).id)
 
     attack_event = attack_btn.click(run_attack,
