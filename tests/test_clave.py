@@ -171,7 +171,7 @@ def test_hub_sync_to_a_local_folder_and_clear_message_without_token(store, tmp_p
 
 
 def test_hub_push_and_pull_without_network_say_so_and_keep_local_labels(store, monkeypatch):
-    """The real huggingface_hub CommitScheduler / snapshot_download, with the hub unreachable
+    """The real huggingface_hub client (create_commit / snapshot_download), with the hub unreachable
     (HF_HUB_OFFLINE=1: tests never touch the network)."""
     monkeypatch.setenv("HF_HUB_OFFLINE", "1")
     _label_some(store, 1)
