@@ -216,7 +216,10 @@ def build(ctx) -> None:
                                       placeholder="user/valdemo-labels", scale=3)
                 push_btn = gr.Button("Push labels", scale=1)
                 pull_btn = gr.Button("Pull labels", scale=1)
-            hub_md = gr.Markdown("Token: the signed-in user's, else `HF_TOKEN`. Pushing only adds files.")
+            hub_md = gr.Markdown("Token: the signed-in user's, else `HF_TOKEN`. Pushing adds one file with the labels "
+                                 "not sent before (never a full snapshot); where the Space sets "
+                                 "`VALDEMO_CLAVE_HUB_REPO`, new labels also go there every "
+                                 "`VALDEMO_LABEL_SYNC_MINUTES` by themselves.")
 
         with gr.Tab("Concepts", id="clave-concepts"):
             with gr.Row():
