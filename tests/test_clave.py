@@ -248,6 +248,30 @@ def test_judge_extracts_concepts_and_labels_zero_shot_tiny(local_model):
     assert "helps friends" in clave.llm_prompt("x", clave.get_value("BENEVOLENCE"), {"adheres": ["helps friends"]})
 
 
+@pytest.mark.slow
+@pytest.mark.timeout(900)
+def test_value_concepts_are_written_per_fold_from_that_folds_training_rows_only(local_model, monkeypatch):
+    """The judge-with-concepts baseline: in 2-fold cross-validation each fold's value concepts are
+    written from that fold's training rows, so no row is shown to the judge in both folds (a row
+    shown twice would be held out in one of them). The real function runs; the test only records
+    what it was given."""
+    from valdemo.clave import evaluation
+
+    seen: list[set[str]] = []
+    real = evaluation.extract_concepts_many
+
+    def recording(model, values, samples, *a, **kw):
+        seen.append({s.text for s in samples})
+        return real(model, values, samples, *a, **kw)
+
+    monkeypatch.setattr(evaluation, "extract_concepts_many", recording)
+    rows = _two_values(6)
+    report, _ = clave.calibrate(rows, folds=2, judge=local_model, use_concepts=False, learning_curve=False,
+                                guideline_tokens=8, fit_final=False)
+    assert len(seen) == 2 and not (seen[0] & seen[1]) and seen[0] | seen[1] == {s.text for s in rows}
+    assert "llm_concepts" in report["methods"] and "no_concepts" not in report["methods"]
+
+
 def test_response_concepts_are_parsed_and_failures_named():
     ok = clave.parse_response_concepts("Here:\n- helps a neighbour\n- keeps a promise\n- helps a neighbour")
     assert ok.ok and ok.value == ["helps a neighbour", "keeps a promise"]
