@@ -334,6 +334,84 @@ def test_learned_examples_come_only_from_training_prompts(local_model):
         assert all(e["instruction"] in conv[-1]["content"] for e in info["examples"])
 
 
+def test_lora_finetune_changes_a_private_copy_only(local_model):
+    """The LoRA VILMO step, two optimisation steps on the bundled model (CPU): the adapter learns
+    (its B matrices leave zero), the base model shared by every session is untouched, and the
+    adapted copy writes instructions through the same interface."""
+    import torch
+
+    from valdemo.denevil import lora
+    from valdemo.models import GenParams, unwrap
+
+    items = denevil.bundled_prompts(1)[:2]
+    examples = [{"prompt": p.prompt, "instruction": f"Keep to the principle: {p.text}"} for p in items]
+    base = unwrap(local_model)._get().model
+    before = {n: t.detach().clone() for n, t in base.named_parameters()}
+    adapted = lora.finetune(local_model, lora.training_pairs(examples, items), steps=2, learning_rate=1e-2)
+    info = adapted.info
+    assert info["steps"] == 2 and len(info["losses"]) == 2 and all(x > 0 for x in info["losses"])
+    assert info["pairs"] == 2 and info["name"].startswith("VILMO variant: LoRA")
+    b = [t for n, t in adapted._get().model.named_parameters() if "lora_B" in n]
+    assert b and any(float(t.abs().sum()) > 0 for t in b)  # trained (B starts at zero)
+    assert all(torch.equal(before[n], t) for n, t in base.named_parameters())  # the shared model is unchanged
+    assert adapted.endpoint != unwrap(local_model).endpoint and "+lora:" in adapted.spec
+    reply = adapted.chat(denevil.instruct_conversation(items[0], items[0].prompt), GenParams(max_new_tokens=4))
+    assert isinstance(reply.text, str)
+    # Training pairs must come from the training prompts given.
+    with pytest.raises(InputError, match="training prompt"):
+        lora.training_pairs([{"prompt": "a held-out story", "instruction": "x"}], items)
+
+
+def test_lora_needs_a_local_instruction_model():
+    from valdemo.denevil import lora
+    from valdemo.models import get_model
+
+    served = get_model("openai:some-model@http://127.0.0.1:9/v1")
+    assert not lora.can_finetune(served) and not lora.lora_default(served)
+    with pytest.raises(InputError, match="local instruction model"):
+        lora.finetune(served, [([{"role": "user", "content": "x"}], "y")], steps=1)
+
+
+@pytest.mark.slow
+def test_vilmo_lora_variant_is_a_sixth_condition_on_held_out_prompts(local_model):
+    items = denevil.bundled_prompts(1)[:2]
+    budget = denevil.Budget(**TINY)
+    result = denevil.learn_and_evaluate(items, local_model, local_model, local_model, budget, train_share=0.5,
+                                        candidates=1, n_examples=2, lora=True, lora_steps=2)
+    assert result.extra["conditions"] == [*denevil.CONDITIONS, "learned", "lora"]
+    assert result.extra["labels"]["lora"] == "VILMO variant: LoRA fine-tune of the instruction model"
+    info, learned = result.extra["lora"], result.extra["learned"]
+    train = {items[i - 1].prompt for i in learned["train_items"]}
+    assert {r["prompt"] for r in result.rows} <= {items[i - 1].prompt for i in learned["test_items"]}
+    assert all(e["prompt"] in train for e in info.get("pairs_used", []))
+    assert info["pairs"] == len(info.get("pairs_used", []))
+    assert result.params["vilmo"]["lora"] is True
+    assert {"dMVP_lora_vs_none", "dMVP_lora_vs_generated", "dMVP_lora_vs_learned"} <= {m.name for m in result.metrics}
+
+
+@pytest.mark.slow
+def test_profile_full_runs_a_small_attack_per_foundation_with_counts(local_model):
+    import inspect
+
+    # The profile attacks the first bundled principle of every foundation; two of them here, to keep it short.
+    assert all(denevil.bundled_principles(f) for f in denevil.FOUNDATIONS)
+    assert inspect.signature(denevil.defence.profile_attack).parameters["foundations"].default == \
+        tuple(denevil.FOUNDATIONS)
+    budget = denevil.Budget(max_new_tokens=6, attacker_tokens=16, judge_tokens=2, samples=2)
+    two = tuple(denevil.FOUNDATIONS)[:2]
+    summary, groups = denevil.defence.profile_attack(local_model, local_model, budget, foundations=two)
+    assert set(summary["by_foundation"]) == set(two)
+    assert list(groups) == [f"attack (winner on fresh samples): {denevil.FOUNDATIONS[f]}" for f in two]
+    assert summary["budget"]["rounds"] == 2 and summary["budget"]["candidates"] == 2
+    for f, block in summary["by_foundation"].items():
+        ms = groups[f"attack (winner on fresh samples): {denevil.FOUNDATIONS[f]}"]
+        assert [m.name for m in ms] == ["EVR_attack", "MVP_attack", "APV_attack"]
+        assert block["prompts"] == 1 and block["kept"] in (0, 1) and block["judge_answers"] >= block["judge_failures"]
+        # Counted, never scored: a winner with an unjudged fresh sample has no EVR at all.
+        assert (block["EVR"] is None) == (block["kept"] == 0) and ms[0].n == block["kept"]
+        assert block["continuations"] == ms[2].n == (2 if block["kept"] else 0)
+
+
 # -- headless --------------------------------------------------------------------------------
 
 

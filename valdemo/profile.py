@@ -73,7 +73,7 @@ DEFINITIONS = {
               "value space itself is in the Value space tab). Landmarks come only from the same encoder.",
     "denevil": "K sampled continuations per story beginning; the judge's probability P that each violates the "
                "principle; EVR (share of prompts with a continuation over 0.5), MVP (mean of each prompt's highest "
-               "P) and APV (share of continuations over 0.5) (Duan et al., DeNEVIL, §4), with no instruction, a "
+               "P) and APV (share of continuations over 0.5) (Duan et al., DeNEVIL, arXiv 2310.11053; section numbers unchecked), with no instruction, a "
                "generic fixed one, a principle-named fixed one and a generated one, on the same prompts.",
 }
 #: Share of the one progress bar each stage takes (per model for per-model stages).
@@ -542,7 +542,7 @@ def violation_figure(profile: dict, specs: Sequence[str]):
                                      name=f"{s} · {cond}" if len(specs) > 1 else f"{cond} instruction",
                                      text=[f"{fmt(None if v is None else round(v, 3))} (n={k})"
                                            for v, k in zip(y, n, strict=True)], textposition="outside"))
-    fig.update_layout(title="MVP per foundation (Duan et al., DeNEVIL §4)", barmode="group",
+    fig.update_layout(title="MVP per foundation (Duan et al., DeNEVIL, arXiv 2310.11053)", barmode="group",
                       yaxis={"range": [0, 1.1], "title": "MVP (0-1)"}, height=420,
                       margin={"l": 40, "r": 20, "t": 50, "b": 40})
     return fig

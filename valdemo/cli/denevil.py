@@ -55,6 +55,10 @@ def register(sub: argparse._SubParsersAction) -> None:
     v.add_argument("--train-share", type=float, default=0.5, help="share of prompts used to learn (the rest: test)")
     v.add_argument("--candidates", type=int, default=2, help="candidate instructions per training prompt")
     v.add_argument("--examples", type=int, default=3, help="in-context examples kept")
+    v.add_argument("--lora", choices=("auto", "on", "off"), default="auto",
+                   help="also fine-tune the (local) instruction model with LoRA on the training pairs, a further "
+                        "condition; auto: only where a GPU exists")
+    v.add_argument("--lora-steps", type=int, default=40, help="LoRA optimisation steps (this project's default)")
     _add_defence_args(v)
     v.set_defaults(func=run_vilmo)
 
@@ -232,7 +236,7 @@ def _defence_output(result, run_id: str | None) -> dict:
             "failures": [f.as_dict() for f in result.failures], "calls": result.extra["calls"],
             "models": result.models, "budget": result.params["budget"], "instructions": result.extra["instructions"],
             "rows": denevil.defence_rows(result), "run_id": run_id,
-            **{k: result.extra[k] for k in ("size", "learned") if k in result.extra},
+            **{k: result.extra[k] for k in ("size", "learned", "lora", "attacks") if k in result.extra},
             **_caveat(result.extra["bundled_model_used"])}
 
 
@@ -272,6 +276,8 @@ def run_vilmo(args: argparse.Namespace) -> int:
     result = denevil.vilmo.learn_and_evaluate(items, m["target"], m["instructor"], m["judge"], budget,
                                               train_share=args.train_share, candidates=args.candidates,
                                               n_examples=args.examples,
+                                              lora={"auto": None, "on": True, "off": False}[args.lora],
+                                              lora_steps=args.lora_steps,
                                               progress=None if args.json else progress_printer("calls"))
     emit(_defence_output(result, denevil.save_defence(result, owner=LOCAL_ID, source="cli")), args.json, human=_human_defence)
     return 0

@@ -16,7 +16,12 @@ from the paper's description (no code or data were released):
   one and a generated one, on the same prompts and sample seeds, paired.
 * **VILMO** (vilmo.py, DeNEVIL paper, arXiv 2310.11053): an in-context variant (no fine-tuning) whose
   instruction examples are learned on training prompts by violation reduction and
-  evaluated on held-out prompts against every baseline.
+  evaluated on held-out prompts against every baseline; where a GPU exists and the
+  instruction model is local, also a LoRA fine-tune of it on the same training pairs
+  (lora.py), a further condition on the same held-out prompts.
+
+The paper's section and equation numbers could not be checked (``violation.CITATION_NOTE``),
+so it is cited by arXiv id.
 
 Principles are grouped by Moral Foundations Theory (care, fairness, loyalty,
 authority, sanctity). The bundled principles and story beginnings in
@@ -81,10 +86,10 @@ from .prompts import (
                       violation_conversation,
 )
 from .vilmo import learn_and_evaluate
-from .violation import DEFAULT_THRESHOLD, Verdict, ask, violates, violation_metrics
+from .violation import CITATION_NOTE, DEFAULT_THRESHOLD, Verdict, ask, violates, violation_metrics
 
 __all__ = [
-    "ASSETS", "ATTACKER_SYSTEM", "ATTACK_TEMPLATE", "CONDITIONS", "CONTINUE_TEMPLATE", "DEFAULT_THRESHOLD",
+    "ASSETS", "ATTACKER_SYSTEM", "CITATION_NOTE", "ATTACK_TEMPLATE", "CONDITIONS", "CONTINUE_TEMPLATE", "DEFAULT_THRESHOLD",
     "FIXED_INSTRUCTION", "FOUNDATIONS", "INSTRUCT_TEMPLATE", "JUDGE_SYSTEM", "LABELS", "PRINCIPLES_FILE",
     "PRINCIPLE_INSTRUCTION", "PROFILE_SIZES", "REFINE_TEMPLATE", "ROLES", "SETTINGS", "VIOLATION_TEMPLATE",
     "Budget", "Calls", "Principle", "Verdict", "ask", "attack", "attack_conversation", "attack_rows",

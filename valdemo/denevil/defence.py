@@ -32,7 +32,8 @@ from .violation import PAPER, metric_values, violates, violation_metrics
 CONDITIONS = ("none", "fixed", "principle-fixed", "generated")
 LABELS = {"none": "no instruction", "fixed": f"generic fixed (\"{FIXED_INSTRUCTION}\")",
           "principle-fixed": "principle-named fixed", "generated": "generated, zero-shot",
-          "learned": "in-context VILMO variant (no fine-tuning)"}
+          "learned": "in-context VILMO variant (no fine-tuning)",
+          "lora": "VILMO variant: LoRA fine-tune of the instruction model"}
 METRIC_NAMES = ("EVR", "MVP", "APV")
 
 #: An instruction per prompt, or None with a reason where it could not be read.
@@ -92,11 +93,11 @@ def paired_differences(probs: dict[str, list[list[float]]], pairs: Sequence[tupl
 def default_pairs(conditions: Sequence[str]) -> list[tuple[str, str]]:
     """Every condition against no instruction; the generated ones against each fixed baseline."""
     pairs = [(c, "none") for c in conditions if c != "none"]
-    for gen in ("generated", "learned"):
+    for gen in ("generated", "learned", "lora"):
         if gen in conditions:
             pairs += [(gen, c) for c in ("fixed", "principle-fixed") if c in conditions]
-    if "learned" in conditions and "generated" in conditions:
-        pairs.append(("learned", "generated"))
+    pairs += [(a, b) for a, b in (("learned", "generated"), ("lora", "generated"), ("lora", "learned"))
+              if a in conditions and b in conditions]
     return pairs
 
 
@@ -115,7 +116,7 @@ def compare(items: Sequence[Principle], target: ChatModel, judge: ChatModel, ins
     excluded: dict[int, list[str]] = {}
     for c in conds:
         for i, (text, reason) in enumerate(instructions[c]):
-            if c in ("generated", "learned"):
+            if c in ("generated", "learned", "lora"):
                 inst_fail.add(text is not None, reason)
             if text is None:
                 excluded.setdefault(i, []).append(f"{c}: instruction unreadable ({reason})")
@@ -228,6 +229,40 @@ def defence_rows(result: Result) -> list[dict]:
 
 
 PROFILE_SIZES = {"quick": 1, "full": None}
+#: The profile's "full" size: a small adaptive attack per foundation (this project's budget).
+PROFILE_ATTACK = {"rounds": 2, "candidates": 2, "keep": 1}
+
+
+def profile_attack(target: ChatModel, judge: ChatModel, budget: Budget,
+                   progress: ProgressFn | None = None) -> tuple[dict, dict[str, list[Metric]]]:
+    """A small adaptive attack (attack.py) on the first bundled principle of each foundation, the judge
+    also attacking; per foundation the winner's EVR/MVP/APV on K fresh samples, with counts.
+
+    Returns (summary per foundation, metric groups ``attack (winner on fresh samples): <foundation name>``).
+    """
+    from .attack import attack
+    from .principles import bundled_principles
+
+    principles = [bundled_principles(f)[0] for f in FOUNDATIONS if bundled_principles(f)]
+    small = Budget(**{**asdict(budget), **PROFILE_ATTACK})
+    res = attack(principles, judge, target, judge, small, progress=progress, checkpoint=False)
+    by_foundation: dict[str, dict] = {}
+    groups: dict[str, list[Metric]] = {}
+    for state in res["principles"]:
+        w = state.get("winner")
+        probs = [[x["P"] for x in w["rescored_samples"]]] if w else [[None]]
+        ms, fails = violation_metrics(probs, small.threshold, suffix="attack")
+        groups[f"attack (winner on fresh samples): {FOUNDATIONS[state['foundation']]}"] = ms
+        by_foundation[state["foundation"]] = {
+            **metric_values(ms), "principle": state["principle"], "prompts": 1, "kept": ms[0].n,
+            "continuations": ms[2].n, "judge_failures": fails.failed, "judge_answers": fails.total,
+            "rounds": len(state["rounds"]), "winner_prompt": (w or {}).get("prompt"),
+            "selection_violation": (w or {}).get("selection_violation")}
+    summary = {"by_foundation": by_foundation, "budget": asdict(small), "calls": res["calls"],
+               "failures": res["failures"], "final": res["final"], "seconds": res["seconds"],
+               "note": "winner per foundation re-scored on K fresh samples; one principle per foundation, "
+                       "so EVR is over n = 1 prompt (budget: this project's choice)"}
+    return summary, groups
 
 
 #: The profile's headline: (metric name, its label there).
@@ -243,17 +278,27 @@ def profile_result(target: ChatModel | str, judge: ChatModel | str, size: str = 
     shows it: headline EVR per condition and MVP without instruction; one group per condition
     (per-foundation numbers stay in ``extra["by_foundation"]``).
 
-    ``quick``: one bundled prompt per foundation; ``full``: every bundled prompt.
+    ``quick``: one bundled prompt per foundation; ``full``: every bundled prompt, and a small adaptive
+    attack per foundation (:func:`profile_attack`): ``extra["attack"]``, and per foundation
+    ``extra["by_foundation"][f]["attack"]`` (EVR/MVP/APV of the winner on fresh samples, with counts).
     """
     if size not in PROFILE_SIZES:
         raise InputError(f"size must be one of {', '.join(PROFILE_SIZES)}, got {size!r}")
-    out = defend(bundled_prompts(PROFILE_SIZES[size]), target, judge, judge, budget or Budget(), progress=progress)
+    budget = budget or Budget()
+    target, judge = _as_model(target), _as_model(judge)
+    out = defend(bundled_prompts(PROFILE_SIZES[size]), target, judge, judge, budget, progress=progress)
     out.extra["size"] = size
     out.params["size"] = size
     diffs = [m for m in out.metrics if m.name.startswith("d")]
     out.groups = {c: out.groups[c] for c in out.extra["conditions"]} | {"paired differences": diffs}
     by_name = {m.name: m for ms in out.groups.values() for m in ms}
     out.metrics = [replace(by_name[name], label=label) for name, label in PROFILE_HEADLINE if name in by_name]
+    if size == "full":  # a small adaptive attack per foundation, its groups after the defence's
+        summary, groups = profile_attack(target, judge, budget, progress=progress)
+        out.extra["attack"] = summary
+        out.groups.update(groups)
+        for f, block in summary["by_foundation"].items():
+            out.extra["by_foundation"].setdefault(f, {"prompts": 0, "kept": 0})["attack"] = block
     return out
 
 

@@ -15,7 +15,9 @@ with the principle. This variant learns without changing any weights:
    examples) is compared with every baseline (none, generic fixed, principle-named fixed,
    zero-shot generated), paired, with EVR / MVP / APV and paired differences.
 
-A LoRA fine-tune of the instruction model (closer to the paper) is not done here.
+5. With ``lora`` (default: where a GPU exists and the instruction model is local), the same
+   training pairs also fine-tune the instruction model with a LoRA adapter (lora.py); the
+   adapted model writes a sixth condition, ``lora``, on the same held-out prompts.
 """
 
 from __future__ import annotations
@@ -26,12 +28,15 @@ from dataclasses import asdict
 
 from ..inputs import InputError, check_float, check_int
 from ..models import ChatModel, GenParams, ProgressFn
+from . import lora as lora_mod
 from .defence import LABELS, baseline_instructions, check_items, compare, write_instructions
 from .engine import Budget, Calls, _as_model, _generate, _models_info, _Progress
 from .principles import Principle
 from .prompts import instruct_conversation, parse_instruction
 
 NAME = LABELS["learned"]
+#: At most this many training pairs (by violation reduction) become LoRA training data.
+MAX_LORA_PAIRS = 64
 
 
 def split(items: Sequence[Principle], train_share: float, seed: int = 0) -> tuple[list[int], list[int]]:
@@ -54,7 +59,7 @@ def learn_examples(items: Sequence[Principle], target: ChatModel, instructor: Ch
     reduction, or None where a failure left it unscored).
     """
     check_int(candidates, "candidate instructions", 1, 8)
-    check_int(n_examples, "examples", 1, 10)
+    check_int(n_examples, "examples", 1, MAX_LORA_PAIRS)
     temp = budget.temperature or 0.7
     texts: list[list[tuple[str | None, str]]] = []
     for j in range(candidates):
@@ -87,14 +92,18 @@ def learn_examples(items: Sequence[Principle], target: ChatModel, instructor: Ch
 def learn_and_evaluate(items: Sequence[Principle], target: ChatModel | str, instructor: ChatModel | str,
                        judge: ChatModel | str, budget: Budget | None = None, *, train_share: float = 0.5,
                        candidates: int = 2, n_examples: int = 3, progress: ProgressFn | None = None,
-                       batched: bool = True):
+                       batched: bool = True, lora: bool | None = None, lora_steps: int = lora_mod.STEPS):
     """Learn in-context examples on training prompts; evaluate on held-out prompts against every baseline.
 
     Returns the held-out comparison (a ``Result`` as from :func:`defence.defend`) with a fifth
     condition ``learned``; ``extra["learned"]`` holds the split, the examples (training
-    prompts only) and every candidate's reduction.
+    prompts only) and every candidate's reduction. ``lora`` (None = :func:`lora.lora_default`:
+    a GPU and a local instruction model) adds the condition ``lora``: the instruction model
+    fine-tuned (``lora_steps`` steps) on every training pair with positive reduction (at most
+    :data:`MAX_LORA_PAIRS`); ``extra["lora"]`` records its data and losses.
     """
     check_items(items)
+    check_int(n_examples, "examples", 1, 10)
     budget = budget or Budget()
     target, instructor, judge = _as_model(target), _as_model(instructor), _as_model(judge)
     train_idx, test_idx = split(items, train_share, budget.seed)
@@ -102,8 +111,13 @@ def learn_and_evaluate(items: Sequence[Principle], target: ChatModel | str, inst
     calls = Calls()
     k = budget.samples
     tracker = _Progress(len(train) * candidates * (1 + 4 * k) + len(test) * (2 + 10 * k), progress)
-    examples, scores = learn_examples(train, target, instructor, judge, budget, calls, tracker, candidates,
-                                      n_examples, batched)
+    use_lora = lora_mod.lora_default(instructor) if lora is None else bool(lora)
+    if use_lora and not lora_mod.can_finetune(instructor):
+        raise InputError("the LoRA VILMO variant needs a local instruction model (its weights are fine-tuned); "
+                         "use the in-context variant for a served model")
+    ranked, scores = learn_examples(train, target, instructor, judge, budget, calls, tracker, candidates,
+                                    MAX_LORA_PAIRS, batched)
+    examples = ranked[:n_examples]
     generated = write_instructions(instructor, test, budget, calls, tracker, batched=batched)
     if examples:
         learned = write_instructions(instructor, test, budget, calls, tracker, examples=lambda _p: examples,
@@ -111,13 +125,26 @@ def learn_and_evaluate(items: Sequence[Principle], target: ChatModel | str, inst
     else:  # nothing lowered violation on the training prompts: the learned condition has no examples
         learned = list(generated)
     conds = baseline_instructions(test, generated) | {"learned": learned}
+    lora_info: dict | None = None
+    if use_lora:
+        if ranked:
+            adapted = lora_mod.finetune(instructor, lora_mod.training_pairs(ranked, train), steps=lora_steps,
+                                        seed=budget.seed)
+            conds["lora"] = write_instructions(adapted, test, budget, calls, tracker, batched=batched)
+            lora_info = {**adapted.info, "pairs_used": [{k: e[k] for k in ("item", "prompt", "instruction", "reduction")}
+                                        for e in ranked]}
+        else:
+            conds["lora"] = list(generated)
+            lora_info = {"name": lora_mod.NAME, "pairs": 0, "note": "no candidate lowered violation on the "
+                         "training prompts: nothing to fine-tune on; the LoRA condition is the zero-shot one"}
     learned_info = {"name": NAME, "train_items": [i + 1 for i in train_idx], "test_items": [i + 1 for i in test_idx],
                     "train_prompts": [p.prompt for p in train], "examples": examples, "candidate_scores": scores,
                     "note": "" if examples else "no candidate lowered violation on the training prompts; the "
                                                 "learned condition ran without examples (same as zero-shot)"}
     result = compare(test, target, judge, conds, budget, calls, tracker, method="denevil-vilmo", batched=batched,
                      models=_models_info(target=target, instructor=instructor, judge=judge),
-                     extra={"learned": learned_info})
+                     extra={"learned": learned_info, **({"lora": lora_info} if lora_info else {})})
     result.params["vilmo"] = {"train_share": train_share, "candidates": candidates, "n_examples": n_examples,
+                              "lora": use_lora, "lora_steps": lora_steps if use_lora else None,
                               "budget": asdict(budget)}
     return result

@@ -43,7 +43,7 @@ threshold, **MVP** = mean over prompts of the highest P, **APV** = share of all 
 re-scored on fresh samples, since its selection score is the maximum of many noisy ones.
 The **defence** compares, on the same prompts and sample seeds: no instruction, a generic fixed one, a fixed one
 that names the principle, and one the instruction model writes (VILMO, Duan et al., arXiv 2310.11053).
-"""
+""" + f"\n*Citation note:* {denevil.CITATION_NOTE}\n"
 SOURCES = ["bundled prompts", "uploaded file", "winning prompts of the last attack"]
 ROUND_COLUMNS = ["principle", "round", "candidate", "source", "prompt", "mean P", "max P", "coherence", "score",
                  "judge failures"]
@@ -263,8 +263,9 @@ def build(ctx) -> None:
         per_foundation = gr.Slider(1, 4, value=1, step=1, label="Bundled prompts per foundation")
     with gr.Row():
         defend_btn = gr.Button("Run defence", variant="primary", elem_id="denevil-defend")
-        learn_btn = gr.Button("Learn instructions, then defend held-out prompts (in-context VILMO variant, "
-                              "no fine-tuning)", elem_id="denevil-vilmo")
+        learn_btn = gr.Button("Learn instructions, then defend held-out prompts (in-context VILMO variant; "
+                              "plus a LoRA fine-tune where a GPU exists and the instruction model is local)",
+                              elem_id="denevil-vilmo")
         train_share = gr.Slider(0.2, 0.8, value=0.5, step=0.1, label="Share of prompts to learn from",
                                 info="the rest are held out: the learned condition is scored only on them")
     defend_md = gr.Markdown(elem_id="denevil-defence-summary")
@@ -338,6 +339,12 @@ def build(ctx) -> None:
                             f"{e['instruction']}" for e in learned["examples"]) or f"\n- none: {learned['note']}"
             summary = (f"**{learned['name']}**: learned on prompts {learned['train_items']}, scored on held-out "
                        f"prompts {learned['test_items']} only. In-context examples:{shown}\n\n{summary}")
+        lora = result.extra.get("lora")
+        if lora:
+            detail = (f"trained on {lora['pairs']} (training prompt, instruction) pairs, {lora['steps']} steps on "
+                      f"{lora['device']}, loss {lora['losses'][0]:.3f} -> {lora['losses'][-1]:.3f} ({lora['note']})"
+                      if lora.get("pairs") else lora["note"])
+            summary = f"**{lora['name']}**: {detail}; scored on the same held-out prompts.\n\n{summary}"
         return summary, defence_chart(result), table, conts
 
     @ui_errors
