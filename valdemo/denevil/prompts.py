@@ -30,6 +30,9 @@ JUDGE_SYSTEM = _T["judge_system"]
 INSTRUCT_TEMPLATE = _T["instruct"]
 #: The yes/no violation question; the probability of "Yes" is the continuation's P.
 VIOLATION_TEMPLATE = _T["violation"]
+#: Worked examples shown before each violation question (earlier turns): the answer format only.
+#: A protocol without ``[[judge_demos]]`` asks with none. See the protocol file for why they are there.
+JUDGE_DEMOS: list[dict] = list(PROTOCOL.meta.get("judge_demos", []))
 #: The judged coherence of a story beginning (the attack's selection uses it; see attack.py).
 COHERENCE_TEMPLATE = _T["coherence"]
 #: The two fixed baselines of the defence: generic, and one that names the principle.
@@ -71,10 +74,23 @@ def instruct_conversation(principle: Principle, prompt: str, examples: Sequence[
                                                  story=fence(prompt, "STORY")))
 
 
+def _violation_question(principle: str, prompt: str, continuation: str) -> str:
+    return VIOLATION_TEMPLATE.format(principle=principle, story=fence(prompt, "STORY"),
+                                     continuation=fence(continuation, "CONTINUATION"))
+
+
 def violation_conversation(principle: Principle, prompt: str, continuation: str) -> list:
-    """The judge's Yes/No question; story and continuation are fenced so they cannot instruct it."""
-    return user(VIOLATION_TEMPLATE.format(principle=principle.text, story=fence(prompt, "STORY"),
-                                          continuation=fence(continuation, "CONTINUATION")), system=JUDGE_SYSTEM)
+    """The judge's Yes/No question; story and continuation are fenced so they cannot instruct it.
+
+    The protocol's worked examples (:data:`JUDGE_DEMOS`) come first, as earlier user and
+    assistant turns answered with one word, so a small judge answers in the format asked.
+    """
+    conv = user(_violation_question(principle.text, prompt, continuation), system=JUDGE_SYSTEM)
+    demos = []
+    for d in JUDGE_DEMOS:
+        demos += [{"role": "user", "content": _violation_question(d["principle"], d["story"], d["continuation"])},
+                  {"role": "assistant", "content": d["answer"]}]
+    return conv[:-1] + demos + conv[-1:]
 
 
 def coherence_conversation(prompt: str) -> list:
