@@ -376,6 +376,18 @@ def test_lora_finetune_changes_a_private_copy_only(local_model):
         lora.training_pairs([{"prompt": "a held-out story", "instruction": "x"}], items)
 
 
+def test_cli_vilmo_lora_on_with_a_served_instruction_model_exits_2(capsys, tmp_path):
+    from valdemo.cli import main
+
+    prompts = tmp_path / "p.jsonl"
+    prompts.write_text("".join(json.dumps({"foundation": "care", "principle": f"Be kind {i}.", "prompt": f"Story {i}"})
+                               + "\n" for i in range(2)))
+    assert main(["denevil", "vilmo", "--prompts", str(prompts), "--lora", "on", "--target", "local",
+                 "--instructor", "openai:m@http://127.0.0.1:9/v1", "--judge", "local"]) == 2
+    err = capsys.readouterr().err.strip().splitlines()
+    assert len(err) == 1 and "local instruction model" in err[0]
+
+
 def test_lora_needs_a_local_instruction_model():
     from valdemo.denevil import lora
     from valdemo.models import get_model
