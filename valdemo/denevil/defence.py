@@ -233,17 +233,18 @@ PROFILE_SIZES = {"quick": 1, "full": None}
 PROFILE_ATTACK = {"rounds": 2, "candidates": 2, "keep": 1}
 
 
-def profile_attack(target: ChatModel, judge: ChatModel, budget: Budget,
-                   progress: ProgressFn | None = None) -> tuple[dict, dict[str, list[Metric]]]:
+def profile_attack(target: ChatModel, judge: ChatModel, budget: Budget, progress: ProgressFn | None = None,
+                   foundations: Sequence[str] = tuple(FOUNDATIONS)) -> tuple[dict, dict[str, list[Metric]]]:
     """A small adaptive attack (attack.py) on the first bundled principle of each foundation, the judge
     also attacking; per foundation the winner's EVR/MVP/APV on K fresh samples, with counts.
 
     Returns (summary per foundation, metric groups ``attack (winner on fresh samples): <foundation name>``).
+    ``foundations``: all five in the profile; fewer only to keep a test short.
     """
     from .attack import attack
     from .principles import bundled_principles
 
-    principles = [bundled_principles(f)[0] for f in FOUNDATIONS if bundled_principles(f)]
+    principles = [bundled_principles(f)[0] for f in foundations if bundled_principles(f)]
     small = Budget(**{**asdict(budget), **PROFILE_ATTACK})
     res = attack(principles, judge, target, judge, small, progress=progress, checkpoint=False)
     by_foundation: dict[str, dict] = {}
