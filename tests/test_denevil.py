@@ -228,6 +228,14 @@ def test_defence_pairs_every_condition_on_the_same_prompts_and_seeds(local_model
     assert {m.name for m in diffs} >= {"dEVR_generated_vs_principle-fixed", "dMVP_fixed_vs_none"}
     assert all(m.n == kept for m in diffs)
     assert result.caveats and "Demo model" in result.caveats[0]
+    # Per foundation (what the profile shows): the same three metrics, each with its own counts.
+    bf = result.extra["by_foundation"]
+    assert set(bf) == {p.foundation for p in items}
+    for f, block in bf.items():
+        assert block["prompts"] == sum(p.foundation == f for p in items) and block["kept"] <= block["prompts"]
+        for c in denevil.CONDITIONS:
+            m = _values(result.groups[f"{f}:{c}"])
+            assert m["EVR"].n == block["kept"] and m["APV"].n == 2 * block["kept"]
 
 
 @pytest.mark.slow
@@ -297,6 +305,23 @@ def test_attack_refines_and_rescores_the_winner_on_fresh_samples(local_model, tm
     assert (again["principles"][0]["winner"] or {}).get("prompt") == (w or {}).get("prompt")
     run_id = denevil.save_attack(result, store)
     assert len(store.run_rows(run_id)) == len(denevil.attack_rows(result))
+
+
+@pytest.mark.slow
+def test_attack_stops_early_once_a_prompt_reaches_stop_at(local_model, tmp_path):
+    from valdemo.store import Store
+
+    ready = denevil.bundled_prompts(1)[0]
+    budget = denevil.Budget(rounds=3, candidates=1, samples=1, temperature=0.0, max_new_tokens=8,
+                            attacker_tokens=24, stop_at=0.0)  # any judged candidate reaches it
+    result = denevil.attack([ready], local_model, local_model, local_model, budget, store=Store(tmp_path / "s.db"))
+    p = result["principles"][0]
+    judged = [r for r in p["rounds"] if any(c["violation"] is not None for c in r["candidates"])]
+    if judged:  # stopped after the first round with a judged candidate, and said so
+        assert len(p["rounds"]) == judged[0]["round"] and p["stopped_early"] == (judged[0]["round"] < 3)
+    else:  # nothing judged: nothing reached stop_at, every round ran
+        assert len(p["rounds"]) == 3 and not p["stopped_early"]
+    assert len(result["rounds"]) == len(p["rounds"])
 
 
 @pytest.mark.slow
