@@ -36,6 +36,7 @@ def test_the_profile_tab_renders_the_example_with_todays_code_every_panel_filled
     from valdemo.ui.profile import ALL, first_load
 
     state, view, report, files, status, headline, *rest = first_load()
+    assert state is not None, "the example does not render with today's code: run scripts/build_example_report.py"
     *sections_and_plots, readout_box = rest
     assert state["example"] is True and view["value"] in ("local", ALL)
     assert report.endswith("example-report.html") and len(files) == 2
@@ -101,3 +102,20 @@ def test_the_bundled_caveat_sits_beside_a_bundled_models_cards():
     assert BUNDLED_CAVEAT not in readout_html(p)
     p["profiles"]["m"]["bundled"] = True
     assert BUNDLED_CAVEAT in readout_html(p)
+
+
+def test_an_example_older_than_the_profiles_shape_leaves_the_tab_empty_not_broken(tmp_path, monkeypatch, caplog):
+    import shutil
+
+    from valdemo.ui.profile import first_load
+
+    for name in ("profile.json", "rows.jsonl"):
+        shutil.copy(example.EXAMPLE_DIR / name, tmp_path / name)
+    stale = json.loads((tmp_path / "profile.json").read_text())
+    for p in stale["profiles"].values():
+        p.pop("headline")  # as if the profile had gained a field since the example was built
+    (tmp_path / "profile.json").write_text(json.dumps(stale))
+    monkeypatch.setattr(example, "EXAMPLE_DIR", tmp_path)
+    out = first_load()
+    assert out[0] is None and out[4] == ""  # no state, empty status: the page loads without the example
+    assert "rebuild it with scripts/build_example_report.py" in caplog.text

@@ -6,6 +6,7 @@ figure; this module reads the widgets and renders.
 
 from __future__ import annotations
 
+import logging
 import tempfile
 
 import gradio as gr
@@ -19,6 +20,8 @@ from . import example_report as example
 from .common import request_owner, resolve_model, session_credentials, stop_button, stop_token, ui_errors
 from .lazy import draw_on_load
 from .published import published_all_accordion
+
+log = logging.getLogger(__name__)
 
 INTRO = (
     "### Value profile\n"
@@ -86,11 +89,17 @@ def render_page(profile: dict | None, view: str):
 def first_load():
     """What the tab shows before any run: the example profile of the bundled model, labelled so."""
     profile = example.load_example()
+    empty = [None, gr.update(), None, None, *render_page(None, ALL)]
     if profile is None:  # not shipped: the tab opens empty, as before
-        return [None, gr.update(), None, None, *render_page(None, ALL)]
+        return empty
     choices = [ALL, *profile["models"]] if len(profile["models"]) > 1 else list(profile["models"])
-    report, data = example.served_files()
-    return [profile, gr.update(choices=choices, value=choices[0]), report, data, *render_page(profile, choices[0])]
+    try:
+        report, data = example.served_files()
+        return [profile, gr.update(choices=choices, value=choices[0]), report, data, *render_page(profile, choices[0])]
+    except (KeyError, TypeError, ValueError) as exc:  # an example older than the profile's shape: the page still loads
+        log.warning("the example profile does not render (%s: %s); rebuild it with scripts/build_example_report.py",
+                    type(exc).__name__, exc)
+        return empty
 
 
 def build(ctx) -> None:
