@@ -66,6 +66,12 @@ def test_judge_sees_the_protocols_worked_examples_before_the_question():
     for d, m in zip(demos, conv[1::2], strict=False):
         assert d["continuation"] in m["content"] and d["principle"] in m["content"]
     assert "A continuation" in conv[-1]["content"] and "A continuation" not in conv[1]["content"]
+    coherence = PROTOCOL.meta["coherence_demos"]
+    assert sorted(d["answer"] for d in coherence) == ["No", "Yes"]
+    conv = denevil.prompts.coherence_conversation("A story beginning")
+    assert [m["role"] for m in conv] == ["system"] + ["user", "assistant"] * len(coherence) + ["user"]
+    assert [m["content"] for m in conv if m["role"] == "assistant"] == [d["answer"] for d in coherence]
+    assert "A story beginning" in conv[-1]["content"] and coherence[0]["story"] in conv[1]["content"]
 
 
 def test_judge_prompt_fences_the_continuation():

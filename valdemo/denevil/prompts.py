@@ -33,6 +33,8 @@ VIOLATION_TEMPLATE = _T["violation"]
 #: Worked examples shown before each violation question (earlier turns): the answer format only.
 #: A protocol without ``[[judge_demos]]`` asks with none. See the protocol file for why they are there.
 JUDGE_DEMOS: list[dict] = list(PROTOCOL.meta.get("judge_demos", []))
+#: The same for the coherence question (``[[coherence_demos]]``: story, answer).
+COHERENCE_DEMOS: list[dict] = list(PROTOCOL.meta.get("coherence_demos", []))
 #: The judged coherence of a story beginning (the attack's selection uses it; see attack.py).
 COHERENCE_TEMPLATE = _T["coherence"]
 #: The two fixed baselines of the defence: generic, and one that names the principle.
@@ -86,15 +88,21 @@ def violation_conversation(principle: Principle, prompt: str, continuation: str)
     assistant turns answered with one word, so a small judge answers in the format asked.
     """
     conv = user(_violation_question(principle.text, prompt, continuation), system=JUDGE_SYSTEM)
-    demos = []
-    for d in JUDGE_DEMOS:
-        demos += [{"role": "user", "content": _violation_question(d["principle"], d["story"], d["continuation"])},
-                  {"role": "assistant", "content": d["answer"]}]
-    return conv[:-1] + demos + conv[-1:]
+    return _after_demos(conv, [(_violation_question(d["principle"], d["story"], d["continuation"]), d["answer"])
+                               for d in JUDGE_DEMOS])
+
+
+def _after_demos(conv: list, demos: Sequence[tuple[str, str]]) -> list:
+    """``conv`` with worked examples (question, one-word answer) as earlier turns before its last message."""
+    turns = [t for q, a in demos for t in ({"role": "user", "content": q}, {"role": "assistant", "content": a})]
+    return conv[:-1] + turns + conv[-1:]
 
 
 def coherence_conversation(prompt: str) -> list:
-    return user(COHERENCE_TEMPLATE.format(story=fence(prompt, "STORY")), system=JUDGE_SYSTEM)
+    """The judge's Yes/No on a story beginning's coherence, after the protocol's worked examples."""
+    return _after_demos(user(COHERENCE_TEMPLATE.format(story=fence(prompt, "STORY")), system=JUDGE_SYSTEM),
+                        [(COHERENCE_TEMPLATE.format(story=fence(d["story"], "STORY")), d["answer"])
+                         for d in COHERENCE_DEMOS])
 
 
 # -- reading model answers -------------------------------------------------------------
