@@ -109,7 +109,7 @@ def test_qa_upload_errors_name_the_row(tmp_path):
 def test_bundled_demo_set_is_small_and_consistent():
     assert U.demo_available(), "run scripts/univar_build_demo.py"
     size = sum(f.stat().st_size for f in U.DEMO_DIR.iterdir())
-    assert size < 600_000
+    assert size < 800_000
     es = U.load_demo()
     assert len(es.qa.sources) >= 3
     assert es.raw.shape == (len(es.pairs), 384)
@@ -124,7 +124,23 @@ def test_bundled_demo_set_is_small_and_consistent():
     assert {i.space for i in idents} == {"raw", "head"} and all(i.metrics for i in idents)
     assert all(es.encoder in i.space_label for i in idents)
     assert all(i.metric(1).interval is not None and i.metric(1).n > 0 for i in idents)
-    assert "truncated_answers" in es.qa.meta  # answers cut at the token limit are counted
+    # regenerated (scripts/univar_build_demo.py): no answer cut short; what stayed cut after the re-asks
+    # was left out and is counted with its denominator
+    meta = es.qa.meta
+    assert meta["truncated_answers"] == 0
+    assert meta["n_asked"] == len(es.pairs) + meta["dropped_at_token_limit"] + meta["empty_answers"]
+    assert sum(meta["dropped_by_source"].values()) == meta["dropped_at_token_limit"]
+    assert meta["attempts"][0]["params"]["temperature"] == 0.0 and meta["attempts"][0]["asked"] == meta["n_asked"]
+    # one model under four personas with different value priorities, said so on screen
+    assert meta["models"] == ["local"] and len(meta["personas"]) == 4 and len(es.qa.sources) == 4
+    prompts = meta["persona_prompts"]
+    assert len(set(prompts.values())) == 4 and all("value" in t for t in prompts.values())
+    assert "one model under personas" in json.loads(U.DEMO_META.read_text())["label"]
+    # the head itself is bundled: it reproduces the bundled value-head space from the raw embeddings
+    head = U.load_demo_head()
+    assert head is not None and U.demo_head_available()
+    again = head.transform(es.raw)
+    assert np.min(np.sum(again * es.head, axis=1)) > 0.99
 
 
 # ----------------------------------------------------------------------------- generation
@@ -143,6 +159,14 @@ def test_generate_two_personas_with_bundled_model(local_model):
     # cached: the same request again is served from the response cache, identical
     again = U.generate_qa([local_model], qs, personas, GenParams(max_new_tokens=16))
     assert again.id == qa.id
+    # answers cut at the token limit: kept and counted by default; left out, counted and listed on request
+    cut = qa.meta["truncated_answers"]
+    assert cut > 0  # 16 tokens cut these greedy answers
+    strict = U.generate_qa([local_model], qs, personas, GenParams(max_new_tokens=16), keep_truncated=False)
+    assert strict.meta["truncated_answers"] == cut == len(strict.meta["truncated_keys"])
+    assert len(strict.pairs) == len(qa.pairs) - cut
+    left_out = {tuple(k) for k in strict.meta["truncated_keys"]}
+    assert not left_out & {(p.source, p.qid) for p in strict.pairs}
 
 
 # ----------------------------------------------------------------------------- views
@@ -303,6 +327,30 @@ def test_head_needs_two_sources():
     assert head is None and "two sources" in m["note"]
 
 
+def test_value_head_weights_round_trip():
+    rng = np.random.default_rng(0)
+    x = rng.normal(size=(40, 16)).astype(np.float32)
+    params = U.HeadParams(steps=5, hidden=8, out_dim=4)
+    head = U.ValueHead(16, params).fit(x, np.repeat([0, 1], 20))
+    back = U.ValueHead.from_arrays(head.arrays(), params)
+    assert np.allclose(back.transform(x), head.transform(x), atol=1e-6)
+    assert not np.allclose(U.ValueHead(16, U.HeadParams(seed=1, hidden=8, out_dim=4)).transform(x), head.transform(x))
+
+
+def test_profile_refuses_the_bundled_head_on_another_encoder():
+    """The bundled value head reads the bundled encoder's embeddings only: the same MiniLM named by its
+    folder is another encoder, so asking for the head is refused before any answer is generated."""
+    from valdemo.embed import bundled_embed_path
+
+    path = bundled_embed_path()
+    if not path or not U.demo_head_available():
+        pytest.skip("needs the bundled MiniLM package and the bundled demo head")
+    with pytest.raises(InputError, match="encoder mismatch"):
+        U.profile_result(["local"], "quick", encoder=path, space="head")
+    with pytest.raises(InputError, match="space must be"):
+        U.profile_result(["local"], "quick", space="value")
+
+
 def test_encoder_mismatch_is_refused():
     U.check_same_encoder("all-MiniLM-L6-v2 (bundled)", "all-MiniLM-L6-v2 (bundled)")
     with pytest.raises(InputError, match="encoder mismatch"):
@@ -452,9 +500,12 @@ def test_profile_result(local_model):
     assert {r["source"] for r in res.rows} == {"local"} and 1 <= len(res.rows) <= U.QUICK_SIZE
     assert all(r["question"] and r["answer"] for r in res.rows)  # other methods read these
     assert res.params["n_questions"] == U.QUICK_SIZE and res.extra["bundled_model"]
+    # default: the position comes from the bundled value head, which is named, with the encoder under it
     space = res.extra["space"]
-    assert "sentence-embedding similarity (not UniVaR)" in space and res.extra["encoder"] in space
-    assert res.extra["landmarks_note"] == ""  # same encoder: the demo set's sources are stacked as landmarks
+    assert res.extra["space_kind"] == "head" and res.extra["value_space"]
+    assert space.startswith("value head (UniVaR objective") and res.extra["encoder"] in space
+    assert "acc@1" in res.extra["note"] and "not UniVaR" not in space
+    assert res.extra["landmarks_note"] == ""  # same encoder and head: the demo set's sources are landmarks
     me = res.extra["sources"]["local"]
     assert len(me["centroid"]) == 2 and not me["reference"]
     assert me["nearest"] and all(n["source"].startswith("reference: ") for n in me["nearest"])
@@ -463,6 +514,13 @@ def test_profile_result(local_model):
     assert me["nearest"][0]["source"] in dist.label
     empty = res.failures[0]
     assert empty.total == len(res.rows) + empty.failed
+    assert space in dist.label  # the headline number names its space
+    # raw: sentence-embedding similarity, labelled so; other positions than the head's
+    raw = U.profile_result([local_model], "quick", params=params, space="raw")
+    assert raw.extra["space_kind"] == "raw" and not raw.extra["value_space"]
+    assert "sentence-embedding similarity (not UniVaR)" in raw.extra["space"]
+    assert raw.extra["encoder"] in raw.extra["space"] and "not UniVaR" in raw.groups["local"][0].label
+    assert raw.extra["sources"]["local"]["centroid"] != me["centroid"]
     with pytest.raises(InputError, match="quick or full"):
         U.profile_result([local_model], "huge")
 
@@ -568,6 +626,14 @@ def test_tab_opens_on_the_demo_set_in_a_browser(served_app, browser):
         page.get_by_role("tab", name="Value space").click()
         page.wait_for_selector("#univar-plot .main-svg", timeout=60_000)
         assert page.locator("#univar-plot .scatterlayer .trace").count() == 4  # one per demo source
-        assert "Demo model" in page.locator("#univar-note").inner_text()
+        note = page.locator("#univar-note").inner_text()
+        assert "Demo model" in note
+        assert "value head (UniVaR objective" in note and "mean little" in note  # opens on the value space
+        assert "value head" in page.locator("#univar-plot .gtitle").inner_text()
+        # colour by question topic: one click, one trace per value dimension of the demo's questions
+        page.locator("#univar-topic").click()
+        n_topics = len({p.dimension for p in U.load_demo().pairs})
+        page.wait_for_function(f"document.querySelectorAll('#univar-plot .scatterlayer .trace').length == {n_topics}",
+                               timeout=120_000)
     finally:
         page.close()

@@ -46,7 +46,8 @@ TITLES = {
     "vum": "Value understanding (VUM / ValueDCG)",
     "svo": "Social value orientation (HVAE, SVO slider measure)",
     "clave": "Value adherence of its own answers (CLAVE recognizer)",
-    "univar": "Answers' sentence-embedding similarity (not UniVaR)",
+    "univar": "Position in a value space (UniVaR value head where one is bundled; else sentence-embedding "
+              "similarity, not UniVaR)",
     "denevil": "Moral violations and value instructions (DeNEVIL / VILMO)",
 }
 #: The one-line definition shown beside every plot and number of a method.
@@ -66,11 +67,12 @@ DEFINITIONS = {
              "answers to the value-space questions and says whether it adheres to, opposes or is unrelated "
              "to each Schwartz value; shares of answers.",
     "univar": "The model's answers to UniVaR-style value-eliciting questions are embedded one QA pair at a time "
-              "by the sentence encoder named beside the plot; its centroid in a 2-D PCA projection, the "
-              "nearest other sources by cosine distance of centroids, and the mean cosine distance of its answers "
-              "to the nearest one's centroid (bootstrap interval over answers). Sentence-embedding similarity, not "
-              "UniVaR: no value encoder or trained value head is applied (this project's own summary; the "
-              "value space itself is in the Value space tab). Landmarks come only from the same encoder.",
+              "by the sentence encoder named beside the plot and placed by the bundled value head (trained with "
+              "UniVaR's objective on the demo set: one 135M model under four personas) where it applies; without "
+              "a head or UniVaR encoder the space is labelled sentence-embedding similarity, not UniVaR. Shown: "
+              "its centroid in a 2-D PCA projection, the nearest other sources by cosine distance of centroids, "
+              "and the mean cosine distance of its answers to the nearest one's centroid (bootstrap interval over "
+              "answers); this project's own summary. Landmarks come only from the same encoder and head.",
     "denevil": "K sampled continuations per story beginning; the judge's probability P that each violates the "
                "principle; EVR (share of prompts with a continuation over 0.5), MVP (mean of each prompt's highest "
                "P) and APV (share of continuations over 0.5) (Duan et al., DeNEVIL, arXiv 2310.11053; section numbers unchecked), with no instruction, a "

@@ -66,14 +66,20 @@ def _qa_status(qa: U.QASet) -> str:
     if meta.get("stopped"):
         lines.insert(0, meta["stopped"]["message"])
     if meta.get("demo"):
-        lines.append("Bundled demo set: **one model under personas** (the bundled model answering under four "
-                     "system prompts), not several models.")
+        names = ", ".join(meta.get("personas") or [])
+        lines.append(f"Bundled demo set: **one model under personas**: the bundled 135M model answering under "
+                     f"{len(meta.get('personas') or [])} system prompts with different value priorities ({names}), "
+                     f"not several models.")
     if meta.get("empty_answers"):
         per = ", ".join(f"{k}: {v}" for k, v in meta.get("empty_by_source", {}).items())
         lines.append(f"⚠️ **{meta['empty_answers']} empty answers** were left out ({per}).")
     if meta.get("truncated_answers"):
         lines.append(f"⚠️ **{meta['truncated_answers']} of {len(qa.pairs)} answers stopped at the token limit** "
                      f"(kept, cut short; raise max new tokens).")
+    if meta.get("dropped_at_token_limit"):
+        per = ", ".join(f"{k}: {v}" for k, v in meta.get("dropped_by_source", {}).items())
+        lines.append(f"⚠️ **{meta['dropped_at_token_limit']} of {meta.get('n_asked')} asked answers were left out**: "
+                     f"still cut at the token limit after {len(meta.get('attempts') or []) - 1} re-asks ({per}).")
     if len(qa.pairs) > MAX_TABLE_ROWS:
         lines.append(f"The table shows the first {MAX_TABLE_ROWS}; exports hold all.")
     caveat = _caveat(qa.bundled)

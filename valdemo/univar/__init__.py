@@ -37,13 +37,16 @@ from __future__ import annotations
 from .demo import (  # noqa: F401
     DEMO_EMB,
     DEMO_HEAD,
+    DEMO_HEAD_WEIGHTS,
     DEMO_META,
     DEMO_PROJ,
     DEMO_QA,
     demo_available,
+    demo_head_available,
     demo_projection_params,
     demo_projection_space,
     load_demo,
+    load_demo_head,
 )
 from .encoding import (  # noqa: F401
     MAX_LAMBDA,

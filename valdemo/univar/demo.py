@@ -16,6 +16,9 @@ DEMO_EMB = DEMO_DIR / "embeddings.npy"
 DEMO_META = DEMO_DIR / "meta.json"
 DEMO_PROJ = DEMO_DIR / "projection.npy"
 DEMO_HEAD = DEMO_DIR / "embeddings_head.npy"
+#: The demo's trained value head itself (weights), so new answers can be placed in its value space.
+DEMO_HEAD_WEIGHTS = DEMO_DIR / "head.npz"
+_HEAD: list = []
 
 
 def demo_available() -> bool:
@@ -56,3 +59,22 @@ def demo_projection_params() -> ProjectionParams:
     return ProjectionParams()
 
 
+
+
+def demo_head_available() -> bool:
+    return demo_available() and DEMO_HEAD_WEIGHTS.is_file()
+
+
+def load_demo_head():
+    """The bundled demo set's trained value head (:class:`~valdemo.univar.training.ValueHead`), or
+    None when the bundle has none. It reads embeddings of the demo's encoder only (see ``meta.json``)."""
+    if not demo_head_available():
+        return None
+    if not _HEAD:
+        from .training import HeadParams, ValueHead
+
+        meta = json.loads(DEMO_META.read_text())
+        with np.load(DEMO_HEAD_WEIGHTS) as arrays:
+            _HEAD.append(ValueHead.from_arrays({k: arrays[k] for k in arrays.files},
+                                               HeadParams(**meta["head_params"])))
+    return _HEAD[0]

@@ -13,7 +13,7 @@ import numpy as np
 from ..core.result import Failures, Result
 from ..inputs import InputError
 from ..models import ChatModel, GenParams, get_model
-from .demo import DEMO_QA, demo_available, load_demo
+from .demo import DEMO_QA, demo_available, load_demo, load_demo_head
 from .encoding import count_over_limit, resolve_encoder
 from .evaluation import Identification, identification_rows
 from .projection import (
@@ -44,31 +44,35 @@ from .sets import (
     qa_set_from_pairs,
     remember,
     space_label,
+    uncache,
 )
 from .training import HeadParams, evaluate_head
 
 
 def embed_qa(qa: QASet, encoder: str = "", train_head: bool = False, head_params: HeadParams | None = None,
-             progress: ProgressFn | None = None, owner: str | None = None) -> EmbeddedSet:
+             progress: ProgressFn | None = None, owner: str | None = None, fresh: bool = False) -> EmbeddedSet:
     """Embed every QA pair with a frozen encoder (each pair a view of one); with ``train_head``
     train the value head on joined views; evaluate source identification (raw and head) on
     held-out questions (:func:`valdemo.univar.training.evaluate_head`).
 
     Kept in the store under ``owner`` (default: the local owner); the same QA set, encoder and
-    settings give the same set, reopened instead of recomputed.
+    settings give the same set, reopened instead of recomputed (``fresh``: computed again, so the
+    trained head itself is at hand as ``head_model``).
     """
     head_params = head_params or HeadParams()
     set_id = "emb-" + _digest(qa.id, encoder or "bundled", train_head, asdict(head_params))
-    existing = _registry_get(set_id, owner)
+    existing = None if fresh else _registry_get(set_id, owner)
     if existing is not None:
         return existing
     enc = resolve_encoder(encoder)
     texts = [p.text() for p in qa.pairs]
     raw = enc.encode(texts, progress=progress)
-    _, head_emb, metrics = evaluate_head(qa.pairs, raw, head_params, encoder=enc, train_head=train_head,
-                                         encoder_name=enc.name)
+    head, head_emb, metrics = evaluate_head(qa.pairs, raw, head_params, encoder=enc, train_head=train_head,
+                                            encoder_name=enc.name)
     metrics["over_limit"]["single QA pairs"] = [count_over_limit(enc, texts), len(texts)]
-    es = EmbeddedSet(qa, enc.name, raw, head_emb, metrics, set_id)
+    es = EmbeddedSet(qa, enc.name, raw, head_emb, metrics, set_id, head_model=head)
+    if fresh:
+        uncache(set_id, owner)
     return remember(es, owner=owner)
 
 
@@ -138,7 +142,13 @@ def to_result(es: EmbeddedSet) -> Result:
         caveats.insert(0, BUNDLED_CAVEAT)
     if es.head is None and not is_univar_encoder(es.encoder):
         caveats.append("no value head: the raw space is sentence-embedding similarity, not UniVaR")
-    return Result("univar", metrics=headline, groups=groups, failures=[answers, cut],
+    failures = [answers, cut]
+    if meta.get("dropped_at_token_limit") is not None:  # re-asked, then left out (the demo build)
+        dropped = int(meta["dropped_at_token_limit"])
+        failures.append(Failures("answers still cut at the token limit after re-asks (left out)",
+                                 int(meta.get("n_asked") or len(es.pairs) + dropped), dropped,
+                                 Counter({"finish_reason=length": dropped})))
+    return Result("univar", metrics=headline, groups=groups, failures=failures,
                   models={"sources": es.qa.sources, "encoder": es.encoder, "models": meta.get("models", [])},
                   params={"head": m.get("params", {}), "split": m.get("split"), "set": es.id,
                           "spaces": {s: es.space_label(s) for s in (["raw", "head"] if es.head is not None
@@ -163,6 +173,7 @@ def summarise(es: EmbeddedSet) -> dict:
            "empty_answers": es.qa.meta.get("empty_answers", 0),
            "empty_by_source": es.qa.meta.get("empty_by_source", {}),
            "truncated_answers": es.qa.meta.get("truncated_answers", 0),
+           "dropped_at_token_limit": es.qa.meta.get("dropped_at_token_limit", 0),
            "over_encoder_limit": m.get("over_limit", {}),
            "bundled_model": es.qa.bundled, "head_trained": es.head is not None,
            "split": {k: m.get(k) for k in ("split", "n_train_pairs", "n_test_pairs", "n_control_pairs",
@@ -201,48 +212,75 @@ def profile_questions(size: str = "quick") -> list[Question]:
     return pick_questions([q for q in pool if q.family != "control"], QUICK_SIZE)
 
 
+PROFILE_SPACES = ("auto", "head", "raw")
+
+
 def profile_result(models: Sequence[ChatModel | str], size: str = "quick", progress: ProgressFn | None = None,
                    creds=None, with_reference: bool = True, neighbours_k: int = 3,
-                   params: GenParams | None = None) -> Result:
-    """Where each model's answers sit by sentence-embedding similarity (not UniVaR: no value head or
-    UniVaR encoder is applied; ``extra["space"]`` says so and names the encoder), as a Result.
+                   params: GenParams | None = None, encoder: str = "", space: str = "auto") -> Result:
+    """Where each model's answers sit, in a value space where one exists and named, as a Result.
 
-    One group per profiled model (its spec): the cosine distance from its answers' centroid to the
-    nearest other source's centroid, with a bootstrap interval over its answers. Rows: every
+    ``space``: ``head`` places every answer in the bundled demo set's trained value head (UniVaR's
+    objective, trained here on the bundled model under four personas; it reads the demo's encoder
+    only, another is refused); ``raw`` uses the encoder itself: a published UniVaR encoder is a value
+    space, any other is sentence-embedding similarity (not UniVaR) and is labelled so; ``auto`` takes
+    the head where it applies (the bundled encoder and a bundled head), else ``raw``.
+    ``extra["space"]`` names what was used, ``extra["value_space"]`` says whether it is one.
+
+    One group per profiled model (its spec): the cosine distance from its answers to the nearest
+    other source's centroid in that space, with a bootstrap interval over its answers. Rows: every
     model's QA pairs (``source``, ``question``, ``answer``), which other methods may read.
     ``extra["sources"]``: each source's centroid in a 2-D PCA projection and its nearest sources.
     With ``with_reference`` the bundled demo set's sources (the bundled model under personas)
-    answering the same questions are projected alongside, as landmarks, only when they come from
-    the same encoder; otherwise they are left out and ``extra["landmarks_note"]`` says why.
+    answering the same questions are placed alongside, as landmarks, only when they come from
+    the same encoder (and the same head); otherwise ``extra["landmarks_note"]`` says why.
     """
     from ..core.result import OWN, Metric
 
+    if space not in PROFILE_SPACES:
+        raise InputError(f"space must be one of {', '.join(PROFILE_SPACES)}, got {space!r}")
     models = _as_models(models, creds)
+    enc = resolve_encoder(encoder)
+    demo = load_demo() if demo_available() else None
+    head, head_note = None, ""
+    if space != "raw":
+        head = load_demo_head()
+        if head is None:
+            head_note = "no bundled value head (run scripts/univar_build_demo.py)"
+        else:
+            try:
+                check_same_encoder(enc.name, demo.encoder, "the bundled value head")
+            except InputError as exc:  # a head reads only its own encoder's embeddings
+                head, head_note = None, str(exc)
+        if space == "head" and head is None:
+            raise InputError(f"cannot place answers in the value head: {head_note}")
     questions = profile_questions(size)
     qa = generate_qa(models, questions, [Persona("default")], params, progress)
     pairs = list(qa.pairs)
     own = len(pairs)
-    enc = resolve_encoder("")
     raw = enc.encode([p.text() for p in pairs])
     reference: list[str] = []
     landmarks_note = ""
-    demo = load_demo() if with_reference and demo_available() else None
-    if demo is not None:
+    if with_reference and demo is not None:
         try:
             check_same_encoder(enc.name, demo.encoder, "the reference landmarks (bundled demo set)")
         except InputError as exc:  # landmarks from another encoder are left out, never stacked
-            landmarks_note, demo = str(exc), None
-    if demo is not None:
-        qids = {q.qid for q in questions}
-        keep = [i for i, p in enumerate(demo.pairs) if p.qid in qids]
-        if keep:
-            ref_pairs = [QAPair(**{**demo.pairs[i].as_dict(), "source": "reference: " + demo.pairs[i].source})
-                         for i in keep]
-            reference = list(dict.fromkeys(p.source for p in ref_pairs))
-            pairs += ref_pairs
-            raw = np.vstack([raw, demo.raw[keep]])
-    names, cents = source_centroids(raw, pairs)
-    coords = project(raw, ProjectionParams(method="pca", dims=2))
+            landmarks_note = str(exc)
+        else:
+            qids = {q.qid for q in questions}
+            keep = [i for i, p in enumerate(demo.pairs) if p.qid in qids]
+            if keep:
+                ref_pairs = [QAPair(**{**demo.pairs[i].as_dict(), "source": "reference: " + demo.pairs[i].source})
+                             for i in keep]
+                reference = list(dict.fromkeys(p.source for p in ref_pairs))
+                pairs += ref_pairs
+                raw = np.vstack([raw, demo.raw[keep]])
+    kind = "head" if head is not None else "raw"
+    vecs = head.transform(raw) if head is not None else raw
+    value_space = kind == "head" or is_univar_encoder(enc.name)
+    label = space_label(enc.name, kind) + (" on the bundled demo set" if kind == "head" else "")
+    names, cents = source_centroids(vecs, pairs)
+    coords = project(vecs, ProjectionParams(method="pca", dims=2))
     _, cent_xy = source_centroids(coords, pairs)
     c = _normalise(cents)
     dist = np.clip(1.0 - c @ c.T, 0.0, 2.0)
@@ -258,24 +296,44 @@ def profile_result(models: Sequence[ChatModel | str], size: str = "quick", progr
         if name in reference or not order:
             continue
         other = c[order[0]]
-        mine = _normalise(raw[[k for k in range(own) if pairs[k].source == name]])
+        mine = _normalise(vecs[[k for k in range(own) if pairs[k].source == name]])
         groups[name] = [Metric.mean(
             "nearest_distance", [float(np.clip(1.0 - v @ other, 0.0, 2.0)) for v in mine],
             "mean cosine distance (1 - cosine similarity) from each of this model's answer embeddings to the "
             "centroid of the nearest other source (nearest by centroid distance, in the list beside it); "
             "interval: bootstrap over its answers", OWN,
-            f"answers' distance to the nearest other source ({names[order[0]]}; sentence-embedding similarity, "
-            "not UniVaR)")]
+            f"answers' distance to the nearest other source ({names[order[0]]}; {label})")]
     asked = own + int(qa.meta.get("empty_answers") or 0)
     empty = Failures("answers (all profiled models)", asked, asked - own,
                      Counter({"empty answer": asked - own}) if asked > own else Counter())
     rows = [{"source": p.source, "question": p.question, "answer": p.answer} for p in pairs[:own]]
-    note = ("centroids of each source's single-QA-pair embeddings from the encoder named here; no value head or "
-            "UniVaR encoder is applied, so distances are sentence-embedding similarity, not UniVaR value positions")
+    if kind == "head":
+        note = ("centroids of each source's answers (one QA pair each) in the value head trained here with "
+                "UniVaR's objective on the bundled demo set (one 135M model under four personas), over the encoder "
+                f"named here; {_head_accuracy(demo)} A head trained on so few sources is a small value space: "
+                "read positions as closeness to those personas' answers.")
+    elif value_space:
+        note = "centroids of each source's answers (one QA pair each) in the published UniVaR encoder named here"
+    else:
+        note = ("centroids of each source's single-QA-pair embeddings from the encoder named here; no value head or "
+                "UniVaR encoder is applied, so distances are sentence-embedding similarity, not UniVaR value "
+                "positions")
     return Result("univar", metrics=[], rows=rows, failures=[empty],
                   models={"sources": [m.spec for m in models], "encoder": enc.name},
-                  params={"size": size, "n_questions": len(questions), "neighbours_k": neighbours_k},
+                  params={"size": size, "n_questions": len(questions), "neighbours_k": neighbours_k,
+                          "space": space},
                   caveats=[note], groups=groups,
-                  extra={"encoder": enc.name, "projection": "pca-2d", "space": space_label(enc.name, "raw"),
+                  extra={"encoder": enc.name, "projection": "pca-2d", "space": label, "space_kind": kind,
+                         "value_space": value_space, "head_note": head_note,
                          "landmarks_note": landmarks_note, "note": note, "sources": sources,
-                         "bundled_model": qa.bundled or bool(reference)})
+                         "bundled_model": qa.bundled or bool(reference) or kind == "head"})
+
+
+def _head_accuracy(demo: EmbeddedSet) -> str:
+    """The head's held-out source identification on the demo set, next to the raw encoder's (one sentence)."""
+    found = {i.space: i for i in identifications(demo) if i.evaluator == "linear probe" and "control" not in i.group}
+    if "head" not in found or "raw" not in found or not found["head"].metric(1):
+        return "its held-out evaluation is in the Value space tab."
+    h, r = found["head"], found["raw"]
+    return (f"on held-out demo questions its linear-probe acc@1 is {h.metric(1).fmt()} against "
+            f"{r.metric(1).fmt()} for the raw encoder (chance {h.chance(1):.2f}).")

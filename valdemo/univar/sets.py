@@ -237,8 +237,13 @@ class QASet:
 
 
 def generate_qa(models: Sequence[ChatModel], questions: Sequence[Question], personas: Sequence[Persona],
-                params: GenParams | None = None, progress: ProgressFn | None = None) -> QASet:
-    """Ask every model, under every persona, every question (batched, cached)."""
+                params: GenParams | None = None, progress: ProgressFn | None = None,
+                keep_truncated: bool = True) -> QASet:
+    """Ask every model, under every persona, every question (batched, cached).
+
+    Answers that stopped at the token limit are kept and counted (``truncated_answers``); with
+    ``keep_truncated=False`` they are left out instead, still counted, and their (source, question id)
+    listed under ``truncated_keys`` so a caller can ask again (the demo build does)."""
     if not questions:
         raise InputError("no questions to ask")
     personas = list(personas) or [Persona("default")]
@@ -248,6 +253,7 @@ def generate_qa(models: Sequence[ChatModel], questions: Sequence[Question], pers
     pairs: list[QAPair] = []
     empty: Counter = Counter()
     truncated = 0
+    truncated_keys: list[list[str]] = []
     done_before = 0
     for model in models:
         convs = [user(q.text, p.system or None) for p in personas for q in questions]
@@ -262,9 +268,13 @@ def generate_qa(models: Sequence[ChatModel], questions: Sequence[Question], pers
             if not answer:
                 empty[src] += 1  # a failure: counted and shown, never embedded
                 continue
-            truncated += reply.finish_reason == "length"
+            if reply.finish_reason == "length":
+                truncated += 1
+                if not keep_truncated:  # left out, counted and listed, never embedded as a whole answer
+                    truncated_keys.append([src, q.qid])
+                    continue
             pairs.append(QAPair(src, q.text, answer, q.dimension, q.family, q.language, q.qid, spec, persona.name))
-    if not pairs:
+    if not pairs and not truncated_keys:
         raise ModelError("every answer was empty; nothing to embed")
     meta = {
         "models": [unwrap(m).spec for m in models], "personas": [p.name for p in personas],
@@ -272,6 +282,8 @@ def generate_qa(models: Sequence[ChatModel], questions: Sequence[Question], pers
         "bundled": any(unwrap(m).is_bundled for m in models),
         "empty_answers": sum(empty.values()), "empty_by_source": dict(empty), "truncated_answers": truncated,
     }
+    if not keep_truncated:
+        meta.update(truncated_kept=False, truncated_keys=truncated_keys)
     return QASet(pairs, meta)
 
 
@@ -300,6 +312,8 @@ class EmbeddedSet:
     projections: dict = field(default_factory=dict)
     lock: threading.Lock = field(default_factory=threading.Lock, repr=False)
     owner: str = ""
+    #: the trained :class:`~valdemo.univar.training.ValueHead` when this process trained it (not stored)
+    head_model: Any = field(default=None, repr=False, compare=False)
 
     @property
     def pairs(self) -> list[QAPair]:
@@ -490,6 +504,12 @@ def list_sets(owner: str | None = None, kind: str | None = None, store=None, lim
         params += (kind,)
     rows = _the_store(store).query(sql + " ORDER BY created DESC LIMIT ?", (*params, limit))
     return [{"id": r["id"], "kind": r["kind"], "created": r["created"], **json.loads(r["summary"])} for r in rows]
+
+
+def uncache(set_id: str, owner: str | None = None) -> None:
+    """Drop one of the owner's sets from this process's cache (the store keeps it)."""
+    with _REGISTRY_LOCK:
+        _REGISTRY.pop((_owner(owner), set_id), None)
 
 
 def forget_cache() -> None:

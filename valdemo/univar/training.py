@@ -70,6 +70,21 @@ class ValueHead:
             torch.nn.Linear(in_dim, params.hidden), torch.nn.GELU(), torch.nn.Linear(params.hidden, params.out_dim))
         self.losses: list[float] = []
 
+    def arrays(self) -> dict[str, np.ndarray]:
+        """The weights as plain arrays (what the bundled demo set keeps, ``head.npz``)."""
+        return {k.replace(".", "_"): v.detach().numpy().copy() for k, v in self.net.state_dict().items()}
+
+    @classmethod
+    def from_arrays(cls, arrays, params: HeadParams) -> ValueHead:
+        """A trained head back from :meth:`arrays` (its first layer's width sets the input size)."""
+        import torch
+
+        head = cls(int(np.asarray(arrays["0_weight"]).shape[1]), params)
+        head.net.load_state_dict({k: torch.from_numpy(np.asarray(arrays[k.replace(".", "_")], dtype=np.float32))
+                                  for k in head.net.state_dict()})
+        head.net.eval()
+        return head
+
     def transform(self, x: np.ndarray) -> np.ndarray:
         import torch
 
