@@ -136,6 +136,13 @@ def test_bundled_demo_set_is_small_and_consistent():
     prompts = meta["persona_prompts"]
     assert len(set(prompts.values())) == 4 and all("value" in t for t in prompts.values())
     assert "one model under personas" in json.loads(U.DEMO_META.read_text())["label"]
+    from valdemo.ui.univar import _qa_status
+
+    shown = _qa_status(es.qa)
+    assert "one model under personas" in shown and all(name in shown for name in meta["personas"])
+    assert "stopped at the token limit" not in shown
+    if meta["dropped_at_token_limit"]:
+        assert f"{meta['dropped_at_token_limit']} of {meta['n_asked']} asked answers were left out" in shown
     # the head itself is bundled: it reproduces the bundled value-head space from the raw embeddings
     head = U.load_demo_head()
     assert head is not None and U.demo_head_available()

@@ -79,7 +79,7 @@ def _qa_status(qa: U.QASet) -> str:
     if meta.get("dropped_at_token_limit"):
         per = ", ".join(f"{k}: {v}" for k, v in meta.get("dropped_by_source", {}).items())
         lines.append(f"⚠️ **{meta['dropped_at_token_limit']} of {meta.get('n_asked')} asked answers were left out**: "
-                     f"still cut at the token limit after {len(meta.get('attempts') or []) - 1} re-asks ({per}).")
+                     f"still cut at the token limit after {len(meta.get('attempts') or []) - 1} re-asks with seeded sampling ({per}).")
     if len(qa.pairs) > MAX_TABLE_ROWS:
         lines.append(f"The table shows the first {MAX_TABLE_ROWS}; exports hold all.")
     caveat = _caveat(qa.bundled)
