@@ -147,6 +147,9 @@ def test_cli_profile_end_to_end(cli_runs, capsys):
     assert sorted(methods["svo"]["result"]["groups"]) == sorted(
         ["altruistic", "prosocial", "individualistic", "competitive"])
     assert methods["univar"]["result"]["extra"]["sources"]["local"]["centroid"]
+    # the position comes from the bundled value head, which the section names (issue 16)
+    assert methods["univar"]["result"]["extra"]["space"].startswith("value head (UniVaR objective")
+    assert methods["univar"]["result"]["extra"]["value_space"]
     assert set(methods["denevil"]["result"]["groups"]) >= {"none", "fixed", "generated"}
     for name in ("vum", "svo", "univar", "denevil"):
         assert all(f["total"] >= f["failed"] >= 0 for f in methods[name]["result"]["failures"])
