@@ -636,7 +636,7 @@ def test_tab_opens_on_the_demo_set_in_a_browser(served_app, browser):
         note = page.locator("#univar-note").inner_text()
         assert "Demo model" in note
         assert "value head (UniVaR objective" in note and "mean little" in note  # opens on the value space
-        assert "value head" in page.locator("#univar-plot .gtitle").inner_text()
+        assert "value head" in page.locator("#univar-plot .gtitle").text_content()
         # colour by question topic: one click, one trace per value dimension of the demo's questions
         page.locator("#univar-topic").click()
         n_topics = len({p.dimension for p in U.load_demo().pairs})
