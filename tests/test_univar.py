@@ -246,6 +246,17 @@ def test_knn_and_probe_identify_separable_sources():
     assert "UniVaR" in idents[0].metric(1).source
 
 
+def test_acc_at_1_3_5_10_with_twelve_sources_and_k_up_to_50():
+    ref, ref_l = _clusters(30, sources=12, seed=5)
+    query, query_l = _clusters(10, sources=12, seed=5)
+    query = query + np.random.default_rng(6).normal(size=query.shape) * 0.3
+    for ident in U.identify(ref, ref_l, query, query_l, [f"s{i}" for i in range(12)], k=50):
+        assert [m.name.rsplit("_", 1)[1] for m in ident.metrics] == ["acc@1", "acc@3", "acc@5", "acc@10"]
+        assert [round(ident.chance(r), 3) for r in (1, 3, 5, 10)] == [0.083, 0.25, 0.417, 0.833]
+        assert ident.metric(1).value >= 0.9 and ident.metric(10).value == 1.0 and ident.metric(1).n == 120
+    assert "k=50" in U.identify(ref, ref_l, query, query_l, [f"s{i}" for i in range(12)], k=50)[0].evaluator
+
+
 def test_shuffled_sources_score_near_chance_within_the_interval():
     ref, ref_l = _clusters(60, seed=2)
     query, query_l = _clusters(60, seed=4)
