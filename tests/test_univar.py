@@ -143,6 +143,10 @@ def test_bundled_demo_set_is_small_and_consistent():
     assert "stopped at the token limit" not in shown
     if meta["dropped_at_token_limit"]:
         assert f"{meta['dropped_at_token_limit']} of {meta['n_asked']} asked answers were left out" in shown
+    # in the shared Result too: the dropped answers are a failure with their denominator
+    dropped = next(f for f in U.to_result(es).failures if "left out" in f.step)
+    assert (dropped.failed, dropped.total) == (meta["dropped_at_token_limit"], meta["n_asked"])
+    assert U.summarise(es)["dropped_at_token_limit"] == meta["dropped_at_token_limit"]
     # the head itself is bundled: it reproduces the bundled value-head space from the raw embeddings
     head = U.load_demo_head()
     assert head is not None and U.demo_head_available()
