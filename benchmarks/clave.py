@@ -33,9 +33,6 @@ from collections import defaultdict
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parents[1]
-# benchmarks/ itself off the path: its profile.py would shadow the standard library's profile module
-# (which torch imports), so run as a script this file would fail to load any model
-sys.path[:] = [p for p in sys.path if Path(p or ".").resolve() != Path(__file__).resolve().parent]
 sys.path.insert(0, str(ROOT))
 os.environ.setdefault("VALDEMO_DATA_DIR", tempfile.mkdtemp(prefix="valdemo-bench-"))
 os.environ.setdefault("HF_HUB_OFFLINE", "1")

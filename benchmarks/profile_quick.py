@@ -1,6 +1,6 @@
 """Quick value profile of one model with a COLD response cache: per-stage seconds and the total (issue 19).
 
-Run: `.venv/bin/python benchmarks/profile.py [--models local] [--judge local] [--size quick]`.
+Run: `.venv/bin/python benchmarks/profile_quick.py [--models local] [--judge local] [--size quick]`.
 
 The response cache and the database are fresh temporary files, so every model call is made
 (a cold cache); the converted model folder is reused (loading it is timed apart, as "model load").
