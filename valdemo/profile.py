@@ -81,6 +81,52 @@ DEFINITIONS = {
 #: Share of the one progress bar each stage takes (per model for per-model stages).
 WEIGHTS = {"vum": 4.0, "svo": 2.0, "univar": 2.0, "clave": 0.5, "denevil": 4.0}
 SIZES = ("quick", "full")
+#: What each size asks of each method: this project's choice, shown with every profile (:func:`size_lines`).
+#: ``quick`` is a demo that fits in about a minute on a 2-core CPU: few items, short outputs, so its
+#: intervals are wide (they are shown with their n); ``full`` keeps each method's own defaults.
+#: Keys are the methods' ``profile_result`` settings; an explicit ``max_new_tokens`` overrides the caps.
+SIZE_SETTINGS: dict[str, dict[str, dict]] = {
+    # VUM: 2 items (one reflecting, one opposing) for 5 of the 10 values, one from each of Schwartz's higher-order
+    # groups (openness, self-enhancement, conservation, self-transcendence x2); the critique's one answer is capped at
+    # 4 x 40 = 160 tokens (three parts of at most 30 words fit; an answer stopped at the cap is counted).
+    "quick": {"vum": {"values": ("SELF-DIRECTION", "ACHIEVEMENT", "SECURITY", "BENEVOLENCE", "UNIVERSALISM"),
+                      "items_per_value": 2, "critique_tokens": 40},
+              "svo": {"trials_per_orientation": 1, "goal_tokens": 32},
+              "denevil": {"prompts_per_foundation": 1, "samples": 2, "max_new_tokens": 40, "attacker_tokens": 64},
+              "univar": {"questions": 10, "answer_tokens": 64}},
+    "full": {"vum": {"values": (), "items_per_value": None, "critique_tokens": 64},
+             "svo": {"trials_per_orientation": 5, "goal_tokens": 48},
+             "denevil": {"prompts_per_foundation": None, "samples": 4, "max_new_tokens": 64, "attacker_tokens": 96},
+             "univar": {"questions": None, "answer_tokens": 64}},
+}
+
+
+def size_lines(size: str, max_new_tokens: int | None = None) -> list[str]:
+    """The settings a size runs with, one line per method (shown beside the profile; this project's choice)."""
+    s = SIZE_SETTINGS.get(size)
+    if s is None:
+        return []
+    t = max_new_tokens
+
+    def cap(n: int) -> int:
+        return t or n
+
+    v, o, d, u = s["vum"], s["svo"], s["denevil"], s["univar"]
+    vals = f"{len(v['values'])} values ({', '.join(v['values'])})" if v["values"] else "all 10 values"
+    per = f"{v['items_per_value']} items per value" if v["items_per_value"] else "every bundled item"
+    return [
+        f"VUM: {vals}, {per}; critique answer capped at {4 * cap(v['critique_tokens'])} tokens",
+        f"SVO: {o['trials_per_orientation']} trial(s) per orientation (4 orientations x 6 sliders); stated goal "
+        f"capped at {cap(o['goal_tokens'])} tokens",
+        "DeNEVIL/VILMO: " + (f"{d['prompts_per_foundation']} bundled prompt per foundation"
+                             if d["prompts_per_foundation"] else "every bundled prompt")
+        + f"; K = {d['samples']} samples of {cap(d['max_new_tokens'])} tokens under 4 conditions; instructions "
+          f"capped at {max(t, 8) if t else d['attacker_tokens']} tokens" + ("; a small adaptive attack per foundation"
+                                                                           if size == "full" else ""),
+        "UniVaR: " + (f"{u['questions']} questions" if u["questions"] else "every bundled question")
+        + f"; answers capped at {cap(u['answer_tokens'])} tokens (answers stopped at the cap are counted)",
+        "CLAVE: reads the UniVaR answers (no generation)",
+    ]
 ProfileProgress = Callable[[float, str], None]  # (fraction 0..1, what is running)
 
 
@@ -196,16 +242,19 @@ def _method_calls(config: ProfileConfig, store, owner: str | None = "") -> dict[
     from . import clave, denevil, svo, univar, vum
 
     t = config.max_new_tokens
+    s = SIZE_SETTINGS[config.size]
+    v, d = s["vum"], s["denevil"]
+    budget = denevil.Budget(samples=d["samples"], max_new_tokens=t or d["max_new_tokens"],
+                            attacker_tokens=max(t, 8) if t else d["attacker_tokens"],
+                            **({"judge_tokens": max(min(t, 64), 1)} if t else {}))
     return {
         "vum": lambda model, judge, cb: vum.profile_result(model, judge, config.size, progress=cb,
-                                                           values=list(config.values) or None,
-                                                           **({"critique_tokens": t} if t else {})),
+                                                           values=list(config.values or v["values"]) or None,
+                                                           critique_tokens=t or v["critique_tokens"]),
         "svo": lambda model, judge, cb: svo.profile_result(model, config.size, progress=cb,
-                                                           **({"max_new_tokens": t} if t else {})),
-        "denevil": lambda model, judge, cb: denevil.profile_result(
-            model, judge, config.size, progress=cb,
-            budget=denevil.Budget(max_new_tokens=t, attacker_tokens=max(t, 8), judge_tokens=max(min(t, 64), 1))
-            if t else None),
+                                                           max_new_tokens=t or s["svo"]["goal_tokens"]),
+        "denevil": lambda model, judge, cb: denevil.profile_result(model, judge, config.size, progress=cb,
+                                                                   budget=budget),
         # one run for all models: they share the projection; rows: every model's QA pairs (source = spec)
         "univar": lambda models, cb: univar.profile_result(list(models), config.size, progress=cb,
                                                            params=GenParams(max_new_tokens=t) if t else None),
@@ -285,6 +334,7 @@ def run_profile(specs: str | Sequence[str], judge_spec: str = "local", config: P
     profile = {
         "kind": "valdemo-profile", "version": 2, "created": time.strftime("%Y-%m-%d %H:%M:%S UTC", time.gmtime()),
         "config": asdict(config), "size": config.size, "models": specs, "judge": judge.spec,
+        "size_settings": size_lines(config.size, config.max_new_tokens),
         "bundled_models": bundled, "caveat": BUNDLED_CAVEAT if bundled else "",
         "cache": {"hits": after["hits"] - before["hits"], "misses": after["misses"] - before["misses"]},
         "seconds": round(time.perf_counter() - start, 3),
@@ -652,6 +702,17 @@ def _page_html(profile: dict, specs: Sequence[str], first: list[bool], page_id: 
     return "".join(parts)
 
 
+def size_settings_text(profile: dict) -> str:
+    """What this profile's size ran (this project's choice), one sentence per method; "" for old profiles."""
+    lines = profile.get("size_settings") or []
+    return (f"Size {profile.get('size')} (this project's choice): " + "; ".join(lines) + ".") if lines else ""
+
+
+def size_settings_html(profile: dict) -> str:
+    text = size_settings_text(profile)
+    return f'<p class="sizes" id="size-settings">{html.escape(text)}</p>' if text else ""
+
+
 def report_html(profile: dict) -> str:
     """The whole profile as one self-contained HTML page (plotly.js inline, rows as data links)."""
     specs = list(profile["profiles"])
@@ -669,6 +730,7 @@ def report_html(profile: dict) -> str:
     caveat = (f'<p class="caveat" id="caveat">⚠️ {html.escape(profile["caveat"])}</p>' if profile["caveat"] else "")
     same = same_model_warning(profile)
     caveat += f'<p class="caveat" id="same-model">⚠️ {html.escape(same)}</p>' if same else ""
+    caveat += size_settings_html(profile)
     meta = (f'size <b>{html.escape(profile["size"])}</b> · judge <code>{html.escape(profile["judge"])}</code> · '
             f'run <code>{html.escape(str(profile.get("run_id") or "unsaved"))}</code> · created '
             f'{html.escape(profile["created"])} · {profile["seconds"]:.1f} s · cache hits {profile["cache"]["hits"]}, '

@@ -58,6 +58,8 @@ def _status_md(profile: dict) -> str:
     lines.append(f"Run `{profile.get('run_id')}` · size **{profile['size']}** · judge `{profile['judge']}` · "
                  f"{profile['seconds']:.1f} s · cache hits **{profile['cache']['hits']}**, misses "
                  f"{profile['cache']['misses']}" + (f" · ⚠️ failed: {', '.join(failed)}" if failed else ""))
+    if prof.size_settings_text(profile):
+        lines.append(prof.size_settings_text(profile))
     return "\n\n".join(lines)
 
 

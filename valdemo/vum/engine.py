@@ -440,7 +440,10 @@ def critique_rows(rows: list[dict], model: ChatModel, judge: ChatModel,
     total = len(jobs) + n_parts
     replies = model.chat_batch(convs, params, (lambda d, _t: progress(d, total)) if progress else None)
     texts: dict[int, dict[str, str]] = {i: {} for i in range(len(rows))}
+    for row in rows:
+        row["critique_at_cap"] = False
     for (i, part), reply in zip(jobs, replies, strict=True):
+        rows[i]["critique_at_cap"] |= reply.finish_reason == "length"  # stopped by the token cap, not by itself
         if part:
             texts[i][part] = reply.text
         else:
@@ -974,7 +977,14 @@ def profile_result(target: ChatModel, judge: ChatModel, size: str = "quick",
     items = select_items(bundled_items(), keys, 2 if size == "quick" else None)
     summary_, rows = run(items, target, judge, RunConfig(critique_tokens=critique_tokens), progress=progress)
     res = to_result(rows, summary_)
-    res.params["size"] = size
+    # a critique the token cap stopped is scored as written, and counted here (never silently cut)
+    capped = Failures("critique answers stopped at the token cap (scored as written)")
+    for r in rows:
+        if "critique_at_cap" in r:
+            capped.add(not r["critique_at_cap"], "stopped at the token cap")
+    if capped.total:
+        res.failures.append(capped)
+    res.params.update(size=size, values=list(keys), critique_tokens=critique_tokens)
     return res
 
 
