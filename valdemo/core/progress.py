@@ -119,7 +119,7 @@ class Outcome(Generic[T]):
         """One line for the page (empty for a run that was not stopped)."""
         if not self.stopped:
             return ""
-        line = (f"⏹ Stopped: {self.done} of {self.planned} {self.unit} finished before Stop and are kept; "
+        line = (f"■ Stopped: {self.done} of {self.planned} {self.unit} finished before Stop and are kept; "
                 f"{self.planned - self.done} not run. Every number below is over the finished {self.unit} only.")
         return f"{line} {self.note}".strip()
 

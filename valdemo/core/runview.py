@@ -98,9 +98,9 @@ def headline(metrics: list[dict]) -> str:
 
 def stopped_text(run: dict) -> str:
     """For a run that was stopped, what the Runs list adds to its headline (its numbers are over the
-    finished units only): ``" · ⏹ stopped: 3 of 10 items"``; else ``""``."""
+    finished units only): ``" · ■ stopped: 3 of 10 items"``; else ``""``."""
     marks = run.get("stopped") or {}
-    return f" · ⏹ stopped: {marks['done']} of {marks['planned']} {marks['unit']}" if marks.get("stopped") else ""
+    return f" · ■ stopped: {marks['done']} of {marks['planned']} {marks['unit']}" if marks.get("stopped") else ""
 
 
 def list_table(owner: str | None, method: str | None = None, limit: int = 50, store=None) -> list[list[str]]:

@@ -244,7 +244,7 @@ def stop_button(event, elem_id: str, cancel: bool = True, api_name: str | None =
     (Gradio ``cancels=``: the page is freed at once and keeps what the run streamed so far); pass
     False where the handler itself returns what finished when it sees the Stop (the profile, and
     every handler that uses :func:`run_stoppable`)."""
-    btn = gr.Button("⏹ Stop", variant="stop", size="sm", elem_id=elem_id)
+    btn = gr.Button("■ Stop", variant="stop", size="sm", elem_id=elem_id)
     named = {"api_name": api_name} if api_name else {"api_visibility": "private"}
     btn.click(request_stop, None, None, cancels=[event] if cancel else None, concurrency_limit=None, **named)
     return btn

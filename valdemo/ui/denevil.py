@@ -378,7 +378,7 @@ def build(ctx) -> None:
                 result = denevil.learn_and_evaluate(items, target_m, instructor_m, judge_m, budget, train_share=share,
                                                     progress=progress_callback(progress, "VILMO calls"))
         except Stopped:
-            raise gr.Error("⏹ Stopped: the learned defence keeps nothing, as its held-out scores need the learning "
+            raise gr.Error("■ Stopped: the learned defence keeps nothing, as its held-out scores need the learning "
                            "to finish first. Run it again to start over (answers already given come from the "
                            "cache).") from None
         return _defence_outputs(result, [target_m, instructor_m, judge_m], request_owner(request, profile).id)
