@@ -123,7 +123,9 @@ def build(ctx) -> None:
     readout = gr.HTML(elem_id="profile-readout")  # cards: one plain sentence per method, per model
     view = gr.Dropdown([ALL], value=ALL, label="Page", info="one model's page, or all models side by side",
                        elem_id="profile-view", interactive=True)
-    headline = gr.Dataframe(label="Headline", elem_id="profile-headline", interactive=False, wrap=True)
+    headline = gr.Dataframe(label="Headline", elem_id="profile-headline", interactive=False, wrap=True,
+                            # the value column wide enough for "0.550 [0.342, 0.742] (n=20)"; long names wrap
+                            column_widths=["34%", "24%", "12%", "30%"])
     mds: dict[str, gr.Markdown] = {}
     plots: dict[str, gr.Plot] = {}
     for method in SECTIONS:
