@@ -306,6 +306,9 @@ def profile_result(models: Sequence[ChatModel | str], size: str = "quick", progr
     asked = own + int(qa.meta.get("empty_answers") or 0)
     empty = Failures("answers (all profiled models)", asked, asked - own,
                      Counter({"empty answer": asked - own}) if asked > own else Counter())
+    n_cut = int(qa.meta.get("truncated_answers") or 0)  # kept (embedded as written), and counted
+    cut = Failures("answers stopped at the token cap (all profiled models; kept, cut short)", own, n_cut,
+                   Counter({"finish_reason=length": n_cut}) if n_cut else Counter())
     rows = [{"source": p.source, "question": p.question, "answer": p.answer} for p in pairs[:own]]
     if kind == "head":
         note = ("centroids of each source's answers (one QA pair each) in the value head trained here with "
@@ -318,7 +321,7 @@ def profile_result(models: Sequence[ChatModel | str], size: str = "quick", progr
         note = ("centroids of each source's single-QA-pair embeddings from the encoder named here; no value head or "
                 "UniVaR encoder is applied, so distances are sentence-embedding similarity, not UniVaR value "
                 "positions")
-    return Result("univar", metrics=[], rows=rows, failures=[empty],
+    return Result("univar", metrics=[], rows=rows, failures=[empty, cut],
                   models={"sources": [m.spec for m in models], "encoder": enc.name},
                   params={"size": size, "n_questions": len(questions), "neighbours_k": neighbours_k,
                           "space": space},
