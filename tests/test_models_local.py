@@ -61,6 +61,27 @@ def test_choose_reads_answer_probabilities_with_their_mass(local_model_nocache):
         assert b.probs["A"] == pytest.approx(single.probs["A"], abs=2e-3)
 
 
+def test_a_shared_prompt_prefix_is_read_once_with_the_same_probabilities(local_model_nocache):
+    """Prompts that share a long prefix (a judge's system prompt and worked examples) read it once
+    (``_prompt_forward``); each row's probabilities equal reading its prompt alone, multi-token answers
+    and rows of different lengths included (left padding sits between prefix and remainder)."""
+    shared = "You are a careful judge. " * 20  # well over SHARED_PREFIX_MIN tokens
+    convs = [user(shared + q) for q in ("Is fire cold? Answer Yes or No.", "Is ice cold?",
+                                         "Is a long, long, long, long, long, long river wet? Answer Yes or No.")]
+    options, answers = ["Yes", "No"], {"Yes": "Yes, it is", "No": "No"}
+    from valdemo.models import unwrap
+
+    inner = unwrap(local_model_nocache)
+    loaded = inner._get()
+    _, _, next_pos = inner._prompt_forward(loaded, convs)
+    assert next_pos is not None, "the shared prefix was not detected"
+    batched = inner.answer_probs_batch(convs, options, answers=answers)
+    for conv, b in zip(convs, batched, strict=True):
+        single = inner.answer_probs_batch([conv], options, answers=answers)[0]
+        for o in options:
+            assert b[o] == pytest.approx(single[o], rel=1e-3, abs=1e-7)
+
+
 def test_streaming_pieces_join_to_the_full_reply(local_model_nocache):
     conv = user("Describe the sea in one sentence.")
     params = GenParams(max_new_tokens=24)

@@ -457,6 +457,53 @@ class LocalChatModel:
             loaded.boundary_mask = mask
         return mask
 
+    #: Prompts of a batch sharing at least this many leading tokens read that prefix once.
+    SHARED_PREFIX_MIN = 64
+
+    def _prompt_forward(self, loaded: _Loaded, conversations: Sequence[Conversation]):
+        """One forward pass over the prompts; (output with logits of each row's last token and the KV
+        cache, attention mask, each row's next position or None).
+
+        Where the batch's prompts share a long common token prefix (a judge's system prompt and worked
+        examples), the prefix is read once and its cache copied to every row; each row's remainder
+        follows, left-padded after the prefix, with its true positions. The same numbers as reading
+        every prompt whole (up to float rounding), with far less compute."""
+        import torch
+
+        tok = loaded.tokenizer
+        if len(conversations) > 1:
+            prompts = [tok.apply_chat_template(validate_conversation(c), tokenize=False, add_generation_prompt=True)
+                       for c in conversations]
+            ids = [tok(p, add_special_tokens=False)["input_ids"] for p in prompts]
+            shared = 0
+            for column in zip(*ids, strict=False):
+                if any(t != column[0] for t in column):
+                    break
+                shared += 1
+            shared = min(shared, min(len(x) for x in ids) - 1)  # every row keeps at least one token of its own
+            if shared >= self.SHARED_PREFIX_MIN:
+                dev, n = loaded.device, len(ids)
+                pre = loaded.model(input_ids=torch.tensor([ids[0][:shared]], device=dev), use_cache=True,
+                                   logits_to_keep=1)
+                cache = pre.past_key_values
+                cache.batch_repeat_interleave(n)
+                rest = [x[shared:] for x in ids]
+                width = max(len(r) for r in rest)
+                inp = torch.full((n, width), tok.pad_token_id, dtype=torch.long)
+                own = torch.zeros((n, width), dtype=torch.long)
+                pos = torch.full((n, width), shared, dtype=torch.long)
+                for i, r in enumerate(rest):
+                    pad = width - len(r)
+                    inp[i, pad:] = torch.tensor(r)
+                    own[i, pad:] = 1
+                    pos[i, pad:] = torch.arange(shared, shared + len(r))
+                mask = torch.cat([torch.ones((n, shared), dtype=torch.long), own], dim=1).to(dev)
+                out = loaded.model(input_ids=inp.to(dev), attention_mask=mask, position_ids=pos.to(dev),
+                                   past_key_values=cache, use_cache=True, logits_to_keep=1)
+                return out, mask, torch.tensor([len(x) for x in ids], device=dev)
+        enc = self._encode(loaded, conversations)
+        return loaded.model(**enc, use_cache=True, logits_to_keep=1), enc["attention_mask"], None
+
     def answer_probs(self, messages: Conversation, options: Sequence[str],
                      answers: Mapping[str, str] | None = None) -> dict[str, float] | None:
         return self.answer_probs_batch([messages], options, answers=answers)[0]  # type: ignore[index]
@@ -498,14 +545,16 @@ class LocalChatModel:
             n = len(idx)
             try:  # two forward passes per batch: Stop is seen between batches
                 with _slot_unless_stopped(token), loaded.lock, torch.inference_mode():
-                    enc = self._encode(loaded, [conversations[i] for i in idx])
-                    first = loaded.model(**enc, use_cache=True, logits_to_keep=1)
+                    first, prompt_mask, next_pos = self._prompt_forward(loaded, [conversations[i] for i in idx])
                     first_logp = torch.log_softmax(first.logits[:, -1, :].float(), dim=-1)  # (n, V)
                     cache = first.past_key_values
                     cache.batch_repeat_interleave(k)  # row r*k + j: prompt r, answer j
-                    mask = torch.cat([enc["attention_mask"].repeat_interleave(k, dim=0), ans_mask.repeat(n, 1)],
-                                     dim=1)
-                    nxt = loaded.model(input_ids=ans.repeat(n, 1), attention_mask=mask, past_key_values=cache)
+                    mask = torch.cat([prompt_mask.repeat_interleave(k, dim=0), ans_mask.repeat(n, 1)], dim=1)
+                    extra = {} if next_pos is None else {  # a shared prefix: each row's own positions
+                        "position_ids": (next_pos[:, None] + torch.arange(width, device=loaded.device))
+                        .repeat_interleave(k, dim=0)}
+                    nxt = loaded.model(input_ids=ans.repeat(n, 1), attention_mask=mask, past_key_values=cache,
+                                       **extra)
                     logp = torch.log_softmax(nxt.logits.float(), dim=-1)  # (n*k, width, V)
             except cancel.Stopped as exc:
                 raise cancel.Stopped(str(exc), partial=list(out)) from None
