@@ -105,7 +105,13 @@ def test_the_profile_tab_opens_with_the_labelled_example_report(page, served_app
     for method in ("vum", "svo", "univar", "denevil"):  # every plot drawn, none left empty
         page.locator(f"#profile-plot-{method} .js-plotly-plot").wait_for(timeout=60_000)
     headline = page.locator("#profile-headline").inner_text()
-    assert "know what" in headline and "0.55" in headline  # the example's own numbers
+    from valdemo.ui.example_report import load_example
+
+    shipped = load_example()  # the example's own numbers (it is rebuilt when the quick size changes)
+    what = next(m for m in shipped["profiles"]["local"]["methods"]["vum"]["result"]["metrics"]
+                if m["name"] == "know_what_acc")
+    assert "know what" in headline and f"{what['value']:.3f}" in headline
+    assert "Size quick (this project's choice)" in page.locator("#profile-status").inner_text()
     assert page.locator("#profile-download").is_visible()
     page.wait_for_timeout(500)
     page.screenshot(path=str(artifacts_dir / "example_report_tab.png"), full_page=True)
