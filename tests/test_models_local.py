@@ -105,3 +105,16 @@ def test_bad_conversation_is_a_clear_error(local_model_nocache):
         local_model_nocache.chat([{"role": "wizard", "content": "hi"}])
     with pytest.raises(ModelError, match="non-empty"):
         local_model_nocache.chat([])
+
+
+def test_a_small_tail_batch_joins_the_one_before():
+    """chat_batch's padded batches: a tail of at most a quarter of the batch size decodes with the batch before
+    (it would cost nearly a full batch's decode steps alone); memory grows by at most a quarter."""
+    from valdemo.models.local import generation_chunks
+
+    assert generation_chunks(list(range(20)), 16) == [list(range(20))]
+    assert [len(c) for c in generation_chunks(range(21), 16)] == [16, 5]
+    assert [len(c) for c in generation_chunks(range(36), 16)] == [16, 20]
+    assert [len(c) for c in generation_chunks(range(10), 16)] == [10]
+    assert [len(c) for c in generation_chunks(range(3), 1)] == [1, 1, 1]
+    assert generation_chunks([], 16) == []

@@ -298,6 +298,18 @@ def model_identity(path: str) -> str:
     return f"hub:{path}@{revision or 'unresolved'}"
 
 
+def generation_chunks(order: Sequence[int], batch_size: int) -> list[list[int]]:
+    """``order`` in padded batches of ``batch_size``; a last batch of at most a quarter of it joins the one
+    before (20 at 16: one batch of 20, not 16 + 4). A padded batch decodes until its longest row stops, so a
+    small tail batch costs nearly as many decode steps as a full one (measured: 20 sampled continuations
+    x 64 tokens, 1.3x faster as one batch than as 16 + 4); memory grows by at most a quarter."""
+    chunks = [list(order[i : i + batch_size]) for i in range(0, len(order), batch_size)]
+    if len(chunks) > 1 and len(chunks[-1]) <= batch_size // 4:
+        tail = chunks.pop()
+        chunks[-1] += tail
+    return chunks
+
+
 class LocalChatModel:
     """A transformers causal LM behind the ChatModel interface."""
 
@@ -377,8 +389,7 @@ class LocalChatModel:
         out: list[Reply | None] = [None] * len(conversations)
         done = 0
         token = cancel.current()
-        for start in range(0, len(order), batch_size):
-            idx = order[start : start + batch_size]
+        for idx in generation_chunks(order, batch_size):
             t0 = time.perf_counter()
             try:
                 with _slot_unless_stopped(token), loaded.lock, torch.inference_mode():
