@@ -59,7 +59,7 @@ def test_the_example_report_is_labelled_and_carries_the_readout_and_published_fi
 def _section(method: str, metrics: list, failures: list | None = None) -> dict:
     from valdemo.core.result import Failures, Result
 
-    fails = [Failures(step, total, failed) for step, failed, total in (failures or [])]
+    fails = [Failures(f[0], f[2], f[1], kept=len(f) > 3 and f[3]) for f in (failures or [])]
     return {"status": "ok", "error": None, "result": Result(method, metrics=metrics, failures=fails).without_rows()}
 
 
@@ -95,6 +95,20 @@ def test_one_plain_sentence_per_method_with_n_and_interval():
     den = cards["denevil"]
     assert den["figure"] == "n/a" and "No violation rate could be computed" in den["sentence"]
     assert "46 of 80 judge answers" in den["sentence"]  # failures with their own denominator
+
+
+def test_answers_kept_as_written_are_not_called_unreadable():
+    """An answer stopped at the token cap is kept and scored as written: the card counts it apart from
+    the lost ones, and the flag survives the round trip through the saved dict."""
+    from valdemo.core.result import Metric
+
+    p = _profile(univar=_section("univar", [Metric("nearest_distance", 0.47, 10, (0.42, 0.51), "d", "s", "bootstrap",
+                                                   "distance to the nearest other source")],
+                                 [("answers", 1, 11), ("answers stopped at the token cap (kept)", 10, 10, True)]))
+    sentence = {c["method"]: c for c in readout(p, "m")}["univar"]["sentence"]
+    lost, _, kept = sentence.partition("Counted and kept as written:")
+    assert "1 of 11 answers" in lost and "token cap" not in lost
+    assert "10 of 10 answers stopped at the token cap (kept)" in kept
 
 
 def test_the_bundled_caveat_sits_beside_a_bundled_models_cards():

@@ -370,7 +370,8 @@ def as_result(profile: dict) -> Result:
             if res is None:
                 continue
             groups[f"{spec} · {method}"] = list(res.metrics)
-            failures += [Failures(f"{spec} · {method}: {f.step}", f.total, f.failed, f.reasons) for f in res.failures]
+            failures += [Failures(f"{spec} · {method}: {f.step}", f.total, f.failed, f.reasons, f.kept)
+                         for f in res.failures]
     return Result("profile", metrics=groups[next(iter(groups))] if len(groups) == 1 else [], rows=profile["rows"],
                   failures=failures, models={"targets": profile["models"], "judge": profile["judge"]},
                   params=dict(profile["config"]), caveats=[profile["caveat"]] if profile["caveat"] else [],

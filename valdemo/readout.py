@@ -39,9 +39,12 @@ def _result(profile: dict, spec: str, method: str) -> Result | None:
 
 
 def _failed(res: Result) -> str:
-    """Every step that lost answers, with its own denominator (never summed)."""
-    lost = [f"{f.failed} of {f.total} {f.step}" for f in res.failures if f.failed]
-    return (" Unreadable or missing, counted and not scored: " + "; ".join(lost) + ".") if lost else ""
+    """Every step that lost answers, with its own denominator (never summed); steps whose flagged
+    answers were kept as written (e.g. stopped at a token cap) are listed apart, as kept."""
+    lost = [f"{f.failed} of {f.total} {f.step}" for f in res.failures if f.failed and not f.kept]
+    kept = [f"{f.failed} of {f.total} {f.step}" for f in res.failures if f.failed and f.kept]
+    return ((" Unreadable or missing, counted and not scored: " + "; ".join(lost) + "." if lost else "")
+            + (" Counted and kept as written: " + "; ".join(kept) + "." if kept else ""))
 
 
 def _vum(res: Result) -> tuple[str, str]:

@@ -114,6 +114,9 @@ class Failures:
     total: int = 0
     failed: int = 0
     reasons: Counter = field(default_factory=Counter)
+    # True for a step whose flagged answers were kept and scored as written (e.g. stopped at a
+    # token cap): counted and shown, but not lost answers
+    kept: bool = False
 
     def add(self, ok: bool, reason: str = "") -> None:
         self.total += 1
@@ -134,7 +137,10 @@ class Failures:
         return f"{self.failed} of {self.total} {self.step}"
 
     def as_dict(self) -> dict:
-        return {"step": self.step, "failed": self.failed, "total": self.total, "reasons": dict(self.reasons)}
+        d = {"step": self.step, "failed": self.failed, "total": self.total, "reasons": dict(self.reasons)}
+        if self.kept:
+            d["kept"] = True
+        return d
 
 
 class NotMeasured(Exception):

@@ -108,7 +108,8 @@ def result_from_dict(data: dict[str, Any]) -> Result:
         method=data["method"],
         metrics=[metric(m) for m in data.get("metrics", [])],
         rows=list(data.get("rows", [])),
-        failures=[Failures(f["step"], int(f["total"]), int(f["failed"]), Counter(f.get("reasons", {})))
+        failures=[Failures(f["step"], int(f["total"]), int(f["failed"]), Counter(f.get("reasons", {})),
+                           bool(f.get("kept")))
                   for f in data.get("failures", [])],
         protocol=dict(data.get("protocol", {})),
         models=dict(data.get("models", {})),

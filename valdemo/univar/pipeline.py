@@ -136,7 +136,7 @@ def to_result(es: EmbeddedSet) -> Result:
     answers = Failures("answers", n_asked, int(meta.get("empty_answers") or 0),
                        Counter({"empty answer": int(meta.get("empty_answers") or 0)}))
     cut = Failures("answers at the token limit (kept, cut short)", len(es.pairs), int(meta.get("truncated_answers") or 0),
-                   Counter({"finish_reason=length": int(meta.get("truncated_answers") or 0)}))
+                   Counter({"finish_reason=length": int(meta.get("truncated_answers") or 0)}), kept=True)
     caveats = [UMAP_NOTE]
     if es.qa.bundled:
         caveats.insert(0, BUNDLED_CAVEAT)
@@ -308,7 +308,7 @@ def profile_result(models: Sequence[ChatModel | str], size: str = "quick", progr
                      Counter({"empty answer": asked - own}) if asked > own else Counter())
     n_cut = int(qa.meta.get("truncated_answers") or 0)  # kept (embedded as written), and counted
     cut = Failures("answers stopped at the token cap (all profiled models; kept, cut short)", own, n_cut,
-                   Counter({"finish_reason=length": n_cut}) if n_cut else Counter())
+                   Counter({"finish_reason=length": n_cut}) if n_cut else Counter(), kept=True)
     rows = [{"source": p.source, "question": p.question, "answer": p.answer} for p in pairs[:own]]
     if kind == "head":
         note = ("centroids of each source's answers (one QA pair each) in the value head trained here with "

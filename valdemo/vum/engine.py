@@ -978,7 +978,7 @@ def profile_result(target: ChatModel, judge: ChatModel, size: str = "quick",
     summary_, rows = run(items, target, judge, RunConfig(critique_tokens=critique_tokens), progress=progress)
     res = to_result(rows, summary_)
     # a critique the token cap stopped is scored as written, and counted here (never silently cut)
-    capped = Failures("critique answers stopped at the token cap (scored as written)")
+    capped = Failures("critique answers stopped at the token cap (scored as written)", kept=True)
     for r in rows:
         if "critique_at_cap" in r:
             capped.add(not r["critique_at_cap"], "stopped at the token cap")
