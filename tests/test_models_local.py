@@ -61,25 +61,103 @@ def test_choose_reads_answer_probabilities_with_their_mass(local_model_nocache):
         assert b.probs["A"] == pytest.approx(single.probs["A"], abs=2e-3)
 
 
-def test_a_shared_prompt_prefix_is_read_once_with_the_same_probabilities(local_model_nocache):
+@pytest.fixture
+def scoring(local_model_nocache):
+    """The bundled model's inner backend and loaded state, with a fresh prefix store (restored after)."""
+    from valdemo.models import unwrap
+    from valdemo.models.prefix import PrefixStore
+
+    inner = unwrap(local_model_nocache)
+    loaded = inner._get()
+    saved = loaded.prefixes
+    loaded.prefixes = PrefixStore(256 * 2**20)
+    yield inner, loaded
+    loaded.prefixes = saved
+
+
+def _whole(inner, loaded, convs, options, answers=None):
+    """Each conversation's answer probabilities read alone and whole (no stored prefix, no shared one)."""
+    saved, loaded.prefixes = loaded.prefixes, None
+    try:
+        return [inner.answer_probs_batch([c], options, answers=answers)[0] for c in convs]
+    finally:
+        loaded.prefixes = saved
+
+
+def test_a_shared_prompt_prefix_is_read_once_with_the_same_probabilities(scoring):
     """Prompts that share a long prefix (a judge's system prompt and worked examples) read it once
     (``_prompt_forward``); each row's probabilities equal reading its prompt alone, multi-token answers
     and rows of different lengths included (left padding sits between prefix and remainder)."""
+    inner, loaded = scoring
+    loaded.prefixes = None  # the batch-shared prefix alone, no store
     shared = "You are a careful judge. " * 20  # well over SHARED_PREFIX_MIN tokens
     convs = [user(shared + q) for q in ("Is fire cold? Answer Yes or No.", "Is ice cold?",
                                          "Is a long, long, long, long, long, long river wet? Answer Yes or No.")]
     options, answers = ["Yes", "No"], {"Yes": "Yes, it is", "No": "No"}
-    from valdemo.models import unwrap
-
-    inner = unwrap(local_model_nocache)
-    loaded = inner._get()
-    _, _, next_pos = inner._prompt_forward(loaded, convs)
-    assert next_pos is not None, "the shared prefix was not detected"
+    reused = loaded.reused_tokens
     batched = inner.answer_probs_batch(convs, options, answers=answers)
-    for conv, b in zip(convs, batched, strict=True):
-        single = inner.answer_probs_batch([conv], options, answers=answers)[0]
+    assert loaded.reused_tokens - reused >= 2 * inner.SHARED_PREFIX_MIN, "the shared prefix was read more than once"
+    for b, single in zip(batched, _whole(inner, loaded, convs, options, answers), strict=True):
         for o in options:
             assert b[o] == pytest.approx(single[o], rel=1e-3, abs=1e-7)
+
+
+def test_a_conversation_asked_again_reads_only_its_new_turns(scoring):
+    """The prefix store (issue 19): a prompt that extends one read before (SVO's sliders, each carrying
+    the earlier ones) reads only its new tokens, in a batch beside a row with nothing stored (an empty known
+    prefix, its padding masked), and its probabilities equal reading it whole; the extended prompt's entry replaces
+    the old one."""
+    inner, loaded = scoring
+    store = loaded.prefixes
+    letters = ["A", "B", "C"]
+    first = [user(f"Round {i}. Pick one: A. keep 50  B. keep 40, give 10  C. keep 30, give 30. Letter?")
+             for i in range(2)]
+    inner.answer_probs_batch(first, letters)
+    assert len(store) == 2
+    second = [c + [{"role": "assistant", "content": "B"},
+                   {"role": "user", "content": "Next round. A. keep 60  B. keep 45, give 20  C. keep 20, give 50."}]
+              for c in first]
+    # Its own system prompt: it shares fewer than MIN_TOKENS with anything stored, so its known prefix is empty.
+    fresh = [{"role": "system", "content": "Answer briefly."}, *user("An unrelated question: A, B or C?")]
+    before_read, before_reused = loaded.read_tokens, loaded.reused_tokens
+    got = inner.answer_probs_batch([*second, fresh], letters)
+    reused, read = loaded.reused_tokens - before_reused, loaded.read_tokens - before_read
+
+    def n_tokens(conv):
+        text = loaded.tokenizer.apply_chat_template(conv, tokenize=False, add_generation_prompt=True)
+        return len(loaded.tokenizer(text, add_special_tokens=False)["input_ids"])
+
+    assert reused == sum(n_tokens(c) for c in first), "the stored first rounds were read again"
+    assert read == sum(n_tokens(c) for c in [*second, fresh]) - reused
+    assert len(store) == 3  # the two extended rounds replaced their first rounds; the fresh one is new
+    for g, w in zip(got, _whole(inner, loaded, [*second, fresh], letters), strict=True):
+        for o in letters:
+            assert g[o] == pytest.approx(w[o], rel=1e-3, abs=1e-7)
+
+
+@pytest.mark.parametrize("attention", ["sdpa", "eager"])
+def test_answers_side_by_side_equal_answers_read_one_per_row(scoring, attention):
+    """Option scoring reads all answers in one row per prompt under a block-diagonal mask (``_answers_forward``,
+    issue 19) instead of repeating the prompt cache per answer: the same probabilities, with answers of
+    different lengths (a boundary token after each), for the SDPA and the eager attention kernels."""
+    inner, loaded = scoring
+    convs = [user("Is the sea salty? Answer Yes or No."), user("Pick A, B or C. Which is a colour? A. red B. run C. ten")]
+    options, answers = ["Yes", "No", "C"], {"Yes": "Yes, it is salty", "No": "No", "C": "C. ten"}
+    saved = loaded.model.config._attn_implementation
+    loaded.model.set_attn_implementation(attention)
+    try:
+        side_by_side = inner.answer_probs_batch(convs, options, answers=answers)
+        inner.TREE_ANSWERS = False
+        repeated = inner.answer_probs_batch(convs, options, answers=answers)
+    finally:
+        inner.TREE_ANSWERS = True
+        loaded.model.set_attn_implementation(saved)
+    assert loaded.model.config._attn_implementation == saved
+    for a, b in zip(side_by_side, repeated, strict=True):
+        assert set(a) == set(options)
+        for o in options:
+            assert a[o] == pytest.approx(b[o], rel=1e-3, abs=1e-7)
+    assert max(side_by_side[0], key=side_by_side[0].get) in options
 
 
 def test_streaming_pieces_join_to_the_full_reply(local_model_nocache):

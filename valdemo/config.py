@@ -93,6 +93,7 @@ class Settings:
     default_judge: str = field(metadata={"env": "VALDEMO_JUDGE", "doc": "model spec preselected as judge"})
     device: str = field(metadata={"env": "VALDEMO_DEVICE", "doc": "auto, cpu or cuda for the local backend"})
     local_batch_size: int = field(metadata={"env": "VALDEMO_LOCAL_BATCH", "doc": "padded batch size of the local backend"})
+    prefix_cache_mb: float = field(metadata={"env": "VALDEMO_PREFIX_CACHE_MB", "doc": "memory for the local backend's prompt-prefix KV store (a prompt that extends one read before reads only its new tokens); 0 = off"})
     openai_concurrency: int = field(metadata={"env": "VALDEMO_OPENAI_CONCURRENCY", "doc": "parallel requests per batch to an OpenAI-compatible endpoint"})
     openai_timeout_s: float = field(metadata={"env": "VALDEMO_OPENAI_TIMEOUT", "doc": "seconds before one request times out"})
     openai_retries: int = field(metadata={"env": "VALDEMO_OPENAI_RETRIES", "doc": "retries on 429/5xx/timeouts (exponential backoff)"})
@@ -135,6 +136,7 @@ class Settings:
             default_judge=_env("VALDEMO_JUDGE", "local"),
             device=_env("VALDEMO_DEVICE", "auto"),
             local_batch_size=_env_int("VALDEMO_LOCAL_BATCH", 16, minimum=1),
+            prefix_cache_mb=_env_float("VALDEMO_PREFIX_CACHE_MB", 512.0, minimum=0.0),
             openai_concurrency=_env_int("VALDEMO_OPENAI_CONCURRENCY", 8, minimum=1),
             openai_timeout_s=_env_float("VALDEMO_OPENAI_TIMEOUT", 60.0, minimum=0.1),
             openai_retries=_env_int("VALDEMO_OPENAI_RETRIES", 3, minimum=0),

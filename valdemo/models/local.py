@@ -36,6 +36,7 @@ from .base import (
     ends_answer,
     validate_conversation,
 )
+from .prefix import PrefixStore, plain_layers
 
 log = logging.getLogger(__name__)
 
@@ -138,6 +139,10 @@ class _Loaded:
         self.tokenizer = tokenizer
         self.device = device
         self.lock = threading.Lock()
+        budget = get_settings().prefix_cache_mb
+        self.prefixes: PrefixStore | None = PrefixStore(int(budget * 2**20)) if budget > 0 else None
+        self.read_tokens = 0  # prompt tokens read by option scoring (benchmarks and tests look)
+        self.reused_tokens = 0  # prompt tokens it did not read again (a stored or a batch-shared prefix)
 
 
 _slots: threading.BoundedSemaphore | None = None
@@ -472,20 +477,26 @@ class LocalChatModel:
     SHARED_PREFIX_MIN = 64
 
     def _prompt_forward(self, loaded: _Loaded, conversations: Sequence[Conversation]):
-        """One forward pass over the prompts; (output with logits of each row's last token and the KV
-        cache, attention mask, each row's next position or None).
+        """One forward pass over the prompts: (output with the logits of each row's last token and the KV
+        cache, attention mask over that cache, each row's next position).
 
-        Where the batch's prompts share a long common token prefix (a judge's system prompt and worked
-        examples), the prefix is read once and its cache copied to every row; each row's remainder
-        follows, left-padded after the prefix, with its true positions. The same numbers as reading
-        every prompt whole (up to float rounding), with far less compute."""
+        Tokens already read are not read again: a row whose prompt extends one read before (the prefix
+        store, :mod:`valdemo.models.prefix`) starts from that prompt's cache; else, where the batch's
+        prompts share a long common prefix (a judge's system prompt and worked examples), that prefix is
+        read once for all rows. Each row's known prefix is left-padded to the longest one, its own
+        remaining tokens follow, left-padded too, every token at its true position. The same numbers as
+        reading every prompt whole (up to float rounding), with far less compute."""
         import torch
 
-        tok = loaded.tokenizer
-        if len(conversations) > 1:
-            prompts = [tok.apply_chat_template(validate_conversation(c), tokenize=False, add_generation_prompt=True)
-                       for c in conversations]
-            ids = [tok(p, add_special_tokens=False)["input_ids"] for p in prompts]
+        tok, dev = loaded.tokenizer, loaded.device
+        prompts = [tok.apply_chat_template(validate_conversation(c), tokenize=False, add_generation_prompt=True)
+                   for c in conversations]
+        ids = [tok(p, add_special_tokens=False)["input_ids"] for p in prompts]
+        n = len(ids)
+        store = loaded.prefixes
+        known = [store.match(x) if store is not None else (0, None, None) for x in ids]
+        shared_read = 0  # a batch-shared prefix, read once here
+        if n > 1 and not any(p for p, _, _ in known):
             shared = 0
             for column in zip(*ids, strict=False):
                 if any(t != column[0] for t in column):
@@ -493,27 +504,106 @@ class LocalChatModel:
                 shared += 1
             shared = min(shared, min(len(x) for x in ids) - 1)  # every row keeps at least one token of its own
             if shared >= self.SHARED_PREFIX_MIN:
-                dev, n = loaded.device, len(ids)
                 pre = loaded.model(input_ids=torch.tensor([ids[0][:shared]], device=dev), use_cache=True,
-                                   logits_to_keep=1)
-                cache = pre.past_key_values
-                cache.batch_repeat_interleave(n)
-                rest = [x[shared:] for x in ids]
-                width = max(len(r) for r in rest)
-                inp = torch.full((n, width), tok.pad_token_id, dtype=torch.long)
-                own = torch.zeros((n, width), dtype=torch.long)
-                pos = torch.full((n, width), shared, dtype=torch.long)
-                for i, r in enumerate(rest):
-                    pad = width - len(r)
-                    inp[i, pad:] = torch.tensor(r)
-                    own[i, pad:] = 1
-                    pos[i, pad:] = torch.arange(shared, shared + len(r))
-                mask = torch.cat([torch.ones((n, shared), dtype=torch.long), own], dim=1).to(dev)
-                out = loaded.model(input_ids=inp.to(dev), attention_mask=mask, position_ids=pos.to(dev),
-                                   past_key_values=cache, use_cache=True, logits_to_keep=1)
-                return out, mask, torch.tensor([len(x) for x in ids], device=dev)
-        enc = self._encode(loaded, conversations)
-        return loaded.model(**enc, use_cache=True, logits_to_keep=1), enc["attention_mask"], None
+                                   logits_to_keep=1).past_key_values
+                if plain_layers(pre):
+                    kv = [(layer.keys, layer.values) for layer in pre.layers]
+                    known = [(shared, kv, None)] * n
+                    shared_read = shared
+        lengths = [p for p, _, _ in known]
+        top = max(lengths)
+        rest = [x[p:] for x, p in zip(ids, lengths, strict=True)]
+        width = max(len(r) for r in rest)
+        inp = torch.full((n, width), tok.pad_token_id, dtype=torch.long)
+        mask = torch.zeros((n, top + width), dtype=torch.long)
+        pos = torch.zeros((n, width), dtype=torch.long)
+        for i, (r, p) in enumerate(zip(rest, lengths, strict=True)):
+            pad = width - len(r)
+            inp[i, pad:] = torch.tensor(r)
+            mask[i, top - p : top] = 1
+            mask[i, top + pad :] = 1
+            pos[i, pad:] = torch.arange(p, p + len(r))
+        cache = None
+        if top:
+            from transformers import DynamicCache
+
+            data = []
+            for layer in range(len(next(kv for _, kv, _ in known if kv is not None))):
+                ref_k, ref_v = next(kv[layer] for _, kv, _ in known if kv is not None)
+                keys = ref_k.new_zeros((n, ref_k.shape[1], top, ref_k.shape[3]))
+                values = ref_v.new_zeros((n, ref_v.shape[1], top, ref_v.shape[3]))
+                for i, (p, kv, _) in enumerate(known):
+                    if p:
+                        keys[i, :, top - p :] = kv[layer][0][0, :, :p]
+                        values[i, :, top - p :] = kv[layer][1][0, :, :p]
+                data.append((keys, values))
+            cache = DynamicCache(ddp_cache_data=data)
+        mask = mask.to(dev)
+        out = loaded.model(input_ids=inp.to(dev), attention_mask=mask, position_ids=pos.to(dev),
+                           past_key_values=cache, use_cache=True, logits_to_keep=1)
+        loaded.read_tokens += sum(len(r) for r in rest) + shared_read
+        loaded.reused_tokens += sum(lengths) - shared_read
+        if store is not None:
+            if not plain_layers(out.past_key_values):
+                loaded.prefixes = None  # not a plain full-attention cache: this model's prompts are read whole
+            else:
+                for i, (x, (p, _, key)) in enumerate(zip(ids, known, strict=True)):
+                    keep = torch.cat([torch.arange(top - p, top), torch.arange(top + width - len(rest[i]), top + width)])
+                    keep = keep.to(dev)
+                    kv = [(layer.keys[i : i + 1].index_select(2, keep), layer.values[i : i + 1].index_select(2, keep))
+                          for layer in out.past_key_values.layers]
+                    store.put(x, kv, supersedes=key)
+        return out, mask, torch.tensor([len(x) for x in ids], device=dev)
+
+    #: Answers read side by side under a block-diagonal mask (False: the cache repeated per answer; tests compare).
+    TREE_ANSWERS = True
+
+    def _answers_forward(self, loaded: _Loaded, cache, prompt_mask, next_pos, answer_ids: list[list[int]]):
+        """Read every answer after every prompt in one forward pass over the prompts' cache; returns
+        ``after(row, j, t)``: log-probabilities of the next token after token ``t`` of answer ``j``.
+
+        With SDPA or eager attention the answers sit side by side in each prompt's row, each token seeing
+        the prompt and its own answer's earlier tokens (a block-diagonal mask), at its true position, so the
+        prompt cache is not copied once per answer (nine slider letters: nine copies of a 1,000-token cache).
+        Other attention kernels take no custom mask: there the cache is repeated per answer instead."""
+        import torch
+
+        dev, n, k = loaded.device, prompt_mask.shape[0], len(answer_ids)
+        impl = getattr(loaded.model.config, "_attn_implementation", "")
+        if self.TREE_ANSWERS and impl in ("sdpa", "eager"):
+            flat = [t for ids in answer_ids for t in ids]
+            offsets = [sum(len(ids) for ids in answer_ids[:j]) for j in range(k)]
+            size = len(flat)
+            tree = torch.zeros((size, size), dtype=torch.bool)
+            for off, ids in zip(offsets, answer_ids, strict=True):
+                for a in range(len(ids)):
+                    tree[off + a, off : off + a + 1] = True
+            allowed = torch.cat([prompt_mask.bool()[:, None, None, :].expand(n, 1, size, prompt_mask.shape[1]),
+                                 tree.to(dev)[None, None].expand(n, 1, size, size)], dim=-1)
+            if impl == "eager":  # an additive mask
+                dtype = loaded.model.dtype
+                mask = torch.zeros(allowed.shape, dtype=dtype, device=dev).masked_fill(~allowed, torch.finfo(dtype).min)
+            else:
+                mask = allowed
+            rel = torch.tensor([t for ids in answer_ids for t in range(len(ids))], device=dev)
+            nxt = loaded.model(input_ids=torch.tensor([flat], device=dev).expand(n, size), attention_mask=mask,
+                               past_key_values=cache, position_ids=next_pos[:, None] + rel[None, :])
+            logp = torch.log_softmax(nxt.logits.float(), dim=-1)  # (n, all answers' tokens, V)
+            return lambda row, j, t: logp[row, offsets[j] + t]
+        width = max(len(ids) for ids in answer_ids)
+        ans = torch.full((k, width), loaded.tokenizer.pad_token_id, dtype=torch.long)
+        ans_mask = torch.zeros((k, width), dtype=torch.long)
+        for j, ids in enumerate(answer_ids):
+            ans[j, : len(ids)] = torch.tensor(ids)
+            ans_mask[j, : len(ids)] = 1
+        ans, ans_mask = ans.to(dev), ans_mask.to(dev)
+        cache.batch_repeat_interleave(k)  # row r*k + j: prompt r, answer j
+        mask = torch.cat([prompt_mask.repeat_interleave(k, dim=0), ans_mask.repeat(n, 1)], dim=1)
+        positions = (next_pos[:, None] + torch.arange(width, device=dev)).repeat_interleave(k, dim=0)
+        nxt = loaded.model(input_ids=ans.repeat(n, 1), attention_mask=mask, past_key_values=cache,
+                           position_ids=positions)
+        logp = torch.log_softmax(nxt.logits.float(), dim=-1)  # (n*k, width, V)
+        return lambda row, j, t: logp[row * k + j, t]
 
     def answer_probs(self, messages: Conversation, options: Sequence[str],
                      answers: Mapping[str, str] | None = None) -> dict[str, float] | None:
@@ -537,13 +627,6 @@ class LocalChatModel:
         answer_ids = [tok.encode(answer_of[o], add_special_tokens=False) for o in options]
         if any(not ids for ids in answer_ids):
             raise ModelError("an answer string encodes to no tokens")
-        k, width = len(options), max(len(ids) for ids in answer_ids)
-        ans = torch.full((k, width), tok.pad_token_id, dtype=torch.long)
-        ans_mask = torch.zeros((k, width), dtype=torch.long)
-        for j, ids in enumerate(answer_ids):
-            ans[j, : len(ids)] = torch.tensor(ids)
-            ans_mask[j, : len(ids)] = 1
-        ans, ans_mask = ans.to(loaded.device), ans_mask.to(loaded.device)
         boundary = self._boundary_mask(loaded)
         batch_size = get_settings().local_batch_size
         # As in chat_batch: sort by length so each padded batch wastes little compute.
@@ -558,25 +641,16 @@ class LocalChatModel:
                 with _slot_unless_stopped(token), loaded.lock, torch.inference_mode():
                     first, prompt_mask, next_pos = self._prompt_forward(loaded, [conversations[i] for i in idx])
                     first_logp = torch.log_softmax(first.logits[:, -1, :].float(), dim=-1)  # (n, V)
-                    cache = first.past_key_values
-                    cache.batch_repeat_interleave(k)  # row r*k + j: prompt r, answer j
-                    mask = torch.cat([prompt_mask.repeat_interleave(k, dim=0), ans_mask.repeat(n, 1)], dim=1)
-                    extra = {} if next_pos is None else {  # a shared prefix: each row's own positions
-                        "position_ids": (next_pos[:, None] + torch.arange(width, device=loaded.device))
-                        .repeat_interleave(k, dim=0)}
-                    nxt = loaded.model(input_ids=ans.repeat(n, 1), attention_mask=mask, past_key_values=cache,
-                                       **extra)
-                    logp = torch.log_softmax(nxt.logits.float(), dim=-1)  # (n*k, width, V)
+                    after = self._answers_forward(loaded, first.past_key_values, prompt_mask, next_pos, answer_ids)
             except cancel.Stopped as exc:
                 raise cancel.Stopped(str(exc), partial=list(out)) from None
             for row, i in enumerate(idx):
                 scores = {}
                 for j, ids in enumerate(answer_ids):
-                    r = row * k + j
                     total = first_logp[row, ids[0]]
                     for pos in range(1, len(ids)):
-                        total = total + logp[r, pos - 1, ids[pos]]
-                    ends = torch.logsumexp(logp[r, len(ids) - 1][boundary], dim=0)
+                        total = total + after(row, j, pos - 1)[ids[pos]]
+                    ends = torch.logsumexp(after(row, j, len(ids) - 1)[boundary], dim=0)
                     scores[options[j]] = float(torch.exp(total + ends))
                 out[i] = scores
             done += n
