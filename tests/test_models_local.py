@@ -135,6 +135,46 @@ def test_a_conversation_asked_again_reads_only_its_new_turns(scoring):
             assert g[o] == pytest.approx(w[o], rel=1e-3, abs=1e-7)
 
 
+def test_generation_reads_stored_prompts_once_with_the_same_replies(scoring):
+    """chat_batch uses the prefix store too (issue 19): a batch generated again with another seed (DeNEVIL's K
+    samples) reads one token per prompt, and greedy replies equal those generated with the store off."""
+    inner, loaded = scoring
+    convs = [user("Name a colour."), user("Write one sentence about rivers and the sea.")]
+    params = GenParams(max_new_tokens=12)
+    saved, loaded.prefixes = loaded.prefixes, None
+    try:
+        whole = [r.text for r in inner.chat_batch(convs, params)]
+    finally:
+        loaded.prefixes = saved
+    first = inner.chat_batch(convs, params)
+    before_read, before_reused = loaded.read_tokens, loaded.reused_tokens
+    again = inner.chat_batch(convs, GenParams(max_new_tokens=12, temperature=0.9, seed=3))
+    assert loaded.read_tokens - before_read == len(convs), "stored prompts were read again"
+    assert loaded.reused_tokens - before_reused > 20 * len(convs)
+    assert all(r.text.strip() for r in again)
+    for a, b in zip(whole, first, strict=True):
+        assert a.split()[:3] == b.text.split()[:3]
+
+
+def test_greedy_rows_leave_the_batch_when_they_end_with_generates_replies(scoring):
+    """Greedy chat_batch drops a row from the batch once it ends (``_greedy``, issue 19): the same replies
+    and finish reasons as ``generate()`` on the same batch, short and long replies, capped and stopped."""
+    inner, loaded = scoring
+    loaded.prefixes = None
+    convs = [user("Say yes."), user("Count from one to twenty in words."), user("Name a colour. One word."),
+             user("Describe a forest in three sentences.")]
+    params = GenParams(max_new_tokens=24)
+    pruned = inner.chat_batch(convs, params)
+    inner.PRUNED_GREEDY = False
+    try:
+        reference = inner.chat_batch(convs, params)
+    finally:
+        inner.PRUNED_GREEDY = True
+    assert [r.text for r in pruned] == [r.text for r in reference]
+    assert [r.finish_reason for r in pruned] == [r.finish_reason for r in reference]
+    assert {r.finish_reason for r in pruned} == {"stop", "length"}, "the batch should mix ended and capped rows"
+
+
 @pytest.mark.parametrize("attention", ["sdpa", "eager"])
 def test_answers_side_by_side_equal_answers_read_one_per_row(scoring, attention):
     """Option scoring reads all answers in one row per prompt under a block-diagonal mask (``_answers_forward``,

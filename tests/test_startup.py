@@ -70,11 +70,14 @@ def test_svo_circle_is_drawn_on_first_load_in_a_browser(served_app, browser):
         page.close()
 
 
-@pytest.mark.parametrize(("given", "expected"), [(None, "PASSIVE"), ("ACTIVE", "ACTIVE")])
-def test_openmp_threads_sleep_while_waiting_unless_told_otherwise(given, expected):
-    """Set before torch loads OpenMP (a fresh process); an explicit setting wins."""
-    env = {k: v for k, v in os.environ.items() if k != "OMP_WAIT_POLICY"} | ({"OMP_WAIT_POLICY": given} if given else {})
-    code = "import valdemo, os, torch; print(os.environ['OMP_WAIT_POLICY'])"
+@pytest.mark.parametrize(("given", "expected"), [(None, "ACTIVE 10000"), ("PASSIVE", "PASSIVE -"),
+                                                 ("ACTIVE", "ACTIVE -")])
+def test_openmp_threads_spin_briefly_while_waiting_unless_told_otherwise(given, expected):
+    """A brief spin by default (ACTIVE, GOMP_SPINCOUNT=10000), set before torch loads OpenMP (a fresh
+    process); an explicit policy wins and keeps OpenMP's own spin count."""
+    env = {k: v for k, v in os.environ.items() if k not in ("OMP_WAIT_POLICY", "GOMP_SPINCOUNT")}
+    env |= {"OMP_WAIT_POLICY": given} if given else {}
+    code = "import valdemo, os, torch; print(os.environ['OMP_WAIT_POLICY'], os.environ.get('GOMP_SPINCOUNT', '-'))"
     out = subprocess.run([sys.executable, "-c", code], cwd=ROOT, env=env, capture_output=True, text=True, timeout=300)
     assert out.returncode == 0, out.stderr[-2000:]
     assert out.stdout.strip() == expected

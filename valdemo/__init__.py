@@ -4,10 +4,13 @@ __version__ = "0.1.0"
 
 import os as _os
 
-# OpenMP threads that wait by spinning (libgomp's default) starve the thread doing the work when
-# the CPU is shared (other processes, or two generations at once): measured under load on a shared
-# 2-core CPU, batched local generation ran ~10x slower with them (issue 19, benchmarks/backends.py).
-# Waiting threads sleep instead. It must be set before torch loads its OpenMP runtime, hence here;
-# an OMP_WAIT_POLICY already in the environment wins. On an idle CPU spinning is 1.35-1.6x faster
-# (benchmarks/omp_policy.py; README): a machine valdemo has to itself may set OMP_WAIT_POLICY=ACTIVE.
-_os.environ.setdefault("OMP_WAIT_POLICY", "PASSIVE")
+# How OpenMP's waiting threads wait (issue 19, benchmarks/omp_policy.py, README "Performance").
+# Spinning for good (libgomp's ACTIVE) is fastest on a CPU valdemo has to itself but starves the
+# working thread when processes share the CPU (3-10x slower measured); sleeping at once (PASSIVE)
+# is safe there but pays a wake-up per parallel region, 1.4-1.7x slower alone. valdemo's default is
+# a brief spin (ACTIVE with GOMP_SPINCOUNT=10000, a few microseconds): nearly ACTIVE's speed alone,
+# and a bounded loss when shared. It must be set before torch loads its OpenMP runtime, hence here;
+# an OMP_WAIT_POLICY already in the environment wins (PASSIVE for a crowded shared machine).
+if "OMP_WAIT_POLICY" not in _os.environ:
+    _os.environ["OMP_WAIT_POLICY"] = "ACTIVE"
+    _os.environ.setdefault("GOMP_SPINCOUNT", "10000")

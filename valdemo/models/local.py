@@ -22,6 +22,7 @@ import time
 from collections import OrderedDict
 from collections.abc import Iterator, Mapping, Sequence
 from pathlib import Path
+from typing import Any, NamedTuple
 
 from ..config import get_settings
 from ..core import cancel
@@ -315,6 +316,41 @@ def generation_chunks(order: Sequence[int], batch_size: int) -> list[list[int]]:
     return chunks
 
 
+def _eos_ids(loaded: _Loaded) -> set[int]:
+    """Token ids that end a reply: the generation config's end-of-sequence id(s), else the tokenizer's."""
+    eos = getattr(loaded.model.generation_config, "eos_token_id", None)
+    if eos is None:
+        eos = loaded.tokenizer.eos_token_id
+    return set(eos) if isinstance(eos, (list, tuple)) else {int(eos)}
+
+
+#: generation-config settings under which greedy ``generate()`` is not a plain argmax per step.
+_LOGIT_CHANGING = {"repetition_penalty": (None, 1.0), "encoder_repetition_penalty": (None, 1.0),
+                   "no_repeat_ngram_size": (None, 0), "bad_words_ids": (None,), "suppress_tokens": (None,),
+                   "begin_suppress_tokens": (None,), "forced_bos_token_id": (None,), "forced_eos_token_id": (None,),
+                   "min_length": (None, 0), "min_new_tokens": (None, 0), "sequence_bias": (None,),
+                   "exponential_decay_length_penalty": (None,), "guidance_scale": (None, 1.0),
+                   "watermarking_config": (None,), "stop_strings": (None,), "num_beams": (None, 1)}
+
+
+def _plain_greedy(config) -> bool:
+    """True where greedy ``generate()`` with this generation config takes the argmax at every step."""
+    return all(getattr(config, name, None) in plain for name, plain in _LOGIT_CHANGING.items())
+
+
+class _Layout(NamedTuple):
+    """A batch of prompts laid out for reading (``LocalChatModel._layout``)."""
+
+    ids: list[list[int]]  # each prompt's token ids
+    known: list  # per row: (tokens already in the cache, their stored KV or None, the store key or None)
+    top: int  # the longest known prefix; rows' known prefixes are left-padded to it
+    width: int  # the longest remainder; remainders are left-padded to it
+    full: Any  # (n, top + width) token ids: known prefix, then remainder
+    mask: Any  # (n, top + width) attention mask
+    positions: Any  # (n, width) the remainders' true positions
+    cache: Any  # a DynamicCache holding the known prefixes, or None
+
+
 class LocalChatModel:
     """A transformers causal LM behind the ChatModel interface."""
 
@@ -398,21 +434,28 @@ class LocalChatModel:
             t0 = time.perf_counter()
             try:
                 with _slot_unless_stopped(token), loaded.lock, torch.inference_mode():
-                    enc = self._encode(loaded, [conversations[i] for i in idx])
+                    lay = self._layout(loaded, [conversations[i] for i in idx])
                     self._seed(params)
                     try:
-                        gen = loaded.model.generate(**enc, **self._gen_kwargs(loaded, params), **_stopping(token))
+                        if self.PRUNED_GREEDY and params.temperature <= 0 and _plain_greedy(loaded.model.generation_config):
+                            new_tokens = self._greedy(loaded, lay, params.max_new_tokens, token)
+                        else:
+                            result = loaded.model.generate(
+                                input_ids=lay.full, attention_mask=lay.mask, past_key_values=lay.cache,
+                                return_dict_in_generate=True, **self._gen_kwargs(loaded, params), **_stopping(token))
+                            self._remember(loaded, lay, result.past_key_values)
+                            new_tokens = result.sequences[:, lay.full.shape[1] :].tolist()
                     except RuntimeError as exc:
                         raise ModelError(f"local generation failed: {exc}") from exc
                 if token is not None:
                     token.check()  # a reply cut by Stop is never returned (nor cached)
             except cancel.Stopped as exc:
                 raise cancel.Stopped(str(exc), partial=list(out)) from None
-            new_tokens = gen[:, enc["input_ids"].shape[1] :]
             elapsed = (time.perf_counter() - t0) / len(idx)
+            stops = _eos_ids(loaded)
             for row, i in enumerate(idx):
                 ids = new_tokens[row]
-                finished = bool((ids == loaded.tokenizer.eos_token_id).any())
+                finished = any(t in stops for t in ids)
                 out[i] = Reply(
                     text=loaded.tokenizer.decode(ids, skip_special_tokens=True),
                     backend=self.backend,
@@ -424,6 +467,52 @@ class LocalChatModel:
             if progress:
                 _report(progress, done, len(conversations), out)
         return out  # type: ignore[return-value]
+
+    #: Greedy replies decoded by :meth:`_greedy` (False: by ``generate()``; tests compare).
+    PRUNED_GREEDY = True
+
+    def _greedy(self, loaded: _Loaded, lay: _Layout, max_new: int, token: cancel.CancelToken | None) -> list[list[int]]:
+        """Greedy decoding that drops each row from the batch as soon as it ends (issue 19).
+
+        ``generate()`` decodes every row of a padded batch until the longest one ends; a step costs
+        about 55 ms plus 5.5 ms per row here (2-core CPU, bundled model), so rows that ended early
+        keep costing. This loop reads the prompts as option scoring does (:meth:`_layout`, stored
+        prefixes reused), then takes the most probable token per row and step, as ``generate()``
+        does greedily, and removes a row from the cache once it writes an end-of-turn token or
+        reaches ``max_new``. Only used where the model's generation config changes no logits
+        (:func:`_plain_greedy`); a test holds its replies equal to ``generate()``'s."""
+        import torch
+
+        dev = loaded.device
+        stops = _eos_ids(loaded)
+        out = loaded.model(input_ids=lay.full[:, lay.top :], attention_mask=lay.mask, position_ids=lay.positions,
+                           past_key_values=lay.cache, use_cache=True, logits_to_keep=1)
+        self._remember(loaded, lay, out.past_key_values)
+        cache, mask = out.past_key_values, lay.mask
+        position = torch.tensor([len(x) for x in lay.ids], device=dev)
+        rows = list(range(len(lay.ids)))
+        replies: list[list[int]] = [[] for _ in rows]
+        nxt = out.logits[:, -1, :].argmax(dim=-1)
+        while True:
+            if token is not None and token.is_set():
+                raise cancel.Stopped()
+            keep = []
+            for r, t in enumerate(nxt.tolist()):
+                replies[rows[r]].append(t)
+                if t not in stops and len(replies[rows[r]]) < max_new:
+                    keep.append(r)
+            if not keep:
+                return replies
+            if len(keep) < len(rows):
+                sel = torch.tensor(keep, device=dev)
+                cache.batch_select_indices(sel)
+                mask, position, nxt = mask[sel], position[sel], nxt[sel]
+                rows = [rows[r] for r in keep]
+            mask = torch.cat([mask, torch.ones((len(rows), 1), dtype=mask.dtype, device=dev)], dim=1)
+            out = loaded.model(input_ids=nxt[:, None], attention_mask=mask, position_ids=position[:, None],
+                               past_key_values=cache, use_cache=True)
+            position = position + 1
+            nxt = out.logits[:, -1, :].argmax(dim=-1)
 
     def stream(self, messages: Conversation, params: GenParams | None = None) -> Iterator[str]:
         import torch
@@ -476,16 +565,15 @@ class LocalChatModel:
     #: Prompts of a batch sharing at least this many leading tokens read that prefix once.
     SHARED_PREFIX_MIN = 64
 
-    def _prompt_forward(self, loaded: _Loaded, conversations: Sequence[Conversation]):
-        """One forward pass over the prompts: (output with the logits of each row's last token and the KV
-        cache, attention mask over that cache, each row's next position).
+    def _layout(self, loaded: _Loaded, conversations: Sequence[Conversation]) -> _Layout:
+        """Where each prompt's reading starts: tokens already read are not read again.
 
-        Tokens already read are not read again: a row whose prompt extends one read before (the prefix
-        store, :mod:`valdemo.models.prefix`) starts from that prompt's cache; else, where the batch's
-        prompts share a long common prefix (a judge's system prompt and worked examples), that prefix is
-        read once for all rows. Each row's known prefix is left-padded to the longest one, its own
-        remaining tokens follow, left-padded too, every token at its true position. The same numbers as
-        reading every prompt whole (up to float rounding), with far less compute."""
+        A row whose prompt extends one read before (the prefix store, :mod:`valdemo.models.prefix`) starts
+        from that prompt's cache; else, where the batch's prompts share a long common prefix (a judge's
+        system prompt and worked examples), that prefix is read here once for all rows. Each row's known
+        prefix is left-padded to the longest one and its own remaining tokens follow, left-padded too,
+        every token at its true position: the same numbers as reading every prompt whole (up to float
+        rounding), with far less compute. Runs under ``loaded.lock``."""
         import torch
 
         tok, dev = loaded.tokenizer, loaded.device
@@ -514,12 +602,13 @@ class LocalChatModel:
         top = max(lengths)
         rest = [x[p:] for x, p in zip(ids, lengths, strict=True)]
         width = max(len(r) for r in rest)
-        inp = torch.full((n, width), tok.pad_token_id, dtype=torch.long)
+        full = torch.full((n, top + width), tok.pad_token_id, dtype=torch.long)  # prefix tokens, then the rest
         mask = torch.zeros((n, top + width), dtype=torch.long)
         pos = torch.zeros((n, width), dtype=torch.long)
-        for i, (r, p) in enumerate(zip(rest, lengths, strict=True)):
+        for i, (x, r, p) in enumerate(zip(ids, rest, lengths, strict=True)):
             pad = width - len(r)
-            inp[i, pad:] = torch.tensor(r)
+            full[i, top - p : top] = torch.tensor(x[:p], dtype=torch.long)
+            full[i, top + pad :] = torch.tensor(r)
             mask[i, top - p : top] = 1
             mask[i, top + pad :] = 1
             pos[i, pad:] = torch.arange(p, p + len(r))
@@ -538,22 +627,38 @@ class LocalChatModel:
                         values[i, :, top - p :] = kv[layer][1][0, :, :p]
                 data.append((keys, values))
             cache = DynamicCache(ddp_cache_data=data)
-        mask = mask.to(dev)
-        out = loaded.model(input_ids=inp.to(dev), attention_mask=mask, position_ids=pos.to(dev),
-                           past_key_values=cache, use_cache=True, logits_to_keep=1)
         loaded.read_tokens += sum(len(r) for r in rest) + shared_read
         loaded.reused_tokens += sum(lengths) - shared_read
-        if store is not None:
-            if not plain_layers(out.past_key_values):
-                loaded.prefixes = None  # not a plain full-attention cache: this model's prompts are read whole
-            else:
-                for i, (x, (p, _, key)) in enumerate(zip(ids, known, strict=True)):
-                    keep = torch.cat([torch.arange(top - p, top), torch.arange(top + width - len(rest[i]), top + width)])
-                    keep = keep.to(dev)
-                    kv = [(layer.keys[i : i + 1].index_select(2, keep), layer.values[i : i + 1].index_select(2, keep))
-                          for layer in out.past_key_values.layers]
-                    store.put(x, kv, supersedes=key)
-        return out, mask, torch.tensor([len(x) for x in ids], device=dev)
+        return _Layout(ids, known, top, width, full.to(dev), mask.to(dev), pos.to(dev), cache)
+
+    def _remember(self, loaded: _Loaded, layout: _Layout, cache) -> None:
+        """Put each row's whole prompt (its known prefix and what was just read) in the prefix store."""
+        import torch
+
+        store = loaded.prefixes
+        if store is None:
+            return
+        if not plain_layers(cache):
+            loaded.prefixes = None  # not a plain full-attention cache: this model's prompts are read whole
+            return
+        top, width = layout.top, layout.width
+        for i, (x, (p, _, key)) in enumerate(zip(layout.ids, layout.known, strict=True)):
+            own = len(x) - p
+            keep = torch.cat([torch.arange(top - p, top), torch.arange(top + width - own, top + width)]).to(loaded.device)
+            kv = [(layer.keys[i : i + 1].index_select(2, keep), layer.values[i : i + 1].index_select(2, keep))
+                  for layer in cache.layers]
+            store.put(x, kv, supersedes=key)
+
+    def _prompt_forward(self, loaded: _Loaded, conversations: Sequence[Conversation]):
+        """One forward pass over the prompts (see :meth:`_layout`): (output with the logits of each row's last
+        token and the KV cache, attention mask over that cache, each row's next position)."""
+        import torch
+
+        lay = self._layout(loaded, conversations)
+        out = loaded.model(input_ids=lay.full[:, lay.top :], attention_mask=lay.mask, position_ids=lay.positions,
+                           past_key_values=lay.cache, use_cache=True, logits_to_keep=1)
+        self._remember(loaded, lay, out.past_key_values)
+        return out, lay.mask, torch.tensor([len(x) for x in lay.ids], device=loaded.device)
 
     #: Answers read side by side under a block-diagonal mask (False: the cache repeated per answer; tests compare).
     TREE_ANSWERS = True
