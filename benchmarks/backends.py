@@ -39,6 +39,7 @@ sys.path.insert(0, sys.argv[1])
 import torch
 from transformers import DynamicCache, StaticCache
 from valdemo.models import GenParams, get_model, user
+from valdemo.models.local import forget_prefixes
 variants = sys.argv[2].split(",")
 model = get_model("local", use_cache=False)
 loaded = model._get()
@@ -90,6 +91,7 @@ names = {"one": "one at a time", "batch": "batch 16 (chat_batch)", "loop": "batc
 result = {}
 for _ in range(int(sys.argv[3])):
     for v in variants:
+        forget_prefixes()  # every variant reads its prompts from cold
         with torch.inference_mode():
             t0 = time.perf_counter()
             out = run[names[v]]()

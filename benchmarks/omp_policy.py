@@ -25,7 +25,10 @@ m = get_model("local")
 prompts = [user(f"Write one sentence about the number {i}.") for i in range(16)]
 p = GenParams(max_new_tokens=32)
 m.chat_batch(prompts[:2], p)
+from valdemo.models.local import forget_prefixes
+forget_prefixes()
 t = time.perf_counter(); m.chat_batch(prompts, p); batch = time.perf_counter() - t
+forget_prefixes()
 t = time.perf_counter()
 for c in prompts[:4]:
     m.chat(c, p)

@@ -279,6 +279,16 @@ def _load(path: str) -> _Loaded:
         return _loaded[path]
 
 
+def forget_prefixes() -> None:
+    """Empty every loaded model's prompt-prefix store (benchmarks time cold reads; see models/prefix.py)."""
+    with _load_lock:
+        entries = list(_loaded.values())
+    for entry in entries:
+        with entry.lock:
+            if entry.prefixes is not None:
+                entry.prefixes.clear()
+
+
 def loaded_models() -> list[str]:
     """Paths of the loaded models, least recently used first."""
     return list(_loaded)
