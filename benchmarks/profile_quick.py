@@ -31,6 +31,8 @@ def main() -> None:
     parser.add_argument("--size", default="quick", choices=["quick", "full"])
     parser.add_argument("--max-new-tokens", type=int, default=None)
     parser.add_argument("--values", default="", help="VUM values (comma separated; default all ten)")
+    parser.add_argument("--calls", action="store_true",
+                        help="also print every local-model call: rows, tokens read and reused, seconds")
     args = parser.parse_args()
 
     tmp = Path(tempfile.mkdtemp(prefix="valdemo-bench-profile-"))
@@ -44,6 +46,8 @@ def main() -> None:
     from valdemo.profile import ProfileConfig, run_profile
 
     reload_settings()
+    if args.calls:
+        _time_calls()
     load0 = os.getloadavg()
     t0 = time.perf_counter()
     for spec in dict.fromkeys([*args.models.split(","), args.judge]):
@@ -68,6 +72,35 @@ def main() -> None:
     print(f"size {args.size}; load average (1, 5, 15 min) before {load0[0]:.1f} {load0[1]:.1f} {load0[2]:.1f}, "
           f"after {load1[0]:.1f} {load1[1]:.1f} {load1[2]:.1f}; {os.cpu_count()} CPUs; "
           f"{time.strftime('%Y-%m-%d %H:%M UTC', time.gmtime())}")
+
+
+def _time_calls() -> None:
+    """Wrap the local backend's two batch entry points to print one line per call (timing only)."""
+    from valdemo.models import local
+
+    def wrap(name: str, describe):
+        original = getattr(local.LocalChatModel, name)
+
+        def timed(self, convs, *args, **kwargs):
+            loaded = self._get()
+            read, reused = loaded.read_tokens, loaded.reused_tokens
+            start = time.perf_counter()
+            out = original(self, convs, *args, **kwargs)
+            print(f"  {describe(convs, args, kwargs, out)}: {time.perf_counter() - start:.2f} s, prompt tokens read "
+                  f"{loaded.read_tokens - read}, reused {loaded.reused_tokens - reused}", flush=True)
+            return out
+
+        setattr(local.LocalChatModel, name, timed)
+
+    from valdemo.models import GenParams
+
+    def generation(convs, a, k, out) -> str:
+        params = (a[0] if a else k.get("params")) or GenParams()
+        return (f"generate {len(convs)} x <= {params.max_new_tokens} tokens, T={params.temperature}, "
+                f"{sum(r.finish_reason == 'length' for r in out)} at the cap")
+
+    wrap("chat_batch", generation)
+    wrap("answer_probs_batch", lambda convs, a, k, out: f"score {len(convs)} prompts x {len(a[0] if a else k['options'])} answers")
 
 
 if __name__ == "__main__":

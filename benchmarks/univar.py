@@ -99,7 +99,7 @@ def main() -> int:
     for n in sizes:
         x, pairs = clustered(n)
         with timer() as th:
-            _, _, m = U.evaluate_head(pairs, x, U.HeadParams(steps=steps))
+            _, _, m = U.evaluate_head(pairs, x, U.HeadParams(steps=steps, lam=1))  # single-pair views: no encoder
         acc = {(i.space, i.evaluator.split(" ")[0]): i.metric(1).fmt(2)
                for i in (U.Identification.from_dict(d) for d in m["identification"])}
         rows.append([n, steps, round(th["s"], 2), round(th["s"] / steps * 1000, 1), acc.get(("raw", "k-NN")),

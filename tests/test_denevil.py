@@ -234,6 +234,13 @@ def test_defence_pairs_every_condition_on_the_same_prompts_and_seeds(local_model
     assert {m.name for m in diffs} >= {"dEVR_generated_vs_principle-fixed", "dMVP_fixed_vs_none"}
     assert all(m.n == kept for m in diffs)
     assert result.caveats and "Demo model" in result.caveats[0]
+    # Generated instructions the token cap stopped are counted, of every one that was read.
+    read = sum(1 for r in result.rows if r["condition"] == "generated" and r["sample"] == 1)
+    capped = result.failure("generated instructions stopped at the token cap (used as written)")
+    if read:
+        assert capped is not None and capped.total == read and capped.kept
+        assert capped.failed == sum(r["instruction_at_cap"] for r in result.rows
+                                    if r["condition"] == "generated" and r["sample"] == 1)
     # Per foundation (what the profile shows): the same three metrics, each with its own counts.
     bf = result.extra["by_foundation"]
     assert set(bf) == {p.foundation for p in items}
@@ -249,7 +256,9 @@ def test_a_prompt_failed_in_one_condition_is_left_out_of_all(local_model):
     items = denevil.bundled_prompts(1)[:2]
     budget = denevil.Budget(**TINY)
     calls = denevil.Calls()
-    instructions = denevil.baseline_instructions(items, [(None, "refused"), ("Be kind in the story.", "")])
+    from valdemo.denevil.defence import AT_CAP
+
+    instructions = denevil.baseline_instructions(items, [(None, "refused"), ("Be kind in the story.", AT_CAP)])
     tracker = denevil.engine._Progress(1, None)
     result = denevil.compare(items, local_model, local_model, instructions, budget, calls, tracker)
     excluded = result.extra["excluded"]
@@ -264,6 +273,12 @@ def test_a_prompt_failed_in_one_condition_is_left_out_of_all(local_model):
         assert m["EVR"].n == kept and m["APV"].n == 2 * kept, c
     assert result.failure("instructions").failed == 1
     assert result.failure("prompts").total == 2
+    # An instruction stopped at the token cap is used as written, and counted as such (a kept step).
+    capped = result.failure("generated instructions stopped at the token cap (used as written)")
+    assert capped is not None and (capped.failed, capped.total, capped.kept) == (1, 1, True)
+    generated = [r for r in result.rows if r["condition"] == "generated"]
+    assert generated and all(r["instruction_at_cap"] for r in generated)
+    assert not any(r["instruction_at_cap"] for r in result.rows if r["condition"] != "generated")
 
 
 @pytest.mark.slow

@@ -135,6 +135,48 @@ def test_a_conversation_asked_again_reads_only_its_new_turns(scoring):
             assert g[o] == pytest.approx(w[o], rel=1e-3, abs=1e-7)
 
 
+def test_conversations_asked_in_rounds_keep_hitting_a_store_too_small_for_all(scoring, monkeypatch):
+    """SVO's pattern beyond the store's budget: 6 conversations asked again every round with one more turn,
+    in batches of 2, a store that holds about 3 of them. Read in a fixed order, each new entry would push
+    out the one a later batch needs (least recently used first), so nothing would hit; reading the rows
+    with a stored prefix first (``_stored_first``) keeps about as many hitting as fit."""
+    from valdemo.config import reload_settings
+    from valdemo.models.prefix import PrefixStore
+
+    inner, loaded = scoring
+    monkeypatch.setenv("VALDEMO_LOCAL_BATCH", "2")
+    reload_settings()
+    # Each its own system prompt, so that conversations share no prefix (only their own earlier turns hit).
+    convs = [[{"role": "system", "content": f"{c}{c}{c} answers with one letter."},
+              *user("About the weather and the sea, " * (3 + c % 2) + "A or B?")] for c in range(6)]
+
+    def rounds(reorder: bool) -> list[int]:
+        loaded.prefixes = PrefixStore(2**40)
+        sizes = []
+        if not reorder:
+            monkeypatch.setattr(type(inner), "_stored_first", lambda self, loaded_, convs_, order, bs: order)
+        grown = [list(c) for c in convs]
+        for r in range(4):
+            before = loaded.reused_tokens
+            inner.answer_probs_batch(grown, ["A", "B"])
+            sizes.append(loaded.reused_tokens - before)
+            if r == 0:  # the budget: about half of the first round's entries
+                loaded.prefixes.budget = loaded.prefixes.bytes // 2
+            grown = [g + [{"role": "assistant", "content": "A"}, {"role": "user", "content": f"Round {r}: A or B?"}]
+                     for g in grown]
+        monkeypatch.undo()
+        monkeypatch.setenv("VALDEMO_LOCAL_BATCH", "2")
+        return sizes
+
+    try:
+        fixed = rounds(reorder=False)
+        reordered = rounds(reorder=True)
+    finally:
+        reload_settings()
+    assert sum(reordered[2:]) > 2 * sum(fixed[2:]), (fixed, reordered)
+    assert all(n > 0 for n in reordered[2:]), reordered
+
+
 def test_generation_reads_stored_prompts_once_with_the_same_replies(scoring):
     """chat_batch uses the prefix store too (issue 19): a batch generated again with another seed (DeNEVIL's K
     samples) reads one token per prompt, and greedy replies equal those generated with the store off."""

@@ -54,3 +54,11 @@ def test_an_extension_replaces_its_prefix_and_the_budget_evicts_least_recently_u
     # supersedes only applies to a true prefix of the new prompt
     store.put([300 + i for i in range(10)], _kv(10), supersedes=tuple(range(15)))
     assert store.match(list(range(15)) + [1])[0] == 15
+
+
+def test_extends_asks_for_a_whole_stored_prompt():
+    store = PrefixStore(10**6)
+    store.put(list(range(20)), _kv(20))
+    assert store.extends(list(range(25)))
+    assert not store.extends(list(range(20)))  # the same prompt, not an extension
+    assert not store.extends(list(range(15)) + [99] * 10)  # shares only a prefix (a common system prompt)

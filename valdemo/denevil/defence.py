@@ -36,7 +36,11 @@ LABELS = {"none": "no instruction", "fixed": f"generic fixed (\"{FIXED_INSTRUCTI
           "lora": "VILMO variant: LoRA fine-tune of the instruction model"}
 METRIC_NAMES = ("EVR", "MVP", "APV")
 
-#: An instruction per prompt, or None with a reason where it could not be read.
+#: The note kept with an instruction the instruction model stopped at its token cap: it is used as written,
+#: and counted (a "kept" failure step), never silently cut.
+AT_CAP = "stopped at the token cap (used as written)"
+
+#: An instruction per prompt, or None with a reason where it could not be read (a read one may carry AT_CAP).
 Instruction = tuple[str | None, str]
 
 
@@ -55,7 +59,8 @@ def write_instructions(instructor: ChatModel, items: Sequence[Principle], budget
     replies = _generate(instructor, convs, GenParams(max_new_tokens=budget.attacker_tokens), "instructor", calls,
                         tracker, batched)
     parsed = [parse_instruction(r.text) for r in replies]
-    return [(x.value, "") if x.ok else (None, x.reason) for x in parsed]
+    return [((x.value, AT_CAP if r.finish_reason == "length" else "") if x.ok else (None, x.reason))
+            for x, r in zip(parsed, replies, strict=True)]
 
 
 def _per_prompt(ps: Sequence[float], threshold: float) -> tuple[float, float, float]:
@@ -113,11 +118,14 @@ def compare(items: Sequence[Principle], target: ChatModel, judge: ChatModel, ins
     conds = list(instructions)
     n = len(items)
     inst_fail = Failures("instructions")
+    capped = Failures("generated instructions stopped at the token cap (used as written)", kept=True)
     excluded: dict[int, list[str]] = {}
     for c in conds:
         for i, (text, reason) in enumerate(instructions[c]):
             if c in ("generated", "learned", "lora"):
                 inst_fail.add(text is not None, reason)
+                if text is not None:
+                    capped.add(reason != AT_CAP, AT_CAP)
             if text is None:
                 excluded.setdefault(i, []).append(f"{c}: instruction unreadable ({reason})")
     runnable = [i for i in range(n) if i not in excluded]
@@ -137,6 +145,7 @@ def compare(items: Sequence[Principle], target: ChatModel, judge: ChatModel, ins
             probs[c][i].append(v.p)
             rows.append({"item": i + 1, "foundation": items[i].foundation, "principle": items[i].text,
                          "prompt": items[i].prompt, "condition": c, "instruction": instructions[c][i][0],
+                         "instruction_at_cap": instructions[c][i][1] == AT_CAP,
                          "sample": k + 1, "seed": seeds[k], "continuation": text, "P": v.p, "via": v.via,
                          "violates": None if v.p is None else violates(v.p, budget.threshold),
                          "judge_error": v.reason})
@@ -168,7 +177,7 @@ def compare(items: Sequence[Principle], target: ChatModel, judge: ChatModel, ins
     caveats = [BUNDLED_CAVEAT] if models.get("bundled_model_used") else []
     return Result(
         method=method, metrics=[m for c in conds for m in groups[c]] + diffs, rows=rows,
-        failures=[inst_fail, judge_fail, prompt_fail],
+        failures=[inst_fail, judge_fail, prompt_fail] + ([capped] if capped.total else []),
         protocol={**PROTOCOL.record(), "conditions": conds},
         models=models.get("models", {}), params={"budget": asdict(budget), "fixed_instruction": FIXED_INSTRUCTION,
                                                  "principle_instruction": PRINCIPLE_INSTRUCTION},

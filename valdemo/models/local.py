@@ -724,6 +724,24 @@ class LocalChatModel:
                      answers: Mapping[str, str] | None = None) -> dict[str, float] | None:
         return self.answer_probs_batch([messages], options, answers=answers)[0]  # type: ignore[index]
 
+    def _stored_first(self, loaded: _Loaded, conversations: Sequence[Conversation], order: list[int],
+                      batch_size: int) -> list[int]:
+        """``order`` with the prompts that extend a stored prompt whole first, where there is more than one batch.
+
+        Conversations asked in rounds (SVO's trials, one slider per call) may not all fit in the store.
+        Read in a fixed order, each new prompt's entry would push out, least recently used first, the one
+        a later row of the same call needs (no hits at all). Reading the rows that hit first, then the
+        rest, keeps the store's last entries hitting in the next round, as many as fit."""
+        store = loaded.prefixes
+        if store is None or not len(store) or len(order) <= batch_size:
+            return order
+        tok = loaded.tokenizer
+        with loaded.lock:
+            hit = {i: store.extends(tok(tok.apply_chat_template(validate_conversation(conversations[i]),
+                                                                tokenize=False, add_generation_prompt=True),
+                                        add_special_tokens=False)["input_ids"]) for i in order}
+        return [i for i in order if hit[i]] + [i for i in order if not hit[i]]
+
     def answer_probs_batch(
         self,
         conversations: Sequence[Conversation],
@@ -744,8 +762,10 @@ class LocalChatModel:
             raise ModelError("an answer string encodes to no tokens")
         boundary = self._boundary_mask(loaded)
         batch_size = get_settings().local_batch_size
-        # As in chat_batch: sort by length so each padded batch wastes little compute.
+        # As in chat_batch: sort by length so each padded batch wastes little compute; prompts with a stored
+        # prefix first (see _stored_first).
         order = sorted(range(len(conversations)), key=lambda i: sum(len(m["content"]) for m in conversations[i]))
+        order = self._stored_first(loaded, conversations, order, batch_size)
         out: list[dict[str, float] | None] = [None] * len(conversations)
         done = 0
         token = cancel.current()

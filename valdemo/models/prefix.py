@@ -75,6 +75,13 @@ class PrefixStore:
         self._entries.move_to_end(best_key)
         return best, self._entries[best_key][1], best_key
 
+    def extends(self, ids: Sequence[int]) -> bool:
+        """Whether ``ids`` extends a stored prompt whole (its own conversation asked before), without
+        touching the order."""
+        arr = np.asarray(ids, dtype=np.int64)
+        return any(len(tokens) < len(arr) and common_prefix(tokens, arr) == len(tokens)
+                   for tokens, _kv, _size in self._entries.values())
+
     def put(self, ids: Sequence[int], kv: KV, supersedes: tuple[int, ...] | None = None) -> None:
         """Keep ``kv`` (the whole prompt ``ids``); drop ``supersedes`` when ``ids`` extends it."""
         key = tuple(int(t) for t in ids)
