@@ -292,3 +292,21 @@ def test_real_server_odd_answers_are_parsed(openai_server, name, prompt, options
     assert c.via == "parse"  # transformers serve returns no logprobs
     assert c.text.startswith(starts), c.text
     assert c.option == by_parse and c.ok == (by_parse is not None)
+
+
+def test_parse_path_generates_one_batch_per_seed(local_model_nocache):
+    """choose(seeds=...): option scoring ignores seeds; the parse path generates each distinct seed's
+    conversations together (here with the bundled model's scores switched off), so a reply equals the one
+    its seed's group gets alone, whatever other seeds were asked beside it."""
+    model = TextOnly(local_model_nocache)
+    convs = [user("Pick A or B. Answer with the letter."), user("A or B? One letter."), user("Choose: A or B.")]
+    params = GenParams(max_new_tokens=6, temperature=1.0)
+    seen = []
+    got = choose(model, convs, "AB", params=params, seeds=[1, 2, 1], progress=lambda d, t: seen.append((d, t)))
+    alone = {1: local_model_nocache.chat_batch([convs[0], convs[2]], GenParams(max_new_tokens=6, temperature=1.0,
+                                                                                 seed=1)),
+             2: local_model_nocache.chat_batch([convs[1]], GenParams(max_new_tokens=6, temperature=1.0, seed=2))}
+    assert [c.text for c in got] == [alone[1][0].text, alone[2][0].text, alone[1][1].text]
+    assert all(c.via == "parse" for c in got) and seen[-1] == (3, 3)
+    with pytest.raises(ValueError, match="2 seeds for 3"):
+        choose(model, convs, "AB", params=params, seeds=[1, 2])

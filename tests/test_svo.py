@@ -176,8 +176,8 @@ def test_own_score_is_labelled_and_bounded():
 
 
 def test_model_answers_are_read_through_choose(monkeypatch):
-    """Every item answer goes through core.choose (no letter read as a word there); a draw at T > 0
-    comes from the letters' probabilities, seeded per trial and item."""
+    """Every item answer goes through core.choose (no letter read as a word there), one call per item for
+    all trials; a draw at T > 0 comes from the letters' probabilities, seeded per trial and item."""
     from valdemo.core import choose as core_choose
 
     calls = []
@@ -199,7 +199,8 @@ def test_model_answers_are_read_through_choose(monkeypatch):
     monkeypatch.setattr(svo, "choose", lambda *a, **k: seen.append(1) or real(*a, **k))
     trials = svo.play_trials(Scored(), ["prosocial"], 3, temperature=1.0, seed=0,
                              conditions=["no_goal"], protocol="per_item")
-    assert len(seen) == 6 * 3 and all(t.sources == ["probs"] * 6 for t in trials)
+    # one choose() per item over every trial's conversation (the seeds matter only to a generated answer)
+    assert len(seen) == 6 and calls == [3] * 6 and all(t.sources == ["probs"] * 6 for t in trials)
     assert {c for t in trials for c in t.choices} <= {"C", "G"}
     again = svo.play_trials(Scored(), ["prosocial"], 3, temperature=1.0, seed=0, conditions=["no_goal"],
                             protocol="per_item")

@@ -473,23 +473,18 @@ def _read_items(model: ChatModel, convs: Sequence[Conversation], trials: Sequenc
     """
     if not convs:
         return []
-    # Generation is seeded per trial, so one choose() call per seed (all of them at T == 0).
-    groups = ({0: list(range(len(convs)))} if temperature <= 0 else
-              {s: [k for k, tr in enumerate(trials) if tr.seed == s] for s in dict.fromkeys(t.seed for t in trials)})
+    # Option scoring reads every conversation in one call; the parse path generates one batch per trial
+    # seed (choose's ``seeds``), all unseeded at T == 0.
+    params = GenParams(max_new_tokens=answer_tokens, temperature=temperature)
+    seeds = [tr.seed if temperature > 0 else None for tr in trials]
+    if batched:
+        got = choose(model, convs, LETTERS, params=params, seeds=seeds, progress=progress)
+    else:  # the benchmark's baseline: one call per conversation
+        got = [choose(model, [c], LETTERS, params=params, seeds=[s])[0] for c, s in zip(convs, seeds, strict=True)]
     out: dict[int, Choice] = {}
-    done = 0
-    for seed, ks in groups.items():
-        params = GenParams(max_new_tokens=answer_tokens, temperature=temperature,
-                           seed=seed if temperature > 0 else None)
-        sub = _progress_stage(progress, done, len(convs))
-        if batched:
-            got = choose(model, [convs[k] for k in ks], LETTERS, params=params, progress=sub)
-        else:  # the benchmark's baseline: one call per conversation
-            got = [choose(model, [convs[k]], LETTERS, params=params)[0] for k in ks]
-        for k, c in zip(ks, got, strict=True):
-            drawn = c.sampled(temperature, trials[k].seed * 1000 + item_index)
-            out[k] = c if drawn == c.option else Choice(drawn, c.reason, c.probs, c.mass, c.text, c.via)
-        done += len(ks)
+    for k, c in enumerate(got):
+        drawn = c.sampled(temperature, trials[k].seed * 1000 + item_index)
+        out[k] = c if drawn == c.option else Choice(drawn, c.reason, c.probs, c.mass, c.text, c.via)
     if progress:
         progress(len(convs), len(convs))
     return [out[k] for k in range(len(convs))]

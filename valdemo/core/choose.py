@@ -26,7 +26,7 @@ from __future__ import annotations
 
 import re
 from collections.abc import Callable, Mapping, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 
 from ..models.base import ChatModel, Conversation, GenParams, ProgressFn, answer_strings, ends_answer
 from ..parsing import Parsed, parse_choice
@@ -136,6 +136,7 @@ def choose(
     progress: ProgressFn | None = None,
     min_mass: float = DEFAULT_MIN_MASS,
     parse: Callable[[str | None], Parsed] | None = None,
+    seeds: Sequence[int | None] | None = None,
 ) -> list[Choice]:
     """Ask ``model`` each closed question in ``conversations``; one :class:`Choice` each.
 
@@ -150,6 +151,9 @@ def choose(
         min_mass: threshold on the probability mass on the options (0..1).
         parse: a reader for generated replies, returning a Parsed whose value is an option
             (default :func:`read_answer`).
+        seeds: per conversation, the generation seed of the parse path (one ``chat_batch`` per
+            distinct seed, so a reply does not depend on which seeds were asked beside it); default
+            ``params.seed`` for all. Option scoring reads every conversation in one call either way.
     """
     options = list(options)
     if not 0.0 <= min_mass <= 1.0:
@@ -161,7 +165,22 @@ def choose(
     if raw is not None:
         return [from_probs(r, options, min_mass) for r in raw]
     params = params or GenParams(max_new_tokens=DEFAULT_ANSWER_TOKENS)
-    replies = model.chat_batch(conversations, params, progress)
+    if seeds is None:
+        replies = model.chat_batch(conversations, params, progress)
+    else:
+        if len(seeds) != len(conversations):
+            raise ValueError(f"{len(seeds)} seeds for {len(conversations)} conversations")
+        groups: dict[int | None, list[int]] = {}
+        for k, seed in enumerate(seeds):
+            groups.setdefault(seed, []).append(k)
+        replies = [None] * len(conversations)
+        done = 0
+        for seed, ks in groups.items():
+            sub = None if progress is None else (lambda d, _t, base=done: progress(base + d, len(conversations)))
+            for k, reply in zip(ks, model.chat_batch([conversations[k] for k in ks], replace(params, seed=seed), sub),
+                                strict=True):
+                replies[k] = reply
+            done += len(ks)
     return [read_text(reply.text, options, answer_of, parse) for reply in replies]
 
 
