@@ -136,7 +136,7 @@ class Settings:
             default_judge=_env("VALDEMO_JUDGE", "local"),
             device=_env("VALDEMO_DEVICE", "auto"),
             local_batch_size=_env_int("VALDEMO_LOCAL_BATCH", 16, minimum=1),
-            prefix_cache_mb=_env_float("VALDEMO_PREFIX_CACHE_MB", 1024.0, minimum=0.0),
+            prefix_cache_mb=_env_float("VALDEMO_PREFIX_CACHE_MB", 1536.0, minimum=0.0),
             openai_concurrency=_env_int("VALDEMO_OPENAI_CONCURRENCY", 8, minimum=1),
             openai_timeout_s=_env_float("VALDEMO_OPENAI_TIMEOUT", 60.0, minimum=0.1),
             openai_retries=_env_int("VALDEMO_OPENAI_RETRIES", 3, minimum=0),
