@@ -736,7 +736,7 @@ class LocalChatModel:
         if store is None or not len(store) or len(order) <= batch_size:
             return order
         tok = loaded.tokenizer
-        with loaded.lock:
+        with _slot_unless_stopped(cancel.current()), loaded.lock:  # a stopped run waiting here gives up
             hit = {i: store.extends(tok(tok.apply_chat_template(validate_conversation(conversations[i]),
                                                                 tokenize=False, add_generation_prompt=True),
                                         add_special_tokens=False)["input_ids"]) for i in order}
